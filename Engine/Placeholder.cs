@@ -1,0 +1,1 @@
+// Engine sources arrive in the next commit.

@@ -1,0 +1,42 @@
+namespace ViTScratch.Kernels.Cpu;
+
+/// <summary>
+/// The SIMD CPU backend: the default when no NVIDIA GPU is present, and the fastest way to train
+/// a small ViT on a laptop. Each kernel family lives in its own partial file next to this one
+/// (CpuKernels.Elementwise.cs, CpuKernels.Softmax.cs, ...). Buffers are managed float arrays.
+/// Not thread-safe: one engine drives one backend, and the kernels parallelise internally.
+/// </summary>
+public sealed partial class CpuKernels : IKernels
+{
+    public string Name => "cpu";
+
+    public DeviceBuffer Allocate(int length) => new CpuBuffer(new float[length], 0, length);
+
+    public DeviceBuffer Slice(DeviceBuffer buffer, int offset, int length)
+    {
+        var b = CpuBuffer.Of(buffer);
+        if ((uint)offset > (uint)b.Length || length > b.Length - offset)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"slice [{offset}, {offset + length}) is outside a buffer of {b.Length}");
+        return new CpuBuffer(b.Array, b.Offset + offset, length);
+    }
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => source.CopyTo(S(destination));
+
+    public void Download(DeviceBuffer source, Span<float> destination) => S(source).CopyTo(destination);
+
+    public void Synchronize() { }
+
+    public void Dispose() { }
+
+    private static Span<float> S(DeviceBuffer b) => CpuBuffer.Of(b).Span;
+
+    // Per-worker scratch for two-stage reductions (layernorm's dgamma/dbeta). Grown, never shrunk,
+    // so steady-state training allocates nothing here.
+    private float[] _scratch = [];
+
+    private float[] Scratch(int length)
+    {
+        if (_scratch.Length < length) _scratch = new float[length];
+        return _scratch;
+    }
+}

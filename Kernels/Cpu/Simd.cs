@@ -1,0 +1,211 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace ViTScratch.Kernels.Cpu;
+
+/// <summary>
+/// Span-level SIMD loops used by the CPU kernels: Vector512 when the CPU has AVX-512, Vector256
+/// otherwise, then a scalar tail for the ragged end. Every loop here is one pass over memory.
+/// </summary>
+internal static class Simd
+{
+    /// <summary>y[i] = x[i] + alpha * b[i].</summary>
+    public static void AddScaled(ReadOnlySpan<float> x, ReadOnlySpan<float> b, Span<float> y, float alpha)
+    {
+        int n = y.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float br = ref MemoryMarshal.GetReference(b);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var a = Vector512.Create(alpha);
+            for (; i <= n - 16; i += 16)
+                Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(a, Vector512.LoadUnsafe(ref br, (nuint)i), Vector512.LoadUnsafe(ref xr, (nuint)i)), ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i <= n - 8; i += 8)
+                Vector256.StoreUnsafe(Vector256.FusedMultiplyAdd(a, Vector256.LoadUnsafe(ref br, (nuint)i), Vector256.LoadUnsafe(ref xr, (nuint)i)), ref yr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref yr, i) = Unsafe.Add(ref xr, i) + alpha * Unsafe.Add(ref br, i);
+    }
+
+    /// <summary>y[i] = x[i] + c.</summary>
+    public static void AddConstant(ReadOnlySpan<float> x, float c, Span<float> y)
+    {
+        int n = y.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var cv = Vector512.Create(c);
+            for (; i <= n - 16; i += 16) Vector512.StoreUnsafe(Vector512.LoadUnsafe(ref xr, (nuint)i) + cv, ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var cv = Vector256.Create(c);
+            for (; i <= n - 8; i += 8) Vector256.StoreUnsafe(Vector256.LoadUnsafe(ref xr, (nuint)i) + cv, ref yr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref yr, i) = Unsafe.Add(ref xr, i) + c;
+    }
+
+    /// <summary>y[i] = x[i] * w[i], or y[i] += x[i] * w[i] when accumulating.</summary>
+    public static void Mul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, bool accumulate)
+    {
+        int n = y.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float wr = ref MemoryMarshal.GetReference(w);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var p = Vector512.LoadUnsafe(ref xr, (nuint)i) * Vector512.LoadUnsafe(ref wr, (nuint)i);
+                if (accumulate) p += Vector512.LoadUnsafe(ref yr, (nuint)i);
+                Vector512.StoreUnsafe(p, ref yr, (nuint)i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i <= n - 8; i += 8)
+            {
+                var p = Vector256.LoadUnsafe(ref xr, (nuint)i) * Vector256.LoadUnsafe(ref wr, (nuint)i);
+                if (accumulate) p += Vector256.LoadUnsafe(ref yr, (nuint)i);
+                Vector256.StoreUnsafe(p, ref yr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float p = Unsafe.Add(ref xr, i) * Unsafe.Add(ref wr, i);
+            Unsafe.Add(ref yr, i) = accumulate ? Unsafe.Add(ref yr, i) + p : p;
+        }
+    }
+
+    /// <summary>y[i] = alpha * x[i], or y[i] += alpha * x[i] when accumulating.</summary>
+    public static void Scale(ReadOnlySpan<float> x, Span<float> y, float alpha, bool accumulate)
+    {
+        if (accumulate) { AddScaled(y, x, y, alpha); return; }
+        int n = y.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var a = Vector512.Create(alpha);
+            for (; i <= n - 16; i += 16) Vector512.StoreUnsafe(a * Vector512.LoadUnsafe(ref xr, (nuint)i), ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i <= n - 8; i += 8) Vector256.StoreUnsafe(a * Vector256.LoadUnsafe(ref xr, (nuint)i), ref yr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref yr, i) = alpha * Unsafe.Add(ref xr, i);
+    }
+
+    public static float Sum(ReadOnlySpan<float> x)
+    {
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16) acc += Vector512.LoadUnsafe(ref xr, (nuint)i);
+            s = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8) acc += Vector256.LoadUnsafe(ref xr, (nuint)i);
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) s += Unsafe.Add(ref xr, i);
+        return s;
+    }
+
+    public static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> w)
+    {
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float wr = ref MemoryMarshal.GetReference(w);
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16)
+                acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref xr, (nuint)i), Vector512.LoadUnsafe(ref wr, (nuint)i), acc);
+            s = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref xr, (nuint)i), Vector256.LoadUnsafe(ref wr, (nuint)i), acc);
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) s += Unsafe.Add(ref xr, i) * Unsafe.Add(ref wr, i);
+        return s;
+    }
+
+    public static float Max(ReadOnlySpan<float> x)
+    {
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        float m = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512.Create(float.NegativeInfinity);
+            for (; i <= n - 16; i += 16) acc = Vector512.Max(acc, Vector512.LoadUnsafe(ref xr, (nuint)i));
+            for (int j = 0; j < 16; j++) m = MathF.Max(m, acc[j]);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256.Create(float.NegativeInfinity);
+            for (; i <= n - 8; i += 8) acc = Vector256.Max(acc, Vector256.LoadUnsafe(ref xr, (nuint)i));
+            for (int j = 0; j < 8; j++) m = MathF.Max(m, acc[j]);
+        }
+        for (; i < n; i++) m = MathF.Max(m, Unsafe.Add(ref xr, i));
+        return m;
+    }
+
+    /// <summary>y[i] = exp(x[i] - shift); returns the sum of y.</summary>
+    public static float ExpShifted(ReadOnlySpan<float> x, float shift, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        float s = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            var sh = Vector512.Create(shift);
+            for (; i <= n - 16; i += 16)
+            {
+                var e = Vector512.Exp(Vector512.LoadUnsafe(ref xr, (nuint)i) - sh);
+                Vector512.StoreUnsafe(e, ref yr, (nuint)i);
+                acc += e;
+            }
+            s = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            var sh = Vector256.Create(shift);
+            for (; i <= n - 8; i += 8)
+            {
+                var e = Vector256.Exp(Vector256.LoadUnsafe(ref xr, (nuint)i) - sh);
+                Vector256.StoreUnsafe(e, ref yr, (nuint)i);
+                acc += e;
+            }
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float e = MathF.Exp(Unsafe.Add(ref xr, i) - shift);
+            Unsafe.Add(ref yr, i) = e;
+            s += e;
+        }
+        return s;
+    }
+}

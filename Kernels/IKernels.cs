@@ -1,0 +1,129 @@
+namespace ViTScratch.Kernels;
+
+// The raw-op interface: every backend (SIMD CPU, ILGPU on CUDA, ILGPU on its CPU simulator)
+// implements exactly these calls, and the engine never needs to know which one it talks to.
+//
+// Contracts shared by every implementation:
+// - Buffers hold float32, row-major, contiguous. Integer data (class labels) travels as floats,
+//   which is exact below 2^24.
+// - THE `=` / `+=` RULE. Forward kernels overwrite their outputs (`=`). Backward kernels
+//   accumulate (`+=`) into every gradient buffer they are handed, never overwrite. The engine
+//   zeroes gradient buffers once, before a backward pass, so a tensor used twice simply receives
+//   both contributions. Kernels that take an explicit `accumulate` flag say which one they do.
+// - Shapes are passed as plain ints; the caller (the engine) has already checked them.
+// - Calls are asynchronous on device backends: nothing returns to the host until Download.
+public interface IKernels : IDisposable
+{
+    /// <summary>"cpu", "cuda" or "ilgpu-cpu".</summary>
+    string Name { get; }
+
+    // ---- memory ----------------------------------------------------------------------------
+    /// <summary>A new zero-filled buffer of <paramref name="length"/> floats.</summary>
+    DeviceBuffer Allocate(int length);
+    /// <summary>A view of part of <paramref name="buffer"/> that shares its memory.</summary>
+    DeviceBuffer Slice(DeviceBuffer buffer, int offset, int length);
+    void Upload(ReadOnlySpan<float> source, DeviceBuffer destination);
+    void Download(DeviceBuffer source, Span<float> destination);
+    /// <summary>Waits until every queued kernel has finished.</summary>
+    void Synchronize();
+
+    // ---- data movement ---------------------------------------------------------------------
+    void Fill(DeviceBuffer y, float value, int n);
+    /// <summary>
+    /// y[dstOffset + i0*d0 + i1*d1 + i2*d2 + j] (=|+=) x[srcOffset + i0*s0 + i1*s1 + i2*s2 + j]
+    /// for i0 &lt; n0, i1 &lt; n1, i2 &lt; n2, j &lt; inner. Head split and merge, concat along tokens,
+    /// token selection and broadcast copies (a source stride of 0) are all this one kernel.
+    /// Destination elements must not alias each other.
+    /// </summary>
+    void CopyStrided(DeviceBuffer x, DeviceBuffer y, in StridedCopy layout, bool accumulate);
+
+    // ---- elementwise and broadcast ---------------------------------------------------------
+    // Broadcast shapes: x and y are [outer, mid, inner]; b is [outer, inner] and is repeated
+    // along mid. Equal shapes are outer = n, mid = 1, inner = 1; a bias over rows is
+    // outer = 1, mid = rows, inner = cols; a scalar is outer = 1, mid = n, inner = 1.
+
+    /// <summary>y = x + alpha * broadcast(b). In place (y == x) is allowed.</summary>
+    void AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, float alpha);
+    /// <summary>y (=|+=) x * broadcast(b). In place (y == x) is allowed when not accumulating.</summary>
+    void MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, bool accumulate);
+    /// <summary>y[o, i] (=|+=) alpha * sum over m of x[o, m, i]. Reduces a broadcast axis.</summary>
+    void SumMid(DeviceBuffer x, DeviceBuffer y, int outer, int mid, int inner, float alpha, bool accumulate);
+    /// <summary>y[o, i] (=|+=) sum over m of x[o, m, i] * w[o, m, i]. The gradient of a broadcast multiply.</summary>
+    void MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner, bool accumulate);
+    /// <summary>y (=|+=) alpha * x over n elements.</summary>
+    void Scale(DeviceBuffer x, DeviceBuffer y, int n, float alpha, bool accumulate);
+
+    /// <summary>y = x * Phi(x), the exact erf form of GELU.</summary>
+    void GeluForward(DeviceBuffer x, DeviceBuffer y, int n);
+    /// <summary>dx += dy * GELU'(x).</summary>
+    void GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n);
+
+    /// <summary>y = x * keep / (1 - p), keep = DropoutMask.Keep(seed, i, p).</summary>
+    void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed);
+    /// <summary>dx += dy * keep / (1 - p), with the same mask as the forward pass.</summary>
+    void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed);
+
+    // ---- matmul ----------------------------------------------------------------------------
+    /// <summary>
+    /// For each batch b: C_b (=|+=) alpha * op(A_b) op(B_b), where op(A_b) is [M, K] and op(B_b) is
+    /// [K, N]. A is stored [M, K], or [K, M] when TransA; B is stored [K, N], or [N, K] when TransB.
+    /// Batch strides of 0 share one operand across the batch.
+    /// </summary>
+    void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate);
+
+    // ---- row-wise ops over the last axis ---------------------------------------------------
+    /// <summary>y = softmax(x) per row of <paramref name="cols"/> elements.</summary>
+    void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols);
+    /// <summary>dx += y * (dy - sum(dy * y)) per row.</summary>
+    void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols);
+    /// <summary>y = x - logsumexp(x) per row.</summary>
+    void LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols);
+    /// <summary>dx += dy - exp(y) * sum(dy) per row.</summary>
+    void LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols);
+
+    /// <summary>
+    /// Cross-entropy with label smoothing, fused with its softmax. The target of row r is
+    /// (1 - smoothing) on class labels[r] plus smoothing / classes on every class.
+    /// losses[r] = -sum_c target_c * log softmax(logits[r])_c.
+    /// </summary>
+    void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing);
+    /// <summary>dlogits[r] += dlosses[r] * (softmax(logits[r]) - target_r).</summary>
+    void CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing);
+    /// <summary>correct[0] += number of rows whose arg-max equals the label (first maximum wins).</summary>
+    void CountCorrect(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer correct, int rows, int classes);
+
+    /// <summary>y = (x - mean) * rstd * gamma + beta per row; saves mean and rstd per row.</summary>
+    void LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y,
+        DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps);
+    /// <summary>dx += ..., dgamma += sum over rows of dy * xhat, dbeta += sum over rows of dy.</summary>
+    void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
+        DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols);
+
+    // ---- fused attention -------------------------------------------------------------------
+    /// <summary>
+    /// Scaled dot-product attention over q, k, v: [BH, N, D] (BH = batch x heads).
+    /// o = dropout(softmax(scale * q kᵀ)) v, and lse[bh, i] = logsumexp_j(scale * q_i . k_j),
+    /// saved for the backward pass. The N x N scores of a (batch, head) are never written out.
+    /// Dropout on the attention weights uses DropoutMask.Keep(seed, (bh*N + i)*N + j, p).
+    /// </summary>
+    void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
+        int bh, int n, int d, float scale, float dropoutP, uint seed);
+    /// <summary>dq += ..., dk += ..., dv += ...: recomputes P from lse (FlashAttention style).</summary>
+    void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
+        DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
+        int bh, int n, int d, float scale, float dropoutP, uint seed);
+
+    // ---- optimizers ------------------------------------------------------------------------
+    /// <summary>result[0] (=|+=) sum of x[i]^2. Accumulate over parameters for a global norm.</summary>
+    void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate);
+    /// <summary>
+    /// One AdamW step over n parameters with decoupled weight decay and bias correction. The
+    /// gradient is first multiplied by the clip factor min(1, maxNorm / sqrt(gradNormSq[0]))
+    /// when gradNormSq is given (so clipping needs no host round trip).
+    /// </summary>
+    void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n,
+        in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm);
+    /// <summary>One SGD step with momentum (optionally Nesterov) and L2 weight decay; clipping as in AdamW.</summary>
+    void SgdStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer momentum, int n,
+        in SgdArgs args, DeviceBuffer? gradNormSq, float maxNorm);
+}
