@@ -1,0 +1,78 @@
+using ViTScratch.Kernels;
+
+namespace ViTScratch.Engine;
+
+// Matrix products. C = op(A) op(B) with op = identity or transpose, so Linear (x Wᵀ) and every
+// backward product run on the stored operands and no transposed copy is ever made:
+//   dA  = dC op(B)ᵀ      dB  = op(A)ᵀ dC     (for untransposed operands)
+//   dAᵀ = op(B) dCᵀ      dBᵀ = dCᵀ op(A)     (for transposed ones, written into the stored layout)
+public static partial class Ops
+{
+    /// <summary>
+    /// a: [..., M, K] (or [..., K, M] with transA), b: [K, N] (or [N, K] with transB) shared by every
+    /// leading index of a — the Linear case, run as one [prod(...)·M, K] product — or b: [..., K, N]
+    /// with the same leading dims as a (a batched product). Result: [..., M, N].
+    /// </summary>
+    public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false)
+    {
+        const string op = "MatMul";
+        if (a.Rank < 2 || b.Rank < 2) throw ShapeError(op, a, b, "need at least 2 dimensions each");
+        int aRows = a.Shape[^2], aCols = a.Shape[^1];
+        int m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+        int kb = transB ? b.Shape[^1] : b.Shape[^2], n = transB ? b.Shape[^2] : b.Shape[^1];
+        if (k != kb)
+            throw ShapeError(op, a, b, $"have inner dimensions {k} and {kb} that differ (transA={transA}, transB={transB})");
+
+        int batchA = a.Length / (aRows * aCols);
+        MatMulShape shape;
+        int[] outShape = (int[])a.Shape.Clone();
+        outShape[^2] = m;
+        outShape[^1] = n;
+        if (b.Rank == 2)
+        {
+            if (transA && batchA > 1)
+                throw ShapeError(op, a, b, "cannot fold a transposed batched left operand into one product; use matching batch dimensions");
+            shape = MatMulShape.Single(batchA * m, n, k, transA, transB); // [batch·M, K] x [K, N]
+        }
+        else
+        {
+            if (!a.Shape.AsSpan(0, a.Rank - 2).SequenceEqual(b.Shape.AsSpan(0, b.Rank - 2)))
+                throw ShapeError(op, a, b, "have different batch dimensions");
+            shape = MatMulShape.Batched(batchA, m, n, k, transA, transB);
+        }
+
+        var c = Result(op, outShape, a, b);
+        a.K.MatMul(a.Data, b.Data, c.Data, shape, 1f, accumulate: false);
+        OnBackward(c, () =>
+        {
+            var s = shape;
+            // In kernel terms: A is [M', K] or [K, M'], B is [K, N] or [N, K], C is [M', N].
+            if (a.RequiresGrad)
+            {
+                var da = !s.TransA
+                    ? s with { N = s.K, K = s.N, TransA = false, TransB = !s.TransB, StrideA = s.StrideC, StrideB = s.StrideB, StrideC = s.StrideA }
+                    : s with { M = s.K, N = s.M, K = s.N, TransA = s.TransB, TransB = true, StrideA = s.StrideB, StrideB = s.StrideC, StrideC = s.StrideA };
+                if (!s.TransA) a.K.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, accumulate: true);   // dA = dC op(B)ᵀ
+                else a.K.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, accumulate: true);             // dAᵀ = op(B) dCᵀ
+            }
+            if (b.RequiresGrad)
+            {
+                var db = !s.TransB
+                    ? s with { M = s.K, K = s.M, TransA = !s.TransA, TransB = false, StrideA = s.StrideA, StrideB = s.StrideC, StrideC = s.StrideB }
+                    : s with { M = s.N, N = s.K, K = s.M, TransA = true, TransB = s.TransA, StrideA = s.StrideC, StrideB = s.StrideA, StrideC = s.StrideB };
+                if (!s.TransB) a.K.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, accumulate: true);   // dB = op(A)ᵀ dC
+                else a.K.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, accumulate: true);             // dBᵀ = dCᵀ op(A)
+            }
+        });
+        return c;
+    }
+
+    /// <summary>y = x Wᵀ + b, the PyTorch Linear: x: [..., in], weight: [out, in], bias: [out] or null.</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (weight.Rank != 2 || x.Shape[^1] != weight.Shape[1])
+            throw ShapeError("Linear", x, weight, $"do not fit: the input's last dimension must equal the weight's second ([out, in])");
+        var y = MatMul(x, weight, transB: true); // y: [..., out]
+        return bias is null ? y : Add(y, bias);
+    }
+}

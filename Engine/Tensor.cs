@@ -1,0 +1,157 @@
+using ViTScratch.Kernels;
+
+namespace ViTScratch.Engine;
+
+/// <summary>
+/// A float32 tensor: a contiguous row-major buffer on a <see cref="Device"/>, its shape, and,
+/// when it takes part in autograd, its gradient and the closure that propagates it to its inputs.
+/// The shape is the only view metadata: no strides, no offsets, so every kernel sees plain
+/// contiguous memory and a reader can follow every index by hand.
+/// </summary>
+public sealed partial class Tensor
+{
+    private DeviceBuffer? _data;
+
+    internal Tensor(Device device, int[] shape, DeviceBuffer data, bool pooled)
+    {
+        Device = device;
+        Shape = shape;
+        Length = ShapeOf.Count(shape);
+        if (data.Length != Length) throw new ArgumentException($"buffer of {data.Length} floats for shape {ShapeOf.Format(shape)}");
+        _data = data;
+        Pooled = pooled;
+    }
+
+    public Device Device { get; }
+
+    /// <summary>The dimensions, outermost first. Do not modify.</summary>
+    public int[] Shape { get; }
+
+    public int Rank => Shape.Length;
+
+    /// <summary>Number of elements.</summary>
+    public int Length { get; }
+
+    /// <summary>Whether gradients flow to (and are kept for) this tensor.</summary>
+    public bool RequiresGrad { get; set; }
+
+    /// <summary>The gradient of the last <see cref="Backward"/> with respect to this tensor, or null.</summary>
+    public DeviceBuffer? Grad { get; internal set; }
+
+    public DeviceBuffer Data => _data ?? throw new ObjectDisposedException(
+        nameof(Tensor), $"this {ShapeOf.Format(Shape)} tensor belonged to a TensorScope that has ended; copy values out before the scope is disposed");
+
+    /// <summary>A short name for error messages and debugging (the op that made it, or a parameter name).</summary>
+    public string? Name { get; set; }
+
+    /// <summary>True when the buffers came from the device pool and go back to it when the scope ends.</summary>
+    internal bool Pooled { get; }
+
+    internal IKernels K => Device.Kernels;
+
+    // ---- creation ----------------------------------------------------------------------------
+
+    /// <summary>Uploads <paramref name="values"/> as a tensor of the given shape (not owned by any scope).</summary>
+    public static Tensor FromArray(Device device, ReadOnlySpan<float> values, params int[] shape)
+    {
+        int n = ShapeOf.Count(shape);
+        if (values.Length != n)
+            throw new ViTScratchException($"FromArray: {values.Length} values do not fill shape {ShapeOf.Format(shape)} ({n} elements)");
+        var buffer = device.Kernels.Allocate(n);
+        device.Kernels.Upload(values, buffer);
+        return new Tensor(device, (int[])shape.Clone(), buffer, pooled: false);
+    }
+
+    /// <summary>A zero tensor (not owned by any scope), e.g. for parameters.</summary>
+    public static Tensor Zeros(Device device, params int[] shape) =>
+        new(device, (int[])shape.Clone(), device.Kernels.Allocate(ShapeOf.Count(shape)), pooled: false);
+
+    /// <summary>An uninitialised result tensor for an op; owned by the current scope if there is one.</summary>
+    internal static Tensor Empty(Device device, int[] shape)
+    {
+        var scope = TensorScope.Current;
+        var t = new Tensor(device, shape, scope is null ? device.Kernels.Allocate(ShapeOf.Count(shape)) : device.Rent(ShapeOf.Count(shape)), scope is not null);
+        scope?.Own(t);
+        return t;
+    }
+
+    // ---- reading back ------------------------------------------------------------------------
+
+    /// <summary>Copies the values to the host (waits for the device).</summary>
+    public float[] ToArray()
+    {
+        var result = new float[Length];
+        K.Download(Data, result);
+        return result;
+    }
+
+    public float[] GradToArray()
+    {
+        if (Grad is null) throw new InvalidOperationException($"tensor {Name ?? ShapeOf.Format(Shape)} has no gradient; call Backward first");
+        var result = new float[Length];
+        K.Download(Grad, result);
+        return result;
+    }
+
+    /// <summary>The single value of a one-element tensor (a host synchronisation).</summary>
+    public float Item()
+    {
+        if (Length != 1) throw new ViTScratchException($"Item: tensor of shape {ShapeOf.Format(Shape)} has {Length} elements, not 1");
+        Span<float> one = stackalloc float[1];
+        K.Download(Data, one);
+        return one[0];
+    }
+
+    public void CopyFrom(ReadOnlySpan<float> values)
+    {
+        if (values.Length != Length) throw new ViTScratchException($"CopyFrom: {values.Length} values for a tensor of shape {ShapeOf.Format(Shape)}");
+        K.Upload(values, Data);
+    }
+
+    /// <summary>Zeroes the gradient buffer if there is one.</summary>
+    public void ZeroGrad()
+    {
+        if (Grad is not null) K.Fill(Grad, 0f, Length);
+    }
+
+    internal void Release()
+    {
+        if (_data is null) return;
+        if (Pooled)
+        {
+            Device.Return(_data);
+            if (Grad is not null) Device.Return(Grad);
+        }
+        _data = null;
+        Grad = null;
+        Parents = [];
+        BackwardFn = null;
+    }
+
+    public override string ToString() => $"Tensor{ShapeOf.Format(Shape)}{(Name is null ? "" : " " + Name)} on {Device.Name}";
+}
+
+/// <summary>Shape arithmetic and formatting.</summary>
+public static class ShapeOf
+{
+    public static int Count(ReadOnlySpan<int> shape)
+    {
+        long n = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ViTScratchException($"negative dimension in shape {Format(shape)}");
+            n *= d;
+        }
+        if (n > int.MaxValue) throw new ViTScratchException($"shape {Format(shape)} has more than 2^31 elements");
+        return (int)n;
+    }
+
+    public static string Format(ReadOnlySpan<int> shape)
+    {
+        var parts = new string[shape.Length];
+        for (int i = 0; i < shape.Length; i++) parts[i] = shape[i].ToString();
+        return "[" + string.Join(", ", parts) + "]";
+    }
+
+    public static bool Equal(ReadOnlySpan<int> a, ReadOnlySpan<int> b) => a.SequenceEqual(b);
+}

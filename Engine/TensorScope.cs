@@ -1,0 +1,34 @@
+namespace ViTScratch.Engine;
+
+/// <summary>
+/// The lifetime of the intermediate tensors of one step. Every tensor an op creates while a scope
+/// is open belongs to it; disposing the scope returns their buffers (values and gradients) to the
+/// device pool and marks the tensors dead, so a later use fails loudly instead of reading
+/// recycled memory. Parameters and tensors made by <see cref="Tensor.FromArray"/> are not owned.
+/// Copy out what you keep (for example <c>loss.Item()</c>) before the scope ends.
+/// </summary>
+public sealed class TensorScope : IDisposable
+{
+    [ThreadStatic] private static TensorScope? _current;
+
+    private readonly List<Tensor> _owned = new();
+    private readonly TensorScope? _outer;
+
+    public TensorScope()
+    {
+        _outer = _current;
+        _current = this;
+    }
+
+    internal static TensorScope? Current => _current;
+
+    internal void Own(Tensor t) => _owned.Add(t);
+
+    public void Dispose()
+    {
+        if (_current != this) throw new InvalidOperationException("tensor scopes must be disposed in the reverse order of creation");
+        _current = _outer;
+        foreach (var t in _owned) t.Release();
+        _owned.Clear();
+    }
+}
