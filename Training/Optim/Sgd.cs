@@ -1,0 +1,37 @@
+using ViTScratch.Engine;
+using ViTScratch.Kernels;
+
+namespace ViTScratch.Training.Optim;
+
+/// <summary>
+/// SGD with momentum, PyTorch semantics: g ← g + wd·p (L2, only for parameters flagged for decay);
+/// b ← μ·b + g (b = g on the first step); p ← p − lr·(g + μ·b) with Nesterov, else p − lr·b.
+/// </summary>
+public sealed class Sgd : Optimizer
+{
+    private readonly Tensor[] _momentum;
+
+    public Sgd(IReadOnlyList<OptimParam> parameters, float momentum = 0.9f, bool nesterov = false, float weightDecay = 0f,
+        float maxGradNorm = 0f) : base(parameters, maxGradNorm)
+    {
+        if (nesterov && momentum <= 0) throw new ViTScratchException("SGD: Nesterov momentum needs a momentum above 0");
+        Momentum = momentum; Nesterov = nesterov; WeightDecay = weightDecay;
+        _momentum = parameters.Select(p => StateLike(p.Tensor)).ToArray();
+    }
+
+    public float Momentum { get; }
+    public bool Nesterov { get; }
+    public float WeightDecay { get; }
+
+    protected override void Update(int i, float lr, DeviceBuffer? gradNormSq)
+    {
+        var p = Params[i];
+        var args = new SgdArgs(lr, Momentum, Nesterov, p.Decay ? WeightDecay : 0f, FirstStep: StepCount == 1);
+        K.SgdStep(p.Tensor.Data, p.Tensor.Grad!, _momentum[i].Data, p.Tensor.Length, args, gradNormSq, MaxGradNorm);
+    }
+
+    public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
+    {
+        for (int i = 0; i < Params.Count; i++) yield return ("sgd.momentum." + Params[i].Name, _momentum[i]);
+    }
+}
