@@ -62,6 +62,21 @@ public sealed partial class Tensor
         return new Tensor(device, (int[])shape.Clone(), buffer, pooled: false);
     }
 
+    /// <summary>
+    /// Uploads a batch of input data into a tensor owned by the current scope (its buffer comes
+    /// from the device pool and goes back at the end of the step), so feeding a batch allocates
+    /// nothing in steady state. Without a scope it is the same as <see cref="FromArray"/>.
+    /// </summary>
+    public static Tensor Input(Device device, ReadOnlySpan<float> values, params int[] shape)
+    {
+        int n = ShapeOf.Count(shape);
+        if (values.Length != n)
+            throw new ViTScratchException($"Input: {values.Length} values do not fill shape {ShapeOf.Format(shape)} ({n} elements)");
+        var t = Empty(device, (int[])shape.Clone());
+        device.Kernels.Upload(values, t.Data);
+        return t;
+    }
+
     /// <summary>A zero tensor (not owned by any scope), e.g. for parameters.</summary>
     public static Tensor Zeros(Device device, params int[] shape) =>
         new(device, (int[])shape.Clone(), device.Kernels.Allocate(ShapeOf.Count(shape)), pooled: false);

@@ -1,0 +1,43 @@
+using ScottPlot;
+
+namespace ViTScratch.Training.Runs;
+
+/// <summary>curves.png: loss (left) and accuracy (right) per epoch, train and test.</summary>
+public static class Curves
+{
+    public static void Save(string path, IReadOnlyList<EpochMetrics> rows, string title)
+    {
+        if (rows.Count == 0) return;
+        double[] epochs = rows.Select(r => (double)r.Epoch).ToArray();
+        var multi = new Multiplot();
+        multi.AddPlots(2);
+        multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
+
+        var loss = multi.GetPlot(0);
+        Line(loss, epochs, rows.Select(r => r.TrainLoss), "train");
+        Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
+        loss.Title($"{title}: loss");
+        loss.XLabel("epoch");
+        loss.ShowLegend();
+
+        var acc = multi.GetPlot(1);
+        Line(acc, epochs, rows.Select(r => r.TrainAccuracy * 100), "train");
+        Line(acc, epochs, rows.Select(r => r.TestAccuracy * 100), "test");
+        acc.Title($"accuracy (best test {rows.Max(r => r.TestAccuracy) * 100:F2}%)");
+        acc.XLabel("epoch");
+        acc.YLabel("%");
+        acc.ShowLegend(Alignment.LowerRight);
+
+        string full = Path.GetFullPath(path);
+        string tmp = full + $".tmp-{Environment.ProcessId}.png";
+        multi.SavePng(tmp, 1100, 420);
+        File.Move(tmp, full, overwrite: true);
+    }
+
+    private static void Line(Plot plot, double[] xs, IEnumerable<double> ys, string label)
+    {
+        var s = plot.Add.Scatter(xs, ys.ToArray());
+        s.LegendText = label;
+        s.LineWidth = 2;
+    }
+}

@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ViTScratch.Training.Cli;
+
+namespace ViTScratch.Training;
+
+/// <summary>
+/// Everything that defines a training run. Saved as runs/NAME/config.json and inside every
+/// checkpoint, so a resumed run continues with exactly the settings it started with.
+/// </summary>
+public sealed record TrainOptions
+{
+    public string Dataset { get; init; } = "fashion-mnist";
+    public string? DataDir { get; init; }
+    public string Model { get; init; } = "vit-micro";
+    public string Pool { get; init; } = "cls";
+    public float Dropout { get; init; }
+    public float EmbDropout { get; init; }
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 128;
+    public string Optimizer { get; init; } = "adamw";
+    public float Lr { get; init; } = 1e-3f;
+    public float WeightDecay { get; init; } = 0.05f;
+    public float Momentum { get; init; } = 0.9f;
+    public bool Nesterov { get; init; }
+    public float WarmupEpochs { get; init; } = 1;
+    public float MinLr { get; init; } = 1e-5f;
+    public float LabelSmoothing { get; init; } = 0.1f;
+    public float ClipNorm { get; init; } = 1f;
+    /// <summary>crop, flip, randaugment, mixup, cutmix (comma-separated); "default" = the dataset's crop/flip.</summary>
+    public string Augment { get; init; } = "default";
+    public int RandAugmentOps { get; init; } = 2;
+    public float RandAugmentMagnitude { get; init; } = 9;
+    public string Device { get; init; } = "auto";
+    public int Seed { get; init; }
+    public int Workers { get; init; } = 2;
+    /// <summary>Use only the first N training images (0 = all): for quick experiments and tests.</summary>
+    public int TrainLimit { get; init; }
+    /// <summary>Use only the first N test images (0 = all).</summary>
+    public int TestLimit { get; init; }
+    public string OutDir { get; init; } = "runs/default";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static TrainOptions FromJson(string json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<TrainOptions>(json, Json) ?? throw new JsonException("empty");
+        }
+        catch (JsonException e)
+        {
+            throw new ViTScratchException($"{source}: the saved training options are not valid JSON ({e.Message})");
+        }
+    }
+
+    public const string Help = """
+        vit train [options]
+          --dataset NAME          fashion-mnist (default), mnist, cifar10, cifar100
+          --data DIR              where the dataset files are (else the cache, else download)
+          --model NAME            vit-micro (default), vit-tiny, vit-small
+          --pool cls|mean         pooling before the head (default cls)
+          --dropout P --emb-dropout P
+          --epochs N              (default 10)     --batch N   (default 128)
+          --opt adamw|sgd         (default adamw)  --lr X      (default 1e-3)
+          --wd X                  weight decay (default 0.05)  --momentum X --nesterov (SGD)
+          --warmup EPOCHS         linear warmup, then cosine decay (default 1)  --min-lr X
+          --label-smoothing X     (default 0.1)    --clip X    global grad-norm clip, 0 = off (default 1)
+          --augment LIST          default | none | crop,flip,randaugment,mixup,cutmix
+          --randaugment-n N --randaugment-m M     (default 2 and 9)
+          --device NAME           auto (default), cpu, cuda, ilgpu-cpu
+          --seed N                (default 0)      --workers N  data loader threads (default 2)
+          --train-limit N --test-limit N          use only the first N images
+          --out DIR               run directory (default runs/<dataset>-<model>)
+          --resume [DIR|FILE]     continue a run from its last.safetensors
+        """;
+
+    /// <summary>Reads the options of `vit train` from the command line.</summary>
+    public static TrainOptions Parse(ArgParser a)
+    {
+        string dataset = a.Choice("dataset", "fashion-mnist", "fashion-mnist", "mnist", "cifar10", "cifar100");
+        string model = a.Choice("model", "vit-micro", "vit-micro", "vit-tiny", "vit-small");
+        var o = new TrainOptions
+        {
+            Dataset = dataset,
+            DataDir = a.Optional("data"),
+            Model = model,
+            Pool = a.Choice("pool", "cls", "cls", "mean"),
+            Dropout = a.Float("dropout", 0f, 0f, 0.95f),
+            EmbDropout = a.Float("emb-dropout", 0f, 0f, 0.95f),
+            Epochs = a.Int("epochs", 10, 1, 100_000),
+            BatchSize = a.Int("batch", 128, 1, 65_536),
+            Optimizer = a.Choice("opt", "adamw", "adamw", "sgd"),
+            Lr = a.Float("lr", 1e-3f, 0f, 100f),
+            WeightDecay = a.Float("wd", 0.05f, 0f, 10f),
+            Momentum = a.Float("momentum", 0.9f, 0f, 0.9999f),
+            Nesterov = a.Flag("nesterov"),
+            WarmupEpochs = a.Float("warmup", 1f, 0f, 100_000f),
+            MinLr = a.Float("min-lr", 1e-5f, 0f, 100f),
+            LabelSmoothing = a.Float("label-smoothing", 0.1f, 0f, 1f),
+            ClipNorm = a.Float("clip", 1f, 0f, 1e6f),
+            Augment = a.String("augment", "default"),
+            RandAugmentOps = a.Int("randaugment-n", 2, 0, 16),
+            RandAugmentMagnitude = a.Float("randaugment-m", 9f, 0f, 10f),
+            Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),
+            Seed = a.Int("seed", 0, 0, int.MaxValue),
+            Workers = a.Int("workers", 2, 0, 64),
+            TrainLimit = a.Int("train-limit", 0, 0, int.MaxValue),
+            TestLimit = a.Int("test-limit", 0, 0, int.MaxValue),
+            OutDir = a.String("out", Path.Combine("runs", $"{dataset}-{model}")),
+        };
+        o.AugmentSet(); // validates the list now, before any data is loaded
+        return o;
+    }
+
+    /// <summary>The augmentation names in effect; "default" means the dataset's own crop/flip defaults.</summary>
+    public HashSet<string> AugmentSet()
+    {
+        var known = new[] { "crop", "flip", "randaugment", "mixup", "cutmix" };
+        if (Augment is "default" or "") return ["default"];
+        if (Augment == "none") return [];
+        var set = Augment.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+        foreach (var s in set)
+            if (!known.Contains(s))
+                throw new ViTScratchException($"vit train: unknown augmentation '{s}' in --augment; choose from default, none, {string.Join(", ", known)}");
+        return set;
+    }
+}
