@@ -1,0 +1,35 @@
+using ViTScratch.Engine;
+
+namespace ViTScratch.Model;
+
+/// <summary>
+/// The MLP of a transformer block, vit-pytorch's FeedForward:
+/// net = Sequential(LayerNorm, Linear(dim, hidden), GELU, Dropout, Linear(hidden, dim), Dropout).
+/// Children are named by their index in that Sequential (net.0, net.1, net.4) so state_dict names
+/// match PyTorch; items 2, 3 and 5 have no parameters.
+/// </summary>
+public sealed class FeedForward : Module
+{
+    public FeedForward(Device device, int dim, int hiddenDim, float dropout, DropoutSeeds seeds)
+    {
+        Norm = AddChild("net.0", new LayerNorm(device, dim));
+        Up = AddChild("net.1", new Linear(device, dim, hiddenDim));
+        HiddenDropout = AddChild("net.3", new Dropout(dropout, seeds));
+        Down = AddChild("net.4", new Linear(device, hiddenDim, dim));
+        OutDropout = AddChild("net.5", new Dropout(dropout, seeds));
+    }
+
+    public LayerNorm Norm { get; }
+    public Linear Up { get; }
+    public Dropout HiddenDropout { get; }
+    public Linear Down { get; }
+    public Dropout OutDropout { get; }
+
+    /// <summary>x: [B, N, D] → [B, N, D] (the residual is added by the caller).</summary>
+    public Tensor Forward(Tensor x)
+    {
+        var h = Up.Forward(Norm.Forward(x));            // h: [B, N, hidden]
+        h = HiddenDropout.Forward(Ops.Gelu(h));         // h: [B, N, hidden]
+        return OutDropout.Forward(Down.Forward(h));     // [B, N, D]
+    }
+}

@@ -1,1 +1,0 @@
-// Engine sources arrive in the next commit.

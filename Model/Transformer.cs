@@ -1,0 +1,50 @@
+using ViTScratch.Engine;
+
+namespace ViTScratch.Model;
+
+/// <summary>
+/// One pre-norm block: x = attn(x) + x; x = ff(x) + x. vit-pytorch keeps the pair in a ModuleList,
+/// so the attention is child "0" and the MLP child "1" (transformer.layers.{i}.0 / .1).
+/// </summary>
+public sealed class TransformerBlock : Module
+{
+    public TransformerBlock(Device device, int dim, int heads, int dimHead, int mlpDim, float dropout, DropoutSeeds seeds)
+    {
+        Attention = AddChild("0", new Attention(device, dim, heads, dimHead, dropout, seeds));
+        FeedForward = AddChild("1", new FeedForward(device, dim, mlpDim, dropout, seeds));
+    }
+
+    public Attention Attention { get; }
+    public FeedForward FeedForward { get; }
+
+    /// <summary>x: [B, N, D] → [B, N, D].</summary>
+    public Tensor Forward(Tensor x)
+    {
+        x = Ops.Add(Attention.Forward(x), x);   // x: [B, N, D]
+        return Ops.Add(FeedForward.Forward(x), x);
+    }
+}
+
+/// <summary>vit-pytorch's Transformer: <c>depth</c> pre-norm blocks, then a final LayerNorm ("norm").</summary>
+public sealed class Transformer : Module
+{
+    private readonly TransformerBlock[] _layers;
+
+    public Transformer(Device device, int dim, int depth, int heads, int dimHead, int mlpDim, float dropout, DropoutSeeds seeds)
+    {
+        Norm = AddChild("norm", new LayerNorm(device, dim)); // registered first, as in vit-pytorch
+        _layers = new TransformerBlock[depth];
+        for (int i = 0; i < depth; i++)
+            _layers[i] = AddChild($"layers.{i}", new TransformerBlock(device, dim, heads, dimHead, mlpDim, dropout, seeds));
+    }
+
+    public LayerNorm Norm { get; }
+    public IReadOnlyList<TransformerBlock> Layers => _layers;
+
+    /// <summary>x: [B, N, D] → [B, N, D].</summary>
+    public Tensor Forward(Tensor x)
+    {
+        foreach (var layer in _layers) x = layer.Forward(x); // x: [B, N, D]
+        return Norm.Forward(x);
+    }
+}

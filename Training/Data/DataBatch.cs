@@ -1,0 +1,63 @@
+namespace ViTScratch.Training.Data;
+
+/// <summary>
+/// One batch in host memory: images as float32 [Count, C, H, W] and labels as floats.
+///
+/// Buffers are pooled by the <see cref="DataLoader"/>: the arrays have room for a full batch and
+/// only the first Count images / labels are valid (the last batch of an epoch may be partial) —
+/// use the *Span properties. Dispose the batch when done with it to return it to the pool; the
+/// data must not be used after that. An undisposed batch is simply garbage-collected.
+///
+/// Without Mixup/CutMix, LabelsB equals LabelsA and Lambda is 1. With them, train on
+/// Lambda·CE(LabelsA) + (1−Lambda)·CE(LabelsB).
+/// </summary>
+public sealed class DataBatch : IDisposable
+{
+    private readonly DataLoader.BatchPool? _pool;
+    private int _returned;
+
+    internal DataBatch(int capacity, int channels, int height, int width, DataLoader.BatchPool? pool)
+    {
+        Capacity = capacity; Channels = channels; Height = height; Width = width;
+        Images = new float[capacity * channels * height * width];
+        LabelsA = new float[capacity];
+        LabelsB = new float[capacity];
+        SampleIndices = new int[capacity];
+        _pool = pool;
+    }
+
+    public int Epoch { get; internal set; }
+    /// <summary>Batch index within the epoch (0-based); resume by starting the epoch at the next one.</summary>
+    public int Index { get; internal set; }
+    /// <summary>Number of valid images (≤ Capacity).</summary>
+    public int Count { get; internal set; }
+    public int Capacity { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int ImageSize => Channels * Height * Width;
+
+    /// <summary>Pooled storage; valid prefix Count·C·H·W. Prefer <see cref="ImagesSpan"/>.</summary>
+    public float[] Images { get; }
+    public float[] LabelsA { get; }
+    public float[] LabelsB { get; }
+    /// <summary>Dataset index of each image (for debugging, tests and per-sample reports).</summary>
+    public int[] SampleIndices { get; }
+    public float Lambda { get; internal set; } = 1f;
+    public bool IsMixed => Lambda < 1f;
+
+    /// <summary>The valid images, shape [Count, C, H, W], each CHW.</summary>
+    public Span<float> ImagesSpan => Images.AsSpan(0, Count * ImageSize);
+    /// <summary>Same as <see cref="LabelsASpan"/>: the labels of the images as stored.</summary>
+    public Span<float> Labels => LabelsA.AsSpan(0, Count);
+    public Span<float> LabelsASpan => LabelsA.AsSpan(0, Count);
+    public Span<float> LabelsBSpan => LabelsB.AsSpan(0, Count);
+    public int[] Shape => [Count, Channels, Height, Width];
+
+    internal void MarkRented() => Volatile.Write(ref _returned, 0);
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _returned, 1) == 0) _pool?.Return(this);
+    }
+}
