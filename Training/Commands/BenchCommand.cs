@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using ViTScratch.Engine;
+using ViTScratch.Kernels;
+using ViTScratch.Model;
+using ViTScratch.Training.Cli;
+using ViTScratch.Training.Optim;
+
+namespace ViTScratch.Training.Commands;
+
+/// <summary>
+/// `vit bench`: training and inference images/s of a preset on synthetic CIFAR- or MNIST-shaped
+/// batches, after a short warm-up, in well under a minute. For the careful numbers use the
+/// BenchmarkDotNet project (Benchmarks/); this is the quick check a user runs on their machine.
+/// </summary>
+public static class BenchCommand
+{
+    public const string Help = """
+        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N]
+          measures training steps (forward, backward, AdamW) and inference forwards per second.
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var a = new ArgParser("bench", args);
+        string preset = a.Choice("model", "vit-micro", "vit-micro", "vit-tiny", "vit-small");
+        int batch = a.Int("batch", 128, 1, 4096);
+        string input = a.Choice("input", "cifar", "cifar", "mnist");
+        string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
+        int steps = a.Int("steps", 5, 1, 1000);
+        a.RejectUnknown();
+
+        var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
+        using var device = Device.Create(deviceName);
+        var model = new ViT(ViTPresets.Create(preset, c, hw, hw, 10), device, seed: 0);
+        var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+        var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
+        var rng = new Random(0);
+        var images = new float[batch * c * hw * hw];
+        var labels = new float[batch];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
+        for (int i = 0; i < batch; i++) labels[i] = rng.Next(10);
+
+        stdout.WriteLine($"{preset}, {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}");
+        void TrainStep()
+        {
+            using var scope = new TensorScope();
+            var x = Tensor.Input(device, images, batch, c, hw, hw);
+            var y = Tensor.Input(device, labels, batch);
+            var loss = Ops.Mean(Ops.CrossEntropy(model.Forward(x), y, 0.1f));
+            loss.Backward();
+            optimizer.Step(1e-4f);
+            optimizer.ZeroGrad();
+            loss.Item();
+        }
+        void InferStep()
+        {
+            using var scope = new TensorScope();
+            using var noGrad = Tensor.NoGrad();
+            model.Forward(Tensor.Input(device, images, batch, c, hw, hw)).ToArray();
+        }
+
+        double train = Measure(TrainStep, steps, batch);
+        model.Eval();
+        double infer = Measure(InferStep, steps, batch);
+        stdout.WriteLine($"training  {train,8:F1} img/s");
+        stdout.WriteLine($"inference {infer,8:F1} img/s");
+        return 0;
+    }
+
+    // One warm-up call (JIT, pool, caches), then the median of `steps` timed calls.
+    private static double Measure(Action step, int steps, int batch)
+    {
+        step();
+        var times = new double[steps];
+        for (int i = 0; i < steps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            step();
+            times[i] = sw.Elapsed.TotalSeconds;
+        }
+        Array.Sort(times);
+        return batch / times[steps / 2];
+    }
+}

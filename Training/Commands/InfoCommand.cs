@@ -1,0 +1,25 @@
+using ViTScratch.Kernels;
+using ViTScratch.Model;
+using ViTScratch.Training.Cli;
+
+namespace ViTScratch.Training.Commands;
+
+/// <summary>`vit info`: which devices exist here, and the presets with their parameter counts.</summary>
+public static class InfoCommand
+{
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        new ArgParser("info", args).RejectUnknown();
+        stdout.WriteLine("devices:");
+        foreach (var name in BackendFactory.Names.Where(n => n != "auto"))
+            stdout.WriteLine($"  {name,-10} {(BackendFactory.IsAvailable(name) ? "available" : "not available")}");
+        stdout.WriteLine($"  auto       -> {(BackendFactory.IsAvailable("cuda") ? "cuda" : "cpu")}");
+        stdout.WriteLine($"  cpu: {Environment.ProcessorCount} threads, Vector512 {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "yes" : "no")}");
+        stdout.WriteLine();
+        stdout.WriteLine("presets (patch 4), parameters for 10 classes:");
+        stdout.WriteLine(ViTPresets.Describe(3, 32, 32, 10).TrimEnd());
+        stdout.WriteLine();
+        stdout.WriteLine(ViTPresets.Describe(1, 28, 28, 10).TrimEnd());
+        return 0;
+    }
+}

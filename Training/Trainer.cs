@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.Globalization;
+using ViTScratch.Engine;
+using ViTScratch.Model;
+using ViTScratch.Training.Cli;
+using ViTScratch.Training.Data;
+using ViTScratch.Training.Optim;
+using ViTScratch.Training.Runs;
+
+namespace ViTScratch.Training;
+
+/// <summary>
+/// The training loop behind `vit train`: data → model → loss → backward → optimizer, one epoch at a
+/// time, with a test evaluation, metrics.csv, curves.png and checkpoints after each epoch.
+/// A run is a pure function of its options (all randomness derives from the seed and the position
+/// in the run), which is what lets --resume continue exactly and --seed reproduce a CPU run.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly TrainOptions _o;
+    private readonly TextWriter _log;
+    private readonly Device _device;
+    private readonly DataLoader _trainLoader, _testLoader;
+    private readonly ViT _model;
+    private readonly Optimizer _optimizer;
+    private readonly LrSchedule _schedule;
+    private readonly List<EpochMetrics> _metrics = new();
+    private TrainingPosition _pos = TrainingPosition.Start;
+
+    public Trainer(TrainOptions options, TextWriter log, DatasetOptions? datasetOptions = null, string? resumeFrom = null)
+    {
+        _o = options;
+        _log = log;
+        var info = DatasetCatalog.Info(options.Dataset);
+        var train = DatasetCatalog.Load(options.Dataset, options.DataDir, train: true, datasetOptions);
+        var test = DatasetCatalog.Load(options.Dataset, options.DataDir, train: false, datasetOptions);
+        if (options.TrainLimit > 0 && options.TrainLimit < train.Count) train = train.Take(options.TrainLimit);
+        if (options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
+
+        _device = Device.Create(options.Device);
+        var config = ViTPresets.Create(options.Model, train.Channels, train.Height, train.Width, train.ClassCount,
+            ViTConfig.ParsePool(options.Pool), options.Dropout, options.EmbDropout);
+        _model = new ViT(config, _device, options.Seed);
+
+        var parameters = _model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+        _optimizer = options.Optimizer == "sgd"
+            ? new Sgd(parameters, options.Momentum, options.Nesterov, options.WeightDecay, options.ClipNorm)
+            : new AdamW(parameters, options.WeightDecay, maxGradNorm: options.ClipNorm);
+
+        _trainLoader = new DataLoader(train, TrainLoaderOptions(options, info, train.Count));
+        var evalOptions = DataLoaderOptions.ForEvaluation(256);
+        evalOptions.Workers = Math.Min(options.Workers, 1);
+        _testLoader = new DataLoader(test, evalOptions);
+
+        int steps = _trainLoader.BatchesPerEpoch;
+        _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr);
+
+        if (resumeFrom is not null) Resume(resumeFrom);
+
+        _log.WriteLine($"data    {train.Name}: {train.Count} train / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes");
+        _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim})");
+        _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}");
+        _log.WriteLine($"device  {_device.Name}   run directory {Path.GetFullPath(options.OutDir)}");
+    }
+
+    public ViT Model => _model;
+    public IReadOnlyList<EpochMetrics> Metrics => _metrics;
+
+    private static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
+    {
+        var l = DataLoaderOptions.ForTraining(info, o.BatchSize, o.Seed);
+        // Full batches only, so every step has the same shapes and the buffer pool serves them all;
+        // the dropped tail differs every epoch because the order is reshuffled.
+        l.DropLast = count >= o.BatchSize;
+        l.Workers = o.Workers;
+        var aug = o.AugmentSet();
+        if (!aug.Contains("default"))
+        {
+            l.CropPadding = aug.Contains("crop") ? 4 : 0;
+            l.HorizontalFlip = aug.Contains("flip");
+        }
+        if (aug.Contains("randaugment")) { l.RandAugmentOps = o.RandAugmentOps; l.RandAugmentMagnitude = o.RandAugmentMagnitude; }
+        if (aug.Contains("mixup")) l.MixupAlpha = 0.8f;
+        if (aug.Contains("cutmix")) l.CutMixAlpha = 1.0f;
+        return l;
+    }
+
+    private string RunFile(string name) => Path.Combine(_o.OutDir, name);
+
+    private void Resume(string checkpointPath)
+    {
+        var file = TrainingCheckpoint.Read(checkpointPath);
+        _model.LoadStateDict(file.Tensors.Where(t => !t.Name.StartsWith(TrainingCheckpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList(), checkpointPath);
+        TrainingCheckpoint.LoadOptimizer(file, _optimizer);
+        _pos = TrainingCheckpoint.ReadPosition(file, checkpointPath);
+        string csv = RunFile("metrics.csv");
+        if (File.Exists(csv))
+            foreach (var line in File.ReadLines(csv).Skip(1))
+            {
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                var row = EpochMetrics.Parse(line, csv);
+                if (row.Epoch <= _pos.Epoch) _metrics.Add(row);
+            }
+        _log.WriteLine($"resume  from {checkpointPath}: epoch {_pos.Epoch + 1}, batch {_pos.Batch}, step {_pos.Step}");
+    }
+
+    /// <summary>Trains until the last epoch or until <paramref name="cancel"/> fires (then saves last.safetensors and returns false).</summary>
+    public bool Run(CancellationToken cancel)
+    {
+        Directory.CreateDirectory(_o.OutDir);
+        AtomicFile.WriteAllText(RunFile("config.json"), _o.ToJson());
+        var counter = Tensor.Zeros(_device, 1);
+        double best = _metrics.Count > 0 ? _metrics.Max(m => m.TestAccuracy) : -1;
+        int steps = _trainLoader.BatchesPerEpoch;
+
+        for (int epoch = _pos.Epoch; epoch < _o.Epochs; epoch++)
+        {
+            _model.Train();
+            bool midEpoch = _pos.Epoch == epoch && _pos.Batch > 0;
+            int startBatch = midEpoch ? _pos.Batch : 0;
+            double lossSum = midEpoch ? _pos.LossSum : 0, priorSeconds = midEpoch ? _pos.Seconds : 0;
+            long correctBefore = midEpoch ? _pos.Correct : 0, seen = midEpoch ? _pos.Seen : 0, seenAtStart = seen;
+            int step = _pos.Step;
+            counter.CopyFrom([0f]);
+            var clock = Stopwatch.StartNew();
+            var bar = new ProgressBar($"epoch {epoch + 1}/{_o.Epochs}", steps - startBatch);
+            float lr = _schedule.At(Math.Max(step, 1));
+            int done = 0;
+
+            foreach (var batch in _trainLoader.GetEpoch(epoch, startBatch, cancel))
+            {
+                using (batch)
+                using (new TensorScope())
+                {
+                    step++;
+                    lr = _schedule.At(step);
+                    float loss = TrainStep(batch, step, lr, counter);
+                    lossSum += (double)loss * batch.Count;
+                    seen += batch.Count;
+                    done++;
+                    long correct = correctBefore + (long)counter.Item();
+                    bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correct / seen, lr);
+                    if (cancel.IsCancellationRequested)
+                    {
+                        _pos = new TrainingPosition(epoch, batch.Index + 1, step, lossSum, correct, seen, priorSeconds + clock.Elapsed.TotalSeconds);
+                        SaveLast();
+                        _log.WriteLine();
+                        _log.WriteLine($"interrupted: saved {RunFile("last.safetensors")}; continue with: vit train --resume {_o.OutDir}");
+                        return false;
+                    }
+                }
+            }
+
+            double seconds = priorSeconds + clock.Elapsed.TotalSeconds;
+            long trainCorrect = correctBefore + (long)counter.Item();
+            var (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
+            var row = new EpochMetrics(epoch + 1, lossSum / Math.Max(seen, 1), (double)trainCorrect / Math.Max(seen, 1), testLoss, testAcc,
+                lr, (seen - seenAtStart) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), seconds);
+            _metrics.Add(row);
+            _pos = new TrainingPosition(epoch + 1, 0, step, 0, 0, 0, 0);
+            EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics);
+            Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}");
+            SaveLast();
+            string mark = "";
+            if (testAcc > best)
+            {
+                best = testAcc;
+                AtomicFile.Write(RunFile("best.safetensors"), s => { using var f = File.OpenRead(RunFile("last.safetensors")); f.CopyTo(s); });
+                mark = "  (best)";
+            }
+            _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}% | test loss {testLoss:F4} acc {testAcc * 100:F2}%{mark} | {row.ImagesPerSecond:F0} img/s, {ProgressBar.Format(seconds)}"));
+        }
+        return true;
+    }
+
+    private float TrainStep(DataBatch batch, int step, float lr, Tensor counter)
+    {
+        int n = batch.Count;
+        _model.Step = (uint)step;
+        var images = Tensor.Input(_device, batch.ImagesSpan, batch.Shape);   // images: [B, C, H, W]
+        var labelsA = Tensor.Input(_device, batch.LabelsASpan, n);           // labels: [B]
+        var logits = _model.Forward(images);                                 // logits: [B, classes]
+        float smoothing = _o.LabelSmoothing;
+        Tensor loss = Ops.Mean(Ops.CrossEntropy(logits, labelsA, smoothing));
+        if (batch.IsMixed)
+        {
+            // Mixup / CutMix: λ·CE(y_a) + (1 − λ)·CE(y_b).
+            var labelsB = Tensor.Input(_device, batch.LabelsBSpan, n);
+            loss = Ops.Add(Ops.Scale(loss, batch.Lambda), Ops.Scale(Ops.Mean(Ops.CrossEntropy(logits, labelsB, smoothing)), 1 - batch.Lambda));
+        }
+        loss.Backward();
+        _optimizer.Step(lr);
+        _optimizer.ZeroGrad();
+        Ops.CountCorrect(logits, labelsA, counter);
+        float value = loss.Item(); // the one host synchronisation of a step
+        if (!float.IsFinite(value))
+            throw new ViTScratchException($"the loss became {value} at step {step} (lr {lr:G3}); lower --lr or keep --clip on");
+        return value;
+    }
+
+    /// <summary>Mean cross-entropy (no smoothing) and accuracy of <paramref name="model"/> on every image of the loader.</summary>
+    public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default)
+    {
+        var device = model.Device;
+        model.Eval();
+        var counter = Tensor.Zeros(device, 1);
+        double lossSum = 0;
+        long seen = 0;
+        using (Tensor.NoGrad())
+            foreach (var batch in loader.GetEpoch(0, 0, cancel))
+                using (batch)
+                using (new TensorScope())
+                {
+                    var images = Tensor.Input(device, batch.ImagesSpan, batch.Shape);
+                    var labels = Tensor.Input(device, batch.LabelsASpan, batch.Count);
+                    var logits = model.Forward(images);
+                    lossSum += Ops.Sum(Ops.CrossEntropy(logits, labels)).Item();
+                    Ops.CountCorrect(logits, labels, counter);
+                    seen += batch.Count;
+                }
+        model.Train();
+        return (lossSum / Math.Max(seen, 1), counter.Item() / Math.Max(seen, 1));
+    }
+
+    private void SaveLast() => TrainingCheckpoint.Save(RunFile("last.safetensors"), _model, _optimizer, _o, _pos);
+
+    public void Dispose()
+    {
+        _trainLoader.Dispose();
+        _testLoader.Dispose();
+        _device.Dispose();
+    }
+}
