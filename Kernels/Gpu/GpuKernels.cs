@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -41,7 +42,7 @@ public sealed partial class GpuKernels : IKernels
     {
         if (kind == GpuDeviceKind.Cuda)
         {
-            _context = Context.Create(b => b.Cuda());
+            _context = Context.Create(b => Configure(b.Cuda()));
             var devices = _context.GetCudaDevices();
             if (devices.Count == 0)
             {
@@ -57,7 +58,7 @@ public sealed partial class GpuKernels : IKernels
         {
             // 32-wide warps x 8 warps = 256 threads per group, one simulated multiprocessor.
             var device = new CPUDevice(numThreadsPerWarp: WarpSize, numWarpsPerMultiprocessor: WarpsPerGroup, numMultiprocessors: 1);
-            _context = Context.Create(b => b.CPU(device));
+            _context = Context.Create(b => Configure(b.CPU(device)));
             _accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
             _maxGrid = 16;
             Name = "ilgpu-cpu";
@@ -72,6 +73,14 @@ public sealed partial class GpuKernels : IKernels
     }
 
     public string Name { get; }
+
+    /// <summary>
+    /// Context settings shared by the runtime and the PTX emitter, so the PTX that ptxas checks is
+    /// the PTX that runs. EnableAlgorithms supplies the device implementations of MathF.Exp, Log,
+    /// Sqrt used by the kernels (ILGPU's core has no intrinsic for them).
+    /// </summary>
+    internal static Context.Builder Configure(Context.Builder builder) =>
+        builder.EnableAlgorithms().Optimize(OptimizationLevel.O1);
 
     /// <summary>The ILGPU accelerator (for benchmarks and diagnostics).</summary>
     public Accelerator Accelerator => _accelerator;

@@ -30,7 +30,7 @@ public static class PtxEmitter
     public static IReadOnlyList<(string Name, string Ptx)> CompileAll(string arch)
     {
         var architecture = ParseArch(arch);
-        using var context = Context.Create(b => b.Optimize(OptimizationLevel.O1));
+        using var context = Context.Create(b => GpuKernels.Configure(b));
         var backend = new PTXBackend(context, new CudaCapabilityContext(architecture), architecture, CudaInstructionSet.ISA_78, null);
         var result = new List<(string, string)>();
         foreach (var kernel in GpuKernelRegistry.All)
