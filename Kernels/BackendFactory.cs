@@ -1,4 +1,7 @@
+using ILGPU;
+using ILGPU.Runtime.Cuda;
 using ViTScratch.Kernels.Cpu;
+using ViTScratch.Kernels.Gpu;
 
 namespace ViTScratch.Kernels;
 
@@ -13,11 +16,39 @@ public static class BackendFactory
 
     public static IKernels Create(string name) => name switch
     {
-        "auto" or "cpu" => new CpuKernels(),
-        "cuda" or "ilgpu-cpu" => throw new ViTScratchException($"device '{name}' is not available in this build yet"),
+        "auto" => HasCuda ? new GpuKernels(GpuDeviceKind.Cuda) : new CpuKernels(),
+        "cpu" => new CpuKernels(),
+        "cuda" => HasCuda
+            ? new GpuKernels(GpuDeviceKind.Cuda)
+            : throw new ViTScratchException("device 'cuda': no CUDA device was found (NVIDIA driver missing or no GPU); use --device cpu"),
+        "ilgpu-cpu" => new GpuKernels(GpuDeviceKind.CpuSimulator),
         _ => throw new ViTScratchException($"unknown device '{name}'; choose one of: {string.Join(", ", Names)}"),
     };
 
     /// <summary>Whether <paramref name="name"/> can be created on this machine (tests use it to build their matrix).</summary>
-    public static bool IsAvailable(string name) => name is "auto" or "cpu";
+    public static bool IsAvailable(string name) => name switch
+    {
+        "auto" or "cpu" or "ilgpu-cpu" => true,
+        "cuda" => HasCuda,
+        _ => false,
+    };
+
+    private static readonly Lazy<bool> _hasCuda = new(ProbeCuda);
+
+    /// <summary>Whether an NVIDIA GPU and a working driver are present. Probed once.</summary>
+    public static bool HasCuda => _hasCuda.Value;
+
+    private static bool ProbeCuda()
+    {
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            return context.GetCudaDevices().Count > 0;
+        }
+        catch (Exception)
+        {
+            // No driver (libcuda missing), or a driver that fails to initialise: no CUDA.
+            return false;
+        }
+    }
 }

@@ -1,0 +1,292 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace ViTScratch.Kernels.Gpu;
+
+// Fused scaled dot-product attention, FlashAttention style: the N x N scores of a (batch, head)
+// live only in registers, one 32-key tile at a time, and never reach global memory.
+//
+// Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
+// row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a 32-wide tile
+// of the other side, lane j owns tile element j: it computes that score itself as a dot product
+// over d read from shared memory. Then the warp combines: max and sum by shuffles, and the
+// weighted sum of value rows by broadcasting each lane's weight (Warp.Shuffle) while lane l
+// accumulates output dims l, l + 32, l + 64, l + 96 in four registers (so d <= 128).
+//
+//   Forward, warp w of the group = query row i:        K tile (32 x d, shared)
+//     lane j: s_j = scale q_i . k_j                    +------------------+
+//     m' = max(m, max_j s_j); p_j = exp(s_j - m')  <-- | k_j0 ... k_j0+31 |
+//     l = l exp(m - m') + sum_j p_j                    +------------------+
+//     o = o exp(m - m') + sum_j drop(p_j) v_j          V tile (32 x d, shared)
+//   at the end: o /= l, lse_i = m + log l  (online softmax: one pass over keys).
+//
+// Backward (P recomputed from lse; D_i = dO_i . o_i computed first by RowDot):
+//   P_ij = exp(scale q_i . k_j - lse_i),  dP_ij = keep_ij dO_i . v_j,  dS_ij = P_ij (dP_ij - D_i)
+//   dq_i += scale sum_j dS_ij k_j                       (BackwardDq: warp per query row)
+//   dk_j += scale sum_i dS_ij q_i,  dv_j += sum_i keep_ij P_ij dO_i   (BackwardDkDv: warp per key)
+//   Splitting dq from dk/dv gives every output element exactly one writer: no atomics.
+// Dropout: keep_ij = DropoutKeep(seed, (bh N + i) N + j, p) / (1 - p), the same hash as the CPU.
+//
+// Shared memory (floats, d <= 128, rows padded to 129 so lane j's walk along row j hits a
+// different bank than lane j + 1):
+//   Forward      K 32x129 + V 32x129 + q 8x128                 = 37.1 KB
+//   BackwardDq   K 32x129 + V 32x129 + q 8x128 + dO 8x128       = 41.2 KB
+//   BackwardDkDv Q 32x129 + dO 32x129 + k 8x128 + v 8x128 + 64  = 41.5 KB   (all under 48 KB)
+// Why warp-per-row rather than a register-tiled FlashAttention-2: ViT sequences are short
+// (N = 65 to 257) and heads narrow (d = 32 to 64), so the kernel is bound by latency, not FLOPs,
+// and this layout keeps every score, max and sum inside one warp with no barrier but the tile's.
+public sealed partial class GpuKernels
+{
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnForward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _attnRowDot;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDq;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDkDv;
+
+    private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed)
+    {
+        if (d > AttentionKernels.MaxHeadDim)
+            throw new ArgumentOutOfRangeException(nameof(d), $"the GPU attention kernels support head dimensions up to {AttentionKernels.MaxHeadDim}, got {d}");
+        return new AttentionArgs(bh, n, d, scale, dropoutP, seed, dropoutP > 0f ? 1f / (1f - dropoutP) : 1f);
+    }
+
+    private static KernelConfig AttnGrid(int bh, int n) =>
+        new(new Index2D((n + WarpsPerGroup - 1) / WarpsPerGroup, bh), new Index2D(GroupSize, 1));
+
+    public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
+        int bh, int n, int d, float scale, float dropoutP, uint seed)
+    {
+        if (bh == 0 || n == 0) return;
+        var a = AttnArgs(bh, n, d, scale, dropoutP, seed);
+        (_attnForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.Forward))(
+            AttnGrid(bh, n), V(q), V(k), V(v), V(o), V(lse), a);
+    }
+
+    public void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
+        DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
+        int bh, int n, int d, float scale, float dropoutP, uint seed)
+    {
+        if (bh == 0 || n == 0) return;
+        var a = AttnArgs(bh, n, d, scale, dropoutP, seed);
+        var rowDot = Scratch("attention-D", bh * n);
+        (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(AttentionKernels.RowDot))(
+            WarpPerRow(bh * n), V(dO), V(o), rowDot, bh * n, d);
+        (_attnDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.BackwardDq))(
+            AttnGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dq), a);
+        (_attnDkDv ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.BackwardDkDv))(
+            AttnGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dk), V(dv), a);
+    }
+}
+
+/// <summary>Attention shape and hyper-parameters as one kernel parameter.</summary>
+public readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale);
+
+/// <summary>The kernels of GpuKernels.Attention.cs.</summary>
+public static class AttentionKernels
+{
+    public const int MaxHeadDim = 128;
+    private const int T = GpuKernels.WarpSize;        // tile length: one element per lane
+    private const int Pad = MaxHeadDim + 1;           // padded row stride of [32][d] tiles
+    private const int Rows = GpuKernels.WarpsPerGroup;
+
+    // keep / (1 - p) for element (i, j) of head h, or 1 without dropout.
+    private static float Keep(in AttentionArgs a, int h, int i, int j) =>
+        a.DropoutP > 0f
+            ? (KernelMath.DropoutKeep(a.Seed, ((uint)h * (uint)a.N + (uint)i) * (uint)a.N + (uint)j, a.DropoutP) ? a.KeepScale : 0f)
+            : 1f;
+
+    // Copies rows [r0, r0 + 32) of a [N, d] matrix into tile[32][Pad], zero past row N.
+    private static void LoadTile(ArrayView<float> src, int rowBase, int r0, in AttentionArgs a, ArrayView<float> tile)
+    {
+        for (int e = Group.IdxX; e < T * a.D; e += GpuKernels.GroupSize)
+        {
+            int rr = e / a.D, dd = e - rr * a.D, r = r0 + rr;
+            tile[rr * Pad + dd] = r < a.N ? src[rowBase + r * a.D + dd] : 0f;
+        }
+    }
+
+    // Copies this warp's row of a [N, d] matrix into rowBuf[warp][MaxHeadDim], times `scale`.
+    private static void LoadRow(ArrayView<float> src, int rowBase, int row, bool valid, in AttentionArgs a, float scale, ArrayView<float> rowBuf)
+    {
+        for (int dd = Warp.LaneIdx; dd < a.D; dd += T)
+            rowBuf[Warp.WarpIdx * MaxHeadDim + dd] = valid ? src[rowBase + row * a.D + dd] * scale : 0f;
+    }
+
+    // sum over dd < d of rowBuf[warp][dd] * tile[lane][dd].
+    private static float Dot(ArrayView<float> rowBuf, ArrayView<float> tile, int d)
+    {
+        int ro = Warp.WarpIdx * MaxHeadDim, to = Warp.LaneIdx * Pad;
+        float s = 0f;
+        int dd = 0;
+        for (; dd + 4 <= d; dd += 4)   // unrolled by 4: ILGPU does not unroll
+            s += rowBuf[ro + dd] * tile[to + dd] + rowBuf[ro + dd + 1] * tile[to + dd + 1]
+               + rowBuf[ro + dd + 2] * tile[to + dd + 2] + rowBuf[ro + dd + 3] * tile[to + dd + 3];
+        for (; dd < d; dd++) s += rowBuf[ro + dd] * tile[to + dd];
+        return s;
+    }
+
+    [GpuKernel]
+    public static void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse, AttentionArgs a)
+    {
+        var Ks = SharedMemory.Allocate<float>(T * Pad);
+        var Vs = SharedMemory.Allocate<float>(T * Pad);
+        var Qs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
+        bool valid = i < a.N;
+        int head = h * a.N * a.D;
+        LoadRow(q, head, i, valid, a, a.Scale, Qs);   // q pre-scaled: s = (scale q) . k
+
+        float m = float.NegativeInfinity, l = 0f, o0 = 0f, o1 = 0f, o2 = 0f, o3 = 0f;
+        for (int j0 = 0; j0 < a.N; j0 += T)
+        {
+            Group.Barrier();   // the previous tile is consumed (and Qs is written)
+            LoadTile(k, head, j0, a, Ks);
+            LoadTile(v, head, j0, a, Vs);
+            Group.Barrier();
+
+            int j = j0 + lane;
+            float s = j < a.N ? Dot(Qs, Ks, a.D) : float.NegativeInfinity;
+            float mNew = MathF.Max(m, WarpMath.Max(s));
+            float p = j < a.N ? MathF.Exp(s - mNew) : 0f;
+            float correction = MathF.Exp(m - mNew);    // 0 on the first tile (m = -inf)
+            l = l * correction + WarpMath.Sum(p);
+            m = mNew;
+            float w = j < a.N && valid ? p * Keep(a, h, i, j) : 0f;
+            o0 *= correction; o1 *= correction; o2 *= correction; o3 *= correction;
+            for (int jj = 0; jj < T; jj++)
+            {
+                float wj = Warp.Shuffle(w, jj);
+                int vo = jj * Pad + lane;
+                o0 += wj * Vs[vo];
+                o1 += wj * Vs[vo + 32];
+                o2 += wj * Vs[vo + 64];
+                o3 += wj * Vs[vo + 96];
+            }
+        }
+        if (!valid) return;
+        float inv = 1f / l;
+        int at = head + i * a.D + lane;
+        if (lane < a.D) o[at] = o0 * inv;
+        if (lane + 32 < a.D) o[at + 32] = o1 * inv;
+        if (lane + 64 < a.D) o[at + 64] = o2 * inv;
+        if (lane + 96 < a.D) o[at + 96] = o3 * inv;
+        if (lane == 0) lse[h * a.N + i] = m + MathF.Log(l);
+    }
+
+    // result[r] = x[r] . y[r] over rows of length d: one warp per row.
+    [GpuKernel]
+    public static void RowDot(ArrayView<float> x, ArrayView<float> y, ArrayView<float> result, int rows, int d)
+    {
+        int row = Grid.IdxX * Rows + Warp.WarpIdx;
+        bool valid = row < rows;
+        float s = 0f;
+        if (valid)
+            for (int c = Warp.LaneIdx; c < d; c += T) s += x[row * d + c] * y[row * d + c];
+        s = WarpMath.Sum(s);
+        if (valid && Warp.LaneIdx == 0) result[row] = s;
+    }
+
+    [GpuKernel]
+    public static void BackwardDq(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
+        ArrayView<float> dO, ArrayView<float> dq, AttentionArgs a)
+    {
+        var Ks = SharedMemory.Allocate<float>(T * Pad);
+        var Vs = SharedMemory.Allocate<float>(T * Pad);
+        var Qs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        var Gs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
+        bool valid = i < a.N;
+        int head = h * a.N * a.D;
+        LoadRow(q, head, i, valid, a, a.Scale, Qs);
+        LoadRow(dO, head, i, valid, a, 1f, Gs);
+        float lsei = valid ? lse[h * a.N + i] : 0f, Di = valid ? rowDot[h * a.N + i] : 0f;
+
+        float g0 = 0f, g1 = 0f, g2 = 0f, g3 = 0f;
+        for (int j0 = 0; j0 < a.N; j0 += T)
+        {
+            Group.Barrier();
+            LoadTile(k, head, j0, a, Ks);
+            LoadTile(v, head, j0, a, Vs);
+            Group.Barrier();
+
+            int j = j0 + lane;
+            float ds = 0f;
+            if (valid && j < a.N)
+            {
+                float p = MathF.Exp(Dot(Qs, Ks, a.D) - lsei);
+                float dp = Keep(a, h, i, j) * Dot(Gs, Vs, a.D);
+                ds = p * (dp - Di) * a.Scale;
+            }
+            for (int jj = 0; jj < T; jj++)
+            {
+                float dsj = Warp.Shuffle(ds, jj);
+                int ko = jj * Pad + lane;
+                g0 += dsj * Ks[ko];
+                g1 += dsj * Ks[ko + 32];
+                g2 += dsj * Ks[ko + 64];
+                g3 += dsj * Ks[ko + 96];
+            }
+        }
+        if (!valid) return;
+        int at = head + i * a.D + lane;
+        if (lane < a.D) dq[at] += g0;
+        if (lane + 32 < a.D) dq[at + 32] += g1;
+        if (lane + 64 < a.D) dq[at + 64] += g2;
+        if (lane + 96 < a.D) dq[at + 96] += g3;
+    }
+
+    [GpuKernel]
+    public static void BackwardDkDv(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
+        ArrayView<float> dO, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)
+    {
+        var Qs = SharedMemory.Allocate<float>(T * Pad);
+        var Gs = SharedMemory.Allocate<float>(T * Pad);
+        var Kr = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        var Vr = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        var Ls = SharedMemory.Allocate<float>(T);
+        var Ds = SharedMemory.Allocate<float>(T);
+        int h = Grid.IdxY, j = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
+        bool valid = j < a.N;
+        int head = h * a.N * a.D;
+        LoadRow(k, head, j, valid, a, a.Scale, Kr);   // k pre-scaled: s = q . (scale k)
+        LoadRow(v, head, j, valid, a, 1f, Vr);
+
+        float k0 = 0f, k1 = 0f, k2 = 0f, k3 = 0f, v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+        for (int i0 = 0; i0 < a.N; i0 += T)
+        {
+            Group.Barrier();
+            LoadTile(q, head, i0, a, Qs);
+            LoadTile(dO, head, i0, a, Gs);
+            if (Group.IdxX < T)
+            {
+                int r = i0 + Group.IdxX;
+                Ls[Group.IdxX] = r < a.N ? lse[h * a.N + r] : 0f;
+                Ds[Group.IdxX] = r < a.N ? rowDot[h * a.N + r] : 0f;
+            }
+            Group.Barrier();
+
+            int i = i0 + lane;
+            float cv = 0f, cs = 0f;
+            if (valid && i < a.N)
+            {
+                float p = MathF.Exp(Dot(Kr, Qs, a.D) - Ls[lane]);
+                float keep = Keep(a, h, i, j);
+                float dp = keep * Dot(Vr, Gs, a.D);
+                cv = p * keep;
+                cs = p * (dp - Ds[lane]) * a.Scale;
+            }
+            for (int ii = 0; ii < T; ii++)
+            {
+                float cvi = Warp.Shuffle(cv, ii), csi = Warp.Shuffle(cs, ii);
+                int ro = ii * Pad + lane;
+                v0 += cvi * Gs[ro]; v1 += cvi * Gs[ro + 32]; v2 += cvi * Gs[ro + 64]; v3 += cvi * Gs[ro + 96];
+                k0 += csi * Qs[ro]; k1 += csi * Qs[ro + 32]; k2 += csi * Qs[ro + 64]; k3 += csi * Qs[ro + 96];
+            }
+        }
+        if (!valid) return;
+        int at = head + j * a.D + lane;
+        if (lane < a.D) { dk[at] += k0; dv[at] += v0; }
+        if (lane + 32 < a.D) { dk[at + 32] += k1; dv[at + 32] += v1; }
+        if (lane + 64 < a.D) { dk[at + 64] += k2; dv[at + 64] += v2; }
+        if (lane + 96 < a.D) { dk[at + 96] += k3; dv[at + 96] += v3; }
+    }
+}
