@@ -118,8 +118,8 @@ public interface IKernels : IDisposable
     void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate);
     /// <summary>
     /// One AdamW step over n parameters with decoupled weight decay and bias correction. The
-    /// gradient is first multiplied by the clip factor min(1, maxNorm / sqrt(gradNormSq[0]))
-    /// when gradNormSq is given (so clipping needs no host round trip).
+    /// gradient is first multiplied by the clip factor min(1, maxNorm / (sqrt(gradNormSq[0]) + 1e-6))
+    /// when gradNormSq is given and maxNorm > 0 (KernelMath.ClipFactor, as PyTorch's clip_grad_norm_) (so clipping needs no host round trip).
     /// </summary>
     void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n,
         in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm);
