@@ -1,8 +1,20 @@
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
 
 namespace ViTScratch.Benchmarks;
 
+/// <summary>
+/// Every benchmark class in this assembly, picked with BenchmarkDotNet's own command line, e.g.
+///   dotnet run -c Release --project Benchmarks -- --filter '*MatMul*'
+///   dotnet run -c Release --project Benchmarks -- --filter '*Attention*' --job short   (quick: 3 iterations)
+///   dotnet run -c Release --project Benchmarks -- --list flat                          (what exists)
+///   add --inProcess to skip BenchmarkDotNet's per-run rebuild of a boilerplate project.
+/// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
+/// boilerplate project's build alone can take longer.
+/// See docs/performance.md for the measured numbers.
+/// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
+        .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
 }

@@ -7,7 +7,8 @@ namespace ViTScratch.Kernels.Cpu;
 /// <summary>
 /// GELU in the exact erf form: gelu(x) = x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, and
 /// gelu'(x) = Phi(x) + x * phi(x) with phi the standard normal density. Vectorised with the same
-/// erf polynomial as <see cref="Erf"/>.
+/// erf polynomial as <see cref="Erf"/>, on Vector512 with AVX-512, Vector256 with AVX2 (or
+/// where the wider type is not accelerated), then scalar for the ragged tail.
 /// </summary>
 internal static class Gelu
 {
@@ -24,6 +25,12 @@ internal static class Gelu
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
                 Vector512.StoreUnsafe(v * Phi(v), ref yr, (nuint)i);
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= n - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
+                Vector256.StoreUnsafe(v * Phi(v), ref yr, (nuint)i);
             }
         for (; i < n; i++)
         {
@@ -46,6 +53,14 @@ internal static class Gelu
                 var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * v * v);
                 var d = Phi(v) + v * pdf;
                 Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(d, Vector512.LoadUnsafe(ref gr, (nuint)i), Vector512.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i <= n - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
+                var pdf = Vector256.Create(InvSqrt2Pi) * Vector256.Exp(Vector256.Create(-0.5f) * v * v);
+                var d = Phi(v) + v * pdf;
+                Vector256.StoreUnsafe(Vector256.FusedMultiplyAdd(d, Vector256.LoadUnsafe(ref gr, (nuint)i), Vector256.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
             }
         for (; i < n; i++)
         {
@@ -70,5 +85,21 @@ internal static class Gelu
         var erfAbs = Vector512<float>.One - poly * Vector512.Exp(-(az * az));
         var erf = Vector512.ConditionalSelect(Vector512.LessThan(z, Vector512<float>.Zero), -erfAbs, erfAbs);
         return Vector512.Create(0.5f) * (Vector512<float>.One + erf);
+    }
+
+    private static Vector256<float> Phi(Vector256<float> v)
+    {
+        var z = v * Vector256.Create(InvSqrt2);
+        var az = Vector256.Abs(z);
+        var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(Erf.P) * az);
+        var poly = Vector256.Create(Erf.A5);
+        poly = poly * t + Vector256.Create(Erf.A4);
+        poly = poly * t + Vector256.Create(Erf.A3);
+        poly = poly * t + Vector256.Create(Erf.A2);
+        poly = poly * t + Vector256.Create(Erf.A1);
+        poly *= t;
+        var erfAbs = Vector256<float>.One - poly * Vector256.Exp(-(az * az));
+        var erf = Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256<float>.Zero), -erfAbs, erfAbs);
+        return Vector256.Create(0.5f) * (Vector256<float>.One + erf);
     }
 }

@@ -1,0 +1,156 @@
+using System.Runtime.CompilerServices;
+
+namespace ViTScratch.Kernels.Cpu.MatMul;
+
+/// <summary>
+/// Single-threaded blocked GEMM, C[m, n] (=|+=) alpha * op(A)[m, k] op(B)[k, n], in the
+/// GotoBLAS / BLIS loop order. The caller splits big problems across cores (CpuKernels.MatMul)
+/// and fused attention calls it directly on each (batch, head) pair.
+///
+///   for jc in N, step NC            B block of NC columns
+///     for pc in K, step KC          pack B[pc.., jc..] -> KC x NC, read from L2/L3
+///       for ic in M, step MC        pack A[ic.., pc..] -> MC x KC, stays in L2
+///         for jr in NC, step NR     one B micro-panel (KC x NR) stays in L1 across ir
+///           for ir in MC, step MR   micro-kernel: MR x NR tile held in registers over KC steps
+///
+/// KC bounds the micro-panels so one B micro-panel plus one A micro-panel fit L1; MC bounds the
+/// packed A block to a fraction of L2. Only the first K block applies the caller's `=`/`+=`;
+/// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
+/// tile buffer (the packing zero-pads) and copy the valid part out.
+///
+/// Scratch (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
+/// once: steady-state calls allocate nothing.
+/// </summary>
+internal static unsafe class Gemm
+{
+    private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
+
+    private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 256, MC: 120, NC: 2048);
+    private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
+
+    /// <summary>The row and column granularity of <paramref name="path"/>: split work across threads on multiples of these.</summary>
+    public static (int MR, int NR) Tile(SimdPath path) => path == SimdPath.Vector512
+        ? (MicroKernel512.MR, MicroKernel512.NR)
+        : (MicroKernel256.MR, MicroKernel256.NR);
+
+    /// <summary>
+    /// C[i, j] at c[i*ldc + j] (=|+=) alpha * sum_p op(A)[i, p] op(B)[p, j], with
+    /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
+    /// </summary>
+    public static void Run(SimdPath path, int m, int n, int k,
+        float* a, long lda, bool transA, float* b, long ldb, bool transB,
+        float* c, long ldc, float alpha, bool accumulate)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0)
+        {
+            // An empty sum: `=` writes zeros, `+=` adds nothing.
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
+            return;
+        }
+
+        var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
+        var s = Scratch.For(bl);
+        for (int jc = 0; jc < n; jc += bl.NC)
+        {
+            int nc = Math.Min(bl.NC, n - jc);
+            for (int pc = 0; pc < k; pc += bl.KC)
+            {
+                int kc = Math.Min(bl.KC, k - pc);
+                bool acc = accumulate || pc > 0;
+                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B);
+                for (int ic = 0; ic < m; ic += bl.MC)
+                {
+                    int mc = Math.Min(bl.MC, m - ic);
+                    Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A);
+                    MacroKernel(path, bl, mc, nc, kc, s.A, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile);
+                }
+            }
+        }
+    }
+
+    // Every micro-tile of one packed A block times one packed B block.
+    private static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
+        float* pa, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile)
+    {
+        int MR = bl.MR, NR = bl.NR;
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            bool half = nr <= NR / 2;
+            float* bp = pb + (long)jr * kc;
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                int mr = Math.Min(MR, mc - ir);
+                float* ap = pa + (long)ir * kc;
+                float* cp = c + ir * ldc + jr;
+                if (mr == MR && (nr == NR || nr == NR / 2))
+                    Kernel(path, half, kc, ap, bp, cp, ldc, alpha, accumulate);
+                else
+                {
+                    // Ragged tile: full-size product into the scratch tile, then copy the valid corner.
+                    Kernel(path, half, kc, ap, bp, tile, NR, alpha, false);
+                    for (int i = 0; i < mr; i++)
+                    {
+                        float* dst = cp + i * ldc;
+                        float* src = tile + i * NR;
+                        if (accumulate) for (int j = 0; j < nr; j++) dst[j] += src[j];
+                        else for (int j = 0; j < nr; j++) dst[j] = src[j];
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel(SimdPath path, bool half, int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        if (path == SimdPath.Vector512)
+        {
+            if (half) MicroKernel512.Half(kc, a, b, c, ldc, alpha, accumulate);
+            else MicroKernel512.Full(kc, a, b, c, ldc, alpha, accumulate);
+        }
+        else
+        {
+            if (half) MicroKernel256.Half(kc, a, b, c, ldc, alpha, accumulate);
+            else MicroKernel256.Full(kc, a, b, c, ldc, alpha, accumulate);
+        }
+    }
+
+    /// <summary>One thread's packing buffers, sized for the largest blocking and kept for the thread's life.</summary>
+    private sealed class Scratch
+    {
+        [ThreadStatic] private static Scratch? _current;
+
+        private readonly float[] _storage; // pinned (POH), never moves
+        public readonly float* A, B, Tile;
+
+        private Scratch(int aLen, int bLen, int tileLen)
+        {
+            const int Align = 16; // floats = 64 bytes, one cache line / one zmm
+            _storage = GC.AllocateUninitializedArray<float>(aLen + bLen + tileLen + 3 * Align, pinned: true);
+            float* p = (float*)Unsafe.AsPointer(ref _storage[0]);
+            p = (float*)(((nint)p + 63) & ~(nint)63);
+            A = p; p += RoundUp(aLen, Align);
+            B = p; p += RoundUp(bLen, Align);
+            Tile = p;
+        }
+
+        public static Scratch For(in Blocking bl)
+        {
+            // Sized for both blockings so switching paths never reallocates.
+            var s = _current;
+            if (s is null)
+            {
+                int aLen = Math.Max(Avx2.MC * Avx2.KC, Avx512.MC * Avx512.KC);
+                int bLen = Math.Max(Avx2.KC * Avx2.NC, Avx512.KC * Avx512.NC);
+                int tLen = Math.Max(Avx2.MR * Avx2.NR, Avx512.MR * Avx512.NR);
+                _current = s = new Scratch(aLen, bLen, tLen);
+            }
+            return s;
+        }
+
+        private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+    }
+}

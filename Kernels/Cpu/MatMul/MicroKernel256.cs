@@ -1,0 +1,93 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ViTScratch.Kernels.Cpu.MatMul;
+
+/// <summary>
+/// AVX2 micro-kernel: C[6, 16] (=|+=) alpha * Apanel[6, kc] Bpanel[kc, 16].
+///
+/// Register budget (16 ymm): 12 accumulators (6 rows x 2 vectors of 8 columns), 2 for the current
+/// row of B, 1 for the broadcast element of A. Each k step issues 2 loads + 6 broadcasts for 12
+/// FMAs, so the two FMA pipes, not the load ports, are the bottleneck, and 12 independent
+/// accumulator chains hide the 4-cycle FMA latency (2 pipes x 4 cycles = 8 chains needed).
+///
+/// Operands come packed (see <see cref="Packing"/>): the A panel is [kc][6] and the B panel is
+/// [kc][16], so both are read strictly sequentially.
+/// </summary>
+internal static unsafe class MicroKernel256
+{
+    public const int MR = 6, NR = 16;
+
+    /// <param name="kc">depth of this K block</param>
+    /// <param name="a">packed A panel: a[p * 6 + r]</param>
+    /// <param name="b">packed B panel: b[p * 16 + j]</param>
+    /// <param name="c">top-left of the 6 x 16 output tile, rows <paramref name="ldc"/> floats apart</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Full(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var av = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            a += MR;
+            b += NR;
+        }
+        var al = Vector256.Create(alpha);
+        Store(c, c00, al, accumulate); Store(c + 8, c01, al, accumulate); c += ldc;
+        Store(c, c10, al, accumulate); Store(c + 8, c11, al, accumulate); c += ldc;
+        Store(c, c20, al, accumulate); Store(c + 8, c21, al, accumulate); c += ldc;
+        Store(c, c30, al, accumulate); Store(c + 8, c31, al, accumulate); c += ldc;
+        Store(c, c40, al, accumulate); Store(c + 8, c41, al, accumulate); c += ldc;
+        Store(c, c50, al, accumulate); Store(c + 8, c51, al, accumulate);
+    }
+
+    /// <summary>
+    /// The same product for a tile only 8 columns wide (the first half of the B panel, still
+    /// stored 16 wide): a ragged right edge such as N = 65 then costs 8 columns, not 16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Half(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            c0 = Vector256.FusedMultiplyAdd(Vector256.Create(a[0]), b0, c0);
+            c1 = Vector256.FusedMultiplyAdd(Vector256.Create(a[1]), b0, c1);
+            c2 = Vector256.FusedMultiplyAdd(Vector256.Create(a[2]), b0, c2);
+            c3 = Vector256.FusedMultiplyAdd(Vector256.Create(a[3]), b0, c3);
+            c4 = Vector256.FusedMultiplyAdd(Vector256.Create(a[4]), b0, c4);
+            c5 = Vector256.FusedMultiplyAdd(Vector256.Create(a[5]), b0, c5);
+            a += MR;
+            b += NR;
+        }
+        var al = Vector256.Create(alpha);
+        Store(c, c0, al, accumulate); c += ldc;
+        Store(c, c1, al, accumulate); c += ldc;
+        Store(c, c2, al, accumulate); c += ldc;
+        Store(c, c3, al, accumulate); c += ldc;
+        Store(c, c4, al, accumulate); c += ldc;
+        Store(c, c5, al, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> acc, Vector256<float> alpha, bool accumulate)
+    {
+        var r = accumulate ? Vector256.FusedMultiplyAdd(alpha, acc, Vector256.Load(c)) : alpha * acc;
+        Vector256.Store(r, c);
+    }
+}

@@ -1,0 +1,113 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ViTScratch.Kernels.Cpu.MatMul;
+
+/// <summary>
+/// Packing copies a block of A or B into the exact order the micro-kernel reads it, so the kernel
+/// streams contiguous, aligned memory whatever the operand's layout or transpose:
+///
+///   A block [mc, kc] -> panels of <c>mr</c> rows,    each stored [kc][mr]  (k-major)
+///   B block [kc, nc] -> panels of <c>nr</c> columns, each stored [kc][nr]
+///
+/// Rows or columns past the edge of the matrix are written as zeros, so the micro-kernel always
+/// runs on a full tile and never branches on ragged sizes. Transposes are absorbed here: a
+/// transposed operand only changes which index is contiguous in the source, never requires a
+/// transposed copy of the whole matrix. Packing reads O(mc kc + kc nc) floats for O(mc kc nc)
+/// multiply-adds of work, so it costs a few percent once the blocks are large.
+/// </summary>
+internal static unsafe class Packing
+{
+    /// <summary>
+    /// Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] where op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p].
+    /// </summary>
+    public static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            if (transA)
+            {
+                // A stored [K, M]: the mr values of one k are adjacent in memory.
+                float* src = a + (long)p0 * lda + i0 + ir;
+                for (int p = 0; p < kc; p++, src += lda, dst += mr)
+                {
+                    if (rows == 8) Vector256.Store(Vector256.Load(src), dst);
+                    else
+                    {
+                        int r = 0;
+                        for (; r < rows; r++) dst[r] = src[r];
+                        for (; r < mr; r++) dst[r] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // A stored [M, K]: each row is contiguous along k; interleave mr rows.
+                float* src = a + (long)(i0 + ir) * lda + p0;
+                for (int r = 0; r < mr; r++)
+                {
+                    float* d = dst + r;
+                    if (r < rows)
+                    {
+                        float* s = src + r * lda;
+                        for (int p = 0; p < kc; p++) d[p * mr] = s[p];
+                    }
+                    else
+                        for (int p = 0; p < kc; p++) d[p * mr] = 0f;
+                }
+                dst += (long)kc * mr;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(B)[p0 .. p0+kc, j0 .. j0+nc] where op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
+    /// </summary>
+    public static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            if (!transB)
+            {
+                // B stored [K, N]: one k row of the panel is nr adjacent floats.
+                float* src = b + (long)p0 * ldb + j0 + jr;
+                for (int p = 0; p < kc; p++, src += ldb, dst += nr)
+                {
+                    if (cols == nr) CopyRun(src, dst, nr);
+                    else
+                    {
+                        int j = 0;
+                        for (; j < cols; j++) dst[j] = src[j];
+                        for (; j < nr; j++) dst[j] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // B stored [N, K]: each column of op(B) is contiguous along k; interleave nr of them.
+                float* src = b + (long)(j0 + jr) * ldb + p0;
+                for (int j = 0; j < nr; j++)
+                {
+                    float* d = dst + j;
+                    if (j < cols)
+                    {
+                        float* s = src + j * ldb;
+                        for (int p = 0; p < kc; p++) d[p * nr] = s[p];
+                    }
+                    else
+                        for (int p = 0; p < kc; p++) d[p * nr] = 0f;
+                }
+                dst += (long)kc * nr;
+            }
+        }
+    }
+
+    // nr is 16 or 32: whole 256-bit vectors (the packed destination is 64-byte aligned).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRun(float* src, float* dst, int n)
+    {
+        for (int j = 0; j < n; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
+    }
+}

@@ -1,0 +1,146 @@
+using ViTScratch.Kernels;
+using ViTScratch.Kernels.Cpu;
+using ViTScratch.Kernels.Cpu.MatMul;
+using Xunit;
+
+namespace ViTScratch.Tests.Cpu;
+
+/// <summary>
+/// The packed, blocked CPU matmul against a float64 triple loop, on both micro-kernel paths
+/// (Vector512 runs emulated, slowly but exactly, where the CPU lacks AVX-512).
+///
+/// Tolerance. Each output is a float32 sum of K products. The kernel runs one FMA chain per K
+/// block of at most KC = 256 terms (one rounding per term), adds each block into C (one rounding
+/// per block), and rounds once more for alpha and once for `+=`. Its error is therefore bounded,
+/// to first order, by (min(K, 256) + ceil(K / 256) + 2) u (|alpha| sum_k |a_ik b_kj| + |C0_ij|),
+/// u = 2^-24; the test allows +2 terms of slack for the reference's own double rounding. This is
+/// a worst-case bound, tight enough to catch a single dropped or doubled term for every K tested
+/// (one term is ~1/K of the sum; the bound is below 1/K for K up to ~4000).
+/// </summary>
+public class CpuMatMulTests
+{
+    private const double U = 1.0 / (1 << 24);
+
+    public static TheoryData<string, int, int, int, int, int> Shapes()
+    {
+        var data = new TheoryData<string, int, int, int, int, int>();
+        string[] paths = ["V256", "V512"];
+        // batch, M, N, K; ragged against 6x16 and 8x32 tiles, MC = 120/128 rows and KC = 256.
+        (int, int, int, int)[] shapes =
+        [
+            (1, 1, 1, 1), (1, 7, 5, 3), (1, 1, 65, 64), (1, 65, 1, 64), (1, 6, 16, 256), (1, 8, 32, 257),
+            (1, 65, 65, 64), (1, 129, 33, 257), (1, 121, 17, 513), (3, 7, 129, 65), (1, 65, 129, 257),
+            (1, 130, 48, 300), (2, 66, 40, 255),
+        ];
+        foreach (var path in paths)
+            foreach (var (b, m, n, k) in shapes)
+                for (int t = 0; t < 4; t++) data.Add(path, t, b, m, n, k);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MatchesFloat64Reference(string path, int transposes, int batch, int m, int n, int k)
+    {
+        bool ta = (transposes & 1) != 0, tb = (transposes & 2) != 0;
+        var shape = MatMulShape.Batched(batch, m, n, k, ta, tb);
+        Check(Kernels(path), shape, alpha: 1f, accumulate: false, seed: 17 * m + n + k + transposes);
+        Check(Kernels(path), shape, alpha: -0.37f, accumulate: true, seed: 5 * m + n + 3 * k + transposes);
+    }
+
+    [Theory]
+    [InlineData("V256", 0L, -1L)] // A shared across the batch (stride 0)
+    [InlineData("V256", -1L, 0L)] // B shared across the batch, the linear-layer case
+    [InlineData("V512", 0L, -1L)]
+    [InlineData("V512", -1L, 0L)]
+    public void BatchStrideZeroSharesAnOperand(string path, long strideA, long strideB)
+    {
+        const int batch = 5, m = 13, n = 70, k = 33;
+        for (int t = 0; t < 4; t++)
+        {
+            bool ta = (t & 1) != 0, tb = (t & 2) != 0;
+            var shape = new MatMulShape(batch, m, n, k, ta, tb,
+                strideA < 0 ? (long)m * k : 0, strideB < 0 ? (long)k * n : 0, (long)m * n);
+            Check(Kernels(path), shape, 1.5f, accumulate: t % 2 == 1, seed: 100 + t);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 576, 192, 600)]  // one product split by rows across cores (TransA weight gradient shape, smaller K)
+    [InlineData(1, 40, 900, 100)]   // wider than tall: split by columns
+    [InlineData(64, 65, 65, 64)]    // batch >= cores: whole batches per core (attention scores)
+    public void ParallelSplitsMatchReference(int batch, int m, int n, int k)
+    {
+        for (int t = 0; t < 4; t++)
+            Check(Kernels("V256"), MatMulShape.Batched(batch, m, n, k, (t & 1) != 0, (t & 2) != 0), 1f, accumulate: t >= 2, seed: 7 + t);
+    }
+
+    [Fact]
+    public void EmptyKWritesZerosOrLeavesCUnchanged()
+    {
+        var kern = new CpuKernels();
+        var a = kern.Allocate(4); var b = kern.Allocate(4); var c = kern.Allocate(6);
+        kern.Upload([1, 2, 3, 4, 5, 6], c);
+        kern.MatMul(a, b, c, MatMulShape.Single(2, 3, 0), 1f, accumulate: true);
+        var got = new float[6]; kern.Download(c, got);
+        Assert.Equal([1, 2, 3, 4, 5, 6], got);
+        kern.MatMul(a, b, c, MatMulShape.Single(2, 3, 0), 1f, accumulate: false);
+        kern.Download(c, got);
+        Assert.All(got, x => Assert.Equal(0f, x));
+    }
+
+    internal static CpuKernels Kernels(string path) =>
+        new() { SimdPath = path == "V512" ? SimdPath.Vector512 : SimdPath.Vector256 };
+
+    private static void Check(CpuKernels kern, MatMulShape s, float alpha, bool accumulate, int seed)
+    {
+        var rnd = new Random(seed);
+        long lenA = s.StrideA == 0 ? (long)s.M * s.K : s.StrideA * s.Batch;
+        long lenB = s.StrideB == 0 ? (long)s.K * s.N : s.StrideB * s.Batch;
+        long lenC = s.StrideC * s.Batch;
+        float[] A = Random(rnd, lenA), B = Random(rnd, lenB), C0 = Random(rnd, lenC);
+        // Run on slices at an odd offset so nothing relies on the start of the array being aligned.
+        var bufA = Upload(kern, A, 3); var bufB = Upload(kern, B, 5); var bufC = Upload(kern, C0, 1);
+        kern.MatMul(bufA, bufB, bufC, s, alpha, accumulate);
+        var got = new float[lenC];
+        kern.Download(bufC, got);
+
+        int kc = Math.Min(s.K, 256), blocks = (s.K + 255) / 256;
+        double factor = (kc + blocks + 4) * U;
+        for (int bt = 0; bt < s.Batch; bt++)
+            for (int i = 0; i < s.M; i++)
+                for (int j = 0; j < s.N; j++)
+                {
+                    double sum = 0, mag = 0;
+                    for (int p = 0; p < s.K; p++)
+                    {
+                        double av = s.TransA ? A[bt * s.StrideA + (long)p * s.M + i] : A[bt * s.StrideA + (long)i * s.K + p];
+                        double bv = s.TransB ? B[bt * s.StrideB + (long)j * s.K + p] : B[bt * s.StrideB + (long)p * s.N + j];
+                        sum += av * bv;
+                        mag += Math.Abs(av * bv);
+                    }
+                    long ci = bt * s.StrideC + (long)i * s.N + j;
+                    double c0 = accumulate ? C0[ci] : 0;
+                    double want = c0 + alpha * sum;
+                    double tol = factor * (Math.Abs(alpha) * mag + Math.Abs(c0));
+                    double err = Math.Abs(got[ci] - want);
+                    if (!(err <= tol))
+                        Assert.Fail($"{s} alpha={alpha} acc={accumulate}: C[{bt},{i},{j}] = {got[ci]}, want {want} (|err| {err:E3} > tol {tol:E3})");
+                }
+    }
+
+    private static float[] Random(Random rnd, long n)
+    {
+        var x = new float[n];
+        for (long i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    private static DeviceBuffer Upload(CpuKernels kern, float[] data, int offset)
+    {
+        var whole = kern.Allocate(data.Length + offset + 7);
+        var view = kern.Slice(whole, offset, data.Length);
+        kern.Upload(data, view);
+        return view;
+    }
+}
