@@ -43,7 +43,7 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccur
 public static class AtomicFile
 {
     public static void WriteAllText(string path, string text) =>
-        Write(path, s => { using var w = new StreamWriter(s, new UTF8Encoding(false)); w.Write(text); });
+        Write(path, s => { using var w = new StreamWriter(s, new UTF8Encoding(false), leaveOpen: true); w.Write(text); });
 
     public static void Write(string path, Action<Stream> write)
     {
