@@ -64,6 +64,9 @@ public sealed class Trainer : IDisposable
     }
 
     public ViT Model => _model;
+
+    /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
+    public event Action<int>? StepCompleted;
     public IReadOnlyList<EpochMetrics> Metrics => _metrics;
 
     private static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
@@ -140,6 +143,7 @@ public sealed class Trainer : IDisposable
                     done++;
                     long correct = correctBefore + (long)counter.Item();
                     bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correct / seen, lr);
+                    StepCompleted?.Invoke(step);
                     if (cancel.IsCancellationRequested)
                     {
                         _pos = new TrainingPosition(epoch, batch.Index + 1, step, lossSum, correct, seen, priorSeconds + clock.Elapsed.TotalSeconds);

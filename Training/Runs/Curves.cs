@@ -18,7 +18,7 @@ public static class Curves
         Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
-        loss.ShowLegend();
+        loss.ShowLegend(Alignment.UpperRight);
 
         var acc = multi.GetPlot(1);
         Line(acc, epochs, rows.Select(r => r.TrainAccuracy * 100), "train");

@@ -1,0 +1,130 @@
+using ViTScratch.Tests.Data;
+using ViTScratch.Training;
+using ViTScratch.Training.Runs;
+
+namespace ViTScratch.Tests.Training;
+
+/// <summary>
+/// The `vit` runner end to end on a tiny generated Fashion-MNIST (IDX files written by the test):
+/// run files, exact resume after an interruption, reproducibility from --seed, and one-line errors.
+/// </summary>
+public class RunnerTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public RunnerTests()
+    {
+        // 96 train / 40 test images of 28x28 with learnable structure: class c brightens row band c.
+        var rng = new Random(5);
+        foreach (var (prefix, count) in new[] { ("train", 96), ("t10k", 40) })
+        {
+            var labels = new byte[count];
+            var pixels = new byte[count * 28 * 28];
+            for (int i = 0; i < count; i++)
+            {
+                labels[i] = (byte)rng.Next(10);
+                for (int p = 0; p < 28 * 28; p++)
+                    pixels[i * 784 + p] = (byte)(rng.Next(60) + (p / 28 / 3 == labels[i] ? 150 : 0));
+            }
+            File.WriteAllBytes(_dir.Combine($"{prefix}-images-idx3-ubyte.gz"), DataTestUtil.Gzip(DataTestUtil.IdxImages(count, 28, 28, pixels)));
+            File.WriteAllBytes(_dir.Combine($"{prefix}-labels-idx1-ubyte.gz"), DataTestUtil.Gzip(DataTestUtil.IdxLabels(labels)));
+        }
+    }
+
+    private TrainOptions Options(string name) => new()
+    {
+        Dataset = "fashion-mnist", DataDir = _dir.Path, Model = "vit-micro", Epochs = 2, BatchSize = 32,
+        Lr = 2e-3f, WarmupEpochs = 0.5f, Device = "cpu", Seed = 3, Workers = 2, Augment = "crop,flip",
+        OutDir = _dir.Combine(name),
+    };
+
+    private static IReadOnlyList<EpochMetrics> Train(TrainOptions o, string? resume = null, int stopAfterStep = 0)
+    {
+        using var cancel = new CancellationTokenSource();
+        using var trainer = new Trainer(o, TextWriter.Null, resumeFrom: resume);
+        if (stopAfterStep > 0) trainer.StepCompleted += step => { if (step == stopAfterStep) cancel.Cancel(); };
+        bool finished = trainer.Run(cancel.Token);
+        Assert.Equal(stopAfterStep == 0, finished);
+        return trainer.Metrics.ToList();
+    }
+
+    [Fact]
+    public void RunWritesItsFilesAndResumeContinuesExactly()
+    {
+        var full = Train(Options("full"));
+        foreach (var f in new[] { "config.json", "metrics.csv", "curves.png", "best.safetensors", "last.safetensors" })
+            Assert.True(File.Exists(_dir.Combine("full", f)), $"missing {f}");
+        Assert.Equal(3, File.ReadAllLines(_dir.Combine("full", "metrics.csv")).Length); // header + 2 epochs
+
+        // Interrupt in the middle of epoch 1 (3 steps per epoch), then resume from last.safetensors.
+        var o = Options("resumed");
+        Train(o, stopAfterStep: 2);
+        var resumed = Train(o, resume: Path.Combine(o.OutDir, "last.safetensors"));
+
+        Assert.Equal(full.Count, resumed.Count);
+        for (int i = 0; i < full.Count; i++)
+        {
+            Assert.Equal(full[i].TrainLoss, resumed[i].TrainLoss);
+            Assert.Equal(full[i].TrainAccuracy, resumed[i].TrainAccuracy);
+            Assert.Equal(full[i].TestLoss, resumed[i].TestLoss);
+            Assert.Equal(full[i].TestAccuracy, resumed[i].TestAccuracy);
+        }
+        Assert.Equal(File.ReadAllBytes(_dir.Combine("full", "last.safetensors")).Length,
+                     File.ReadAllBytes(_dir.Combine("resumed", "last.safetensors")).Length);
+        var a = global::ViTScratch.Model.Checkpoints.SafeTensors.Read(_dir.Combine("full", "last.safetensors"));
+        var b = global::ViTScratch.Model.Checkpoints.SafeTensors.Read(_dir.Combine("resumed", "last.safetensors"));
+        foreach (var t in a.Tensors) Assert.Equal(t.Data, b.ByName[t.Name].Data); // weights and optimizer state, bit for bit
+    }
+
+    [Fact]
+    public void SameSeedSameRunOnTheCpu()
+    {
+        var first = Train(Options("one") with { Epochs = 1 });
+        var second = Train(Options("two") with { Epochs = 1 });
+        Assert.Equal(first[0].TrainLoss, second[0].TrainLoss);
+        Assert.Equal(first[0].TestLoss, second[0].TestLoss);
+    }
+
+    [Theory]
+    [InlineData(new[] { "train", "--epochs", "zero" }, "--epochs expects a whole number")]
+    [InlineData(new[] { "train", "--epoch", "3" }, "unknown option --epoch")]
+    [InlineData(new[] { "train", "--model", "vit-huge" }, "--model must be one of")]
+    [InlineData(new[] { "train", "--augment", "crop,rotate" }, "unknown augmentation 'rotate'")]
+    [InlineData(new[] { "train", "--lr", "-1" }, "--lr must be between")]
+    [InlineData(new[] { "train", "--resume", "/nonexistent/run" }, "does not exist")]
+    [InlineData(new[] { "eval", "--checkpoint", "/nonexistent.safetensors" }, "does not exist")]
+    [InlineData(new[] { "eval" }, "--checkpoint is required")]
+    [InlineData(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
+    [InlineData(new[] { "kernels", "ptx", "--arch", "sm_75", "--out", "/tmp/x" }, "--arch must be one of")]
+    public void BadInputGivesOneLineErrorAndExitCode1(string[] args, string expected)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, stdout, stderr);
+        Assert.Equal(1, code);
+        string err = stderr.ToString().TrimEnd();
+        Assert.Contains(expected, err);
+        Assert.DoesNotContain("\n", err);           // one line
+        Assert.DoesNotContain("   at ", err);       // no stack trace
+    }
+
+    [Fact]
+    public void MissingDatasetSaysWhatToDo()
+    {
+        var stderr = new StringWriter();
+        var empty = _dir.Combine("empty");
+        Directory.CreateDirectory(empty);
+        int code = Program.Run(["eval", "--checkpoint", WriteCorruptCheckpoint()], new StringWriter(), stderr);
+        Assert.Equal(1, code);
+        Assert.Contains("safetensors", stderr.ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    private string WriteCorruptCheckpoint()
+    {
+        var path = _dir.Combine("corrupt.safetensors");
+        File.WriteAllBytes(path, [1, 2, 3]);
+        return path;
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
