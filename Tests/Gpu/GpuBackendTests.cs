@@ -288,7 +288,7 @@ public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<Simulat
     public void SumSquares_then_clipped_AdamW_and_SGD()
     {
         var r = new Random(3);
-        int n = 20001;   // more than the 64 x 256 threads of stage 1: the grid-stride loop wraps
+        int n = 5001;   // more than the 16 x 256 threads of an elementwise launch on the simulator: the grid-stride loop wraps
         var g = Rand(r, n); var p0 = Rand(r, n); var m0 = Rand(r, n, -0.1f, 0.1f); var v0 = Rand(r, n, 0f, 0.01f);
         var gb = Up(g);
         var norm = Up([1.5f]);
@@ -376,7 +376,7 @@ public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<Simulat
     [Theory]
     [InlineData(2, 7, 5, 0f)]
     [InlineData(1, 37, 40, 0f)]
-    [InlineData(2, 33, 16, 0.25f)]
+    [InlineData(1, 33, 16, 0.25f)]
     public void Attention_matches_float64_forward_and_backward(int bh, int n, int d, float p)
     {
         var r = new Random(bh * 1000 + n * 10 + d);
@@ -446,7 +446,7 @@ public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<Simulat
     public void Fused_attention_matches_unfused_matmul_softmax_matmul()
     {
         var r = new Random(5);
-        int bh = 2, n = 41, d = 36, len = bh * n * d;
+        int bh = 1, n = 37, d = 36, len = bh * n * d;
         float scale = 1f / MathF.Sqrt(d);
         var q = Up(Rand(r, len)); var k = Up(Rand(r, len)); var v = Up(Rand(r, len)); var dO = Up(Rand(r, len));
         var nn = MatMulShape.Batched(bh, n, n, d, transB: true);          // S = Q Kᵀ: [bh, n, n]
