@@ -9,9 +9,10 @@ namespace ViTScratch.Kernels.Gpu;
 // Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
 // row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a 32-wide tile
 // of the other side, lane j owns tile element j: it computes that score itself as a dot product
-// over d read from shared memory. Then the warp combines: max and sum by shuffles, and the
-// weighted sum of value rows by broadcasting each lane's weight (Warp.Shuffle) while lane l
-// accumulates output dims l, l + 32, l + 64, l + 96 in four registers (so d <= 128).
+// over d read from shared memory. Then the warp combines: max and sum by shuffles; for the
+// weighted sum of value rows each lane parks its weight in the warp's 32-float row of shared
+// memory (one __syncwarp instead of 32 shuffles), and lane l accumulates output dims l, l + 32,
+// l + 64, l + 96 in four registers (so d <= 128) reading the weights back as broadcasts.
 //
 //   Forward, warp w of the group = query row i:        K tile (32 x d, shared)
 //     lane j: s_j = scale q_i . k_j                    +------------------+
@@ -29,9 +30,9 @@ namespace ViTScratch.Kernels.Gpu;
 //
 // Shared memory (floats, d <= 128, rows padded to 129 so lane j's walk along row j hits a
 // different bank than lane j + 1):
-//   Forward      K 32x129 + V 32x129 + q 8x128                 = 37.1 KB
-//   BackwardDq   K 32x129 + V 32x129 + q 8x128 + dO 8x128       = 41.2 KB
-//   BackwardDkDv Q 32x129 + dO 32x129 + k 8x128 + v 8x128 + 64  = 41.5 KB   (all under 48 KB)
+//   Forward      K 32x129 + V 32x129 + q 8x128 + w 8x32                  = 38.1 KB
+//   BackwardDq   K 32x129 + V 32x129 + q 8x128 + dO 8x128 + w 8x32        = 42.3 KB
+//   BackwardDkDv Q 32x129 + dO 32x129 + k 8x128 + v 8x128 + 2 x 8x32 + 64 = 43.6 KB (< 48 KB)
 // Why warp-per-row rather than a register-tiled FlashAttention-2: ViT sequences are short
 // (N = 65 to 257) and heads narrow (d = 32 to 64), so the kernel is bound by latency, not FLOPs,
 // and this layout keeps every score, max and sum inside one warp with no barrier but the tile's.
@@ -130,9 +131,10 @@ public static class AttentionKernels
         var Ks = SharedMemory.Allocate<float>(T * Pad);
         var Vs = SharedMemory.Allocate<float>(T * Pad);
         var Qs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        var Ws = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = i < a.N;
-        int head = h * a.N * a.D;
+        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
         LoadRow(q, head, i, valid, a, a.Scale, Qs);   // q pre-scaled: s = (scale q) . k
 
         float m = float.NegativeInfinity, l = 0f, o0 = 0f, o1 = 0f, o2 = 0f, o3 = 0f;
@@ -150,11 +152,12 @@ public static class AttentionKernels
             float correction = MathF.Exp(m - mNew);    // 0 on the first tile (m = -inf)
             l = l * correction + WarpMath.Sum(p);
             m = mNew;
-            float w = j < a.N && valid ? p * Keep(a, h, i, j) : 0f;
+            Ws[wo + lane] = j < a.N && valid ? p * Keep(a, h, i, j) : 0f;
+            Warp.Barrier();
             o0 *= correction; o1 *= correction; o2 *= correction; o3 *= correction;
             for (int jj = 0; jj < T; jj++)
             {
-                float wj = Warp.Shuffle(w, jj);
+                float wj = Ws[wo + jj];
                 int vo = jj * Pad + lane;
                 o0 += wj * Vs[vo];
                 o1 += wj * Vs[vo + 32];
@@ -193,9 +196,10 @@ public static class AttentionKernels
         var Vs = SharedMemory.Allocate<float>(T * Pad);
         var Qs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
         var Gs = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
+        var Ws = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = i < a.N;
-        int head = h * a.N * a.D;
+        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
         LoadRow(q, head, i, valid, a, a.Scale, Qs);
         LoadRow(dO, head, i, valid, a, 1f, Gs);
         float lsei = valid ? lse[h * a.N + i] : 0f, Di = valid ? rowDot[h * a.N + i] : 0f;
@@ -216,9 +220,11 @@ public static class AttentionKernels
                 float dp = Keep(a, h, i, j) * Dot(Gs, Vs, a.D);
                 ds = p * (dp - Di) * a.Scale;
             }
+            Ws[wo + lane] = ds;
+            Warp.Barrier();
             for (int jj = 0; jj < T; jj++)
             {
-                float dsj = Warp.Shuffle(ds, jj);
+                float dsj = Ws[wo + jj];
                 int ko = jj * Pad + lane;
                 g0 += dsj * Ks[ko];
                 g1 += dsj * Ks[ko + 32];
@@ -244,9 +250,11 @@ public static class AttentionKernels
         var Vr = SharedMemory.Allocate<float>(Rows * MaxHeadDim);
         var Ls = SharedMemory.Allocate<float>(T);
         var Ds = SharedMemory.Allocate<float>(T);
+        var Cv = SharedMemory.Allocate<float>(Rows * T);
+        var Cs = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, j = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = j < a.N;
-        int head = h * a.N * a.D;
+        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
         LoadRow(k, head, j, valid, a, a.Scale, Kr);   // k pre-scaled: s = q . (scale k)
         LoadRow(v, head, j, valid, a, 1f, Vr);
 
@@ -274,9 +282,12 @@ public static class AttentionKernels
                 cv = p * keep;
                 cs = p * (dp - Ds[lane]) * a.Scale;
             }
+            Cv[wo + lane] = cv;
+            Cs[wo + lane] = cs;
+            Warp.Barrier();
             for (int ii = 0; ii < T; ii++)
             {
-                float cvi = Warp.Shuffle(cv, ii), csi = Warp.Shuffle(cs, ii);
+                float cvi = Cv[wo + ii], csi = Cs[wo + ii];
                 int ro = ii * Pad + lane;
                 v0 += cvi * Gs[ro]; v1 += cvi * Gs[ro + 32]; v2 += cvi * Gs[ro + 64]; v3 += cvi * Gs[ro + 96];
                 k0 += csi * Qs[ro]; k1 += csi * Qs[ro + 32]; k2 += csi * Qs[ro + 64]; k3 += csi * Qs[ro + 96];
