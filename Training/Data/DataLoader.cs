@@ -115,6 +115,7 @@ public sealed class DataLoader : IDisposable
         {
             for (int b = startBatch; b < total; b++)
             {
+                cancel.ThrowIfCancellationRequested(); // queued batches must not outlive a cancellation
                 var reader = channels[(b - startBatch) % workers].Reader;
                 DataBatch batch;
                 try
