@@ -486,7 +486,7 @@ public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<Simulat
             var e = Assert.Throws<ViTScratchException>(() => BackendFactory.Create("cuda"));
             Assert.Contains("no CUDA device", e.Message);
         }
-        Assert.Throws<ArgumentException>(() => K.MatMul(new Kernels.Cpu.CpuBuffer(new float[1], 0, 1), K.Allocate(1), K.Allocate(1), MatMulShape.Single(1, 1, 1), 1f, false));
+        Assert.Throws<ArgumentException>(() => K.MatMul(new global::ViTScratch.Kernels.Cpu.CpuBuffer(new float[1], 0, 1), K.Allocate(1), K.Allocate(1), MatMulShape.Single(1, 1, 1), 1f, false));
     }
 
     // ---- reference helpers -----------------------------------------------------------------------
