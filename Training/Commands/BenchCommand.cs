@@ -15,8 +15,9 @@ namespace ViTScratch.Training.Commands;
 public static class BenchCommand
 {
     public const string Help = """
-        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N]
-          measures training steps (forward, backward, AdamW) and inference forwards per second.
+        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--profile]
+          measures training steps (forward, backward, AdamW) and inference forwards per second;
+          --profile adds where one training step spends its time, by kernel category.
         """;
 
     public static int Run(string[] args, TextWriter stdout)
@@ -27,10 +28,12 @@ public static class BenchCommand
         string input = a.Choice("input", "cifar", "cifar", "mnist");
         string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
         int steps = a.Int("steps", 5, 1, 1000);
+        bool profile = a.Flag("profile");
         a.RejectUnknown();
 
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
-        using var device = Device.Create(deviceName);
+        var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
+        using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
         var model = new ViT(ViTPresets.Create(preset, c, hw, hw, 10), device, seed: 0);
         var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
@@ -60,11 +63,32 @@ public static class BenchCommand
         }
 
         double train = Measure(TrainStep, steps, batch);
+        if (profiler is not null)
+        {
+            profiler.Reset();
+            for (int i = 0; i < steps; i++) TrainStep();
+            PrintProfile(stdout, profiler, steps);
+        }
         model.Eval();
         double infer = Measure(InferStep, steps, batch);
         stdout.WriteLine($"training  {train,8:F1} img/s");
         stdout.WriteLine($"inference {infer,8:F1} img/s");
         return 0;
+    }
+
+    private static void PrintProfile(TextWriter stdout, ProfilingKernels profiler, int steps)
+    {
+        double total = profiler.Categories.Values.Sum(e => e.Seconds);
+        stdout.WriteLine($"one training step, by kernel category (each call synchronised; {steps} steps):");
+        stdout.WriteLine($"  {"category",-16} {"ms/step",9} {"share",7} {"calls",7} {"GFLOP/s",9}");
+        foreach (var (name, e) in profiler.Categories.OrderByDescending(kv => kv.Value.Seconds))
+        {
+            string rate = e.Flops > 0 ? $"{e.Flops / e.Seconds / 1e9,9:F1}" : "";
+            stdout.WriteLine($"  {name,-16} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {rate}");
+        }
+        stdout.WriteLine($"  {"total",-16} {total / steps * 1000,9:F2}");
+        double gemm = profiler.Categories.TryGetValue("matmul", out var m) ? m.Seconds : 0;
+        stdout.WriteLine($"  {gemm / total * 100:F1}% of the step runs in matmul kernels");
     }
 
     // One warm-up call (JIT, pool, caches), then the median of `steps` timed calls.
