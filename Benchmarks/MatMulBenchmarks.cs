@@ -23,6 +23,7 @@ public class MatMulBenchmarks
         public Config() => AddColumn(new GflopsColumn());
     }
 
+    // Names stay under BenchmarkDotNet's 20-character parameter column: M x K x N (T = TransA).
     public sealed record Case(string Name, MatMulShape Shape) : IHasFlops
     {
         public double FlopsFor(string method) => Shape.Flops;
@@ -31,10 +32,10 @@ public class MatMulBenchmarks
 
     public static IEnumerable<Case> Cases =>
     [
-        new("Qkv [8320,192]x[192,576]", MatMulShape.Single(8320, 576, 192)),
-        new("Proj [8320,384]x[384,192]", MatMulShape.Single(8320, 192, 384)),
-        new("WeightGrad [576,8320]T x[8320,192]", MatMulShape.Single(576, 192, 8320, transA: true)),
-        new("Scores 384x[65,64]x[64,65]", MatMulShape.Batched(384, 65, 65, 64)),
+        new("Qkv 8320x192x576", MatMulShape.Single(8320, 576, 192)),
+        new("Proj 8320x384x192", MatMulShape.Single(8320, 192, 384)),
+        new("WGrad 576x8320x192T", MatMulShape.Single(576, 192, 8320, transA: true)),
+        new("Scores 384x65x64x65", MatMulShape.Batched(384, 65, 65, 64)),
     ];
 
     [ParamsSource(nameof(Cases))]
