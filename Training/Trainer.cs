@@ -38,8 +38,7 @@ public sealed class Trainer : IDisposable
         if (options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
 
         _device = Device.Create(options.Device);
-        var config = ViTPresets.Create(options.Model, train.Channels, train.Height, train.Width, train.ClassCount,
-            ViTConfig.ParsePool(options.Pool), options.Dropout, options.EmbDropout);
+        var config = options.ModelConfig(train.Channels, train.Height, train.Width, train.ClassCount);
         _model = new ViT(config, _device, options.Seed);
 
         var parameters = _model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();

@@ -15,7 +15,7 @@ namespace ViTScratch.Training.Commands;
 public static class BenchCommand
 {
     public const string Help = """
-        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--profile]
+        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--patch N] [--profile]
           measures training steps (forward, backward, AdamW) and inference forwards per second;
           --profile adds where one training step spends its time, by kernel category.
         """;
@@ -29,12 +29,13 @@ public static class BenchCommand
         string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
         int steps = a.Int("steps", 5, 1, 1000);
         bool profile = a.Flag("profile");
+        int patch = a.Int("patch", 4, 1, 64);
         a.RejectUnknown();
 
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
-        var model = new ViT(ViTPresets.Create(preset, c, hw, hw, 10), device, seed: 0);
+        var model = new ViT((ViTPresets.Get(preset) with { PatchSize = patch }).ToConfig(c, hw, hw, 10), device, seed: 0);
         var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
         var rng = new Random(0);
