@@ -77,6 +77,38 @@ public class RunnerTests : IDisposable
     }
 
     [Fact]
+    public void EvalAndPredictReadTheRunsCheckpoint()
+    {
+        var o = Options("served") with { Epochs = 1 };
+        Train(o);
+        string best = Path.Combine(o.OutDir, "best.safetensors");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+
+        Assert.Equal(0, Program.Run(["eval", "--checkpoint", best, "--data", _dir.Path, "--device", "cpu"], stdout, stderr));
+        Assert.Contains("40 images", stdout.ToString());
+
+        string map = _dir.Combine("map.png");
+        Assert.Equal(0, Program.Run(["predict", "--checkpoint", best, "--index", "3", "--attention-map", map, "--device", "cpu"], stdout, stderr));
+        string text = stdout.ToString();
+        Assert.Contains("test image 3", text);
+        Assert.Equal(5, System.Text.RegularExpressions.Regex.Matches(text, @"^\s+\d+\.\d\d%  \S", System.Text.RegularExpressions.RegexOptions.Multiline).Count); // the top-5 lines
+        var png = File.ReadAllBytes(map);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+
+        // An image file goes through the same path: write a PNG, predict it.
+        string image = _dir.Combine("digit.png");
+        using (var bmp = new SkiaSharp.SKBitmap(28, 28))
+        {
+            for (int y = 0; y < 28; y++) for (int x = 0; x < 28; x++) bmp.SetPixel(x, y, new SkiaSharp.SKColor((byte)(x * 9), (byte)(y * 9), 80));
+            using var data = bmp.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(image, data.ToArray());
+        }
+        Assert.Equal(0, Program.Run(["predict", "--checkpoint", best, image, "--device", "cpu"], stdout, stderr));
+        Assert.Equal("", stderr.ToString());
+    }
+
+    [Fact]
     public void SameSeedSameRunOnTheCpu()
     {
         var first = Train(Options("one") with { Epochs = 1 });
