@@ -140,11 +140,17 @@ public sealed class Trainer : IDisposable
                     lossSum += (double)loss * batch.Count;
                     seen += batch.Count;
                     done++;
-                    long correct = correctBefore + (long)counter.Item();
-                    bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correct / seen, lr);
+                    bool stopping = cancel.IsCancellationRequested;
+                    if (bar.WillDraw(done) || stopping)
+                    {
+                        // The accuracy counter lives on the device; read it only when it is shown.
+                        long correctSoFar = correctBefore + (long)counter.Item();
+                        bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correctSoFar / seen, lr);
+                    }
                     StepCompleted?.Invoke(step);
                     if (cancel.IsCancellationRequested)
                     {
+                        long correct = correctBefore + (long)counter.Item();
                         _pos = new TrainingPosition(epoch, batch.Index + 1, step, lossSum, correct, seen, priorSeconds + clock.Elapsed.TotalSeconds);
                         SaveLast();
                         _log.WriteLine();

@@ -25,6 +25,17 @@ public sealed class ProgressBar
         _interactive = output is null && !Console.IsOutputRedirected;
     }
 
+    /// <summary>
+    /// Whether a report after <paramref name="done"/> steps would be shown. The trainer asks first,
+    /// so it reads device-side counters back to the host only when they will be printed.
+    /// </summary>
+    public bool WillDraw(int done)
+    {
+        if (done >= _total) return true;
+        if (_interactive) return _clock.ElapsedTicks - _lastDrawTicks >= Stopwatch.Frequency / 10;
+        return (int)(10L * done / _total) != _lastDecile;
+    }
+
     /// <summary>Reports progress after <paramref name="done"/> of the steps; <paramref name="images"/> seen so far.</summary>
     public void Report(int done, long images, float loss, float accuracy, float lr)
     {
