@@ -80,29 +80,37 @@ public static class MatMulKernels
         float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f;
         float c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
 
+        // Staging geometry, fixed for the whole K walk: element q (0..3) of a thread is row
+        // rA + q rStepA, k kA + q kStepA of the A slab (e = tid + 256 q: k = e % 16 = tx and
+        // row = e / 16 = ty + 16 q when k is contiguous, row = e % 64 and k = e / 64 when rows
+        // are), likewise for B. Hoisted here so the loop below does no index division.
+        bool aKFast = p.TransA == 0, bKFast = p.TransB != 0;       // k contiguous in memory
+        int rA = aKFast ? ty : tid % Tile, kA = aKFast ? tx : tid / Tile;
+        int rStepA = aKFast ? 16 : 0, kStepA = aKFast ? 0 : 4;
+        int cB = bKFast ? ty : tid % Tile, kB = bKFast ? tx : tid / Tile;
+        int cStepB = bKFast ? 16 : 0, kStepB = bKFast ? 0 : 4;
+        // Element (row, k) of op(A) is a[aBase + row rowStrideA + k kStrideA]; (k, col) of op(B)
+        // is b[bBase + k kStrideB + col colStrideB].
+        int rowStrideA = aKFast ? p.K : 1, kStrideA = aKFast ? 1 : p.M;
+        int kStrideB = bKFast ? 1 : p.N, colStrideB = bKFast ? p.K : 1;
+
         for (int k0 = 0; k0 < p.K; k0 += TileK)
         {
             // Stage the slabs: 4 elements of each per thread, zero outside the matrix.
             for (int q = 0; q < 4; q++)
             {
-                int e = tid + q * GpuKernels.GroupSize;
-                int r, k;
-                if (p.TransA != 0) { r = e % Tile; k = e / Tile; }   // A stored [K, M]: rows contiguous
-                else { k = e % TileK; r = e / TileK; }               // A stored [M, K]: k contiguous
+                int r = rA + q * rStepA, k = kA + q * kStepA;
                 int gr = row0 + r, gk = k0 + k;
                 float av = 0f;
-                if (gr < p.M && gk < p.K)
-                    av = p.TransA != 0 ? a[aBase + gk * p.M + gr] : a[aBase + gr * p.K + gk];
+                if (gr < p.M && gk < p.K) av = a[aBase + gr * rowStrideA + gk * kStrideA];
                 As[k * Pad + r] = av;
 
-                int cc;
-                if (p.TransB != 0) { k = e % TileK; cc = e / TileK; }  // B stored [N, K]: k contiguous
-                else { cc = e % Tile; k = e / Tile; }                  // B stored [K, N]: cols contiguous
+                int cc = cB + q * cStepB;
+                k = kB + q * kStepB;
                 int gc = col0 + cc;
                 gk = k0 + k;
                 float bv = 0f;
-                if (gc < p.N && gk < p.K)
-                    bv = p.TransB != 0 ? b[bBase + gc * p.K + gk] : b[bBase + gk * p.N + gc];
+                if (gc < p.N && gk < p.K) bv = b[bBase + gk * kStrideB + gc * colStrideB];
                 Bs[k * Pad + cc] = bv;
             }
             Group.Barrier();
