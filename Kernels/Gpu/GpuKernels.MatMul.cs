@@ -51,7 +51,7 @@ public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, 
 /// Four consecutive floats of a shared slab row. ILGPU loads a struct of four floats at a
 /// 16-byte aligned address with one vector instruction (ld.shared.v4.f32, SASS LDS.128).
 /// </summary>
-public struct Quad
+internal struct Quad
 {
     public float X, Y, Z, W;
 }
