@@ -9,23 +9,26 @@ namespace ViTScratch.Kernels.Gpu;
 //   Each group computes one 64 x 64 tile of C; the K axis is walked 16 at a time. Per step the
 //   group stages a 64 x 16 slab of op(A) and a 16 x 64 slab of op(B) in shared memory, then
 //   every thread does 16 rank-1 updates of its own 4 x 4 block of C held in 16 registers.
-//   Per step a thread loads 8 floats from shared memory and does 16 FMAs per k, instead of 2
-//   global loads per FMA in the naive kernel.
+//   Per k a thread reads its 4 values of A and its 4 values of B as two 16-byte shared loads
+//   (LDS.128) and does 16 FMAs: 8 FMAs per shared load instruction.
 //
-//            B slab: Bs[16][64]                thread (tx, ty), tx, ty in 0..15, owns
-//          +----------------+                  rows ty, ty+16, ty+32, ty+48 and
-//          |                |                  cols tx, tx+16, tx+32, tx+48 of the tile:
-//   A slab +----------------+                  strided, so a warp's shared reads are
-//  As[16][64]   C tile 64x64                   broadcasts (As) and 16 consecutive words
-//   (k-major)   256 threads x 16 outputs       (Bs), free of bank conflicts.
+//            B slab: Bs[16][64 (+4 pad)]        thread (tx, ty), tx, ty in 0..15, owns
+//          +----------------+                   rows 4ty .. 4ty+3 and cols 4tx .. 4tx+3 of
+//          |                |                   the tile: contiguous, so each k needs one
+//   A slab +----------------+                   Quad (4 floats, 16 B) of As and one of Bs.
+//  As[16][64 (+4)]  C tile 64x64                A warp reads 16 consecutive Quads of Bs (no
+//   (k-major)   256 threads x 16 outputs        bank conflict) and 2 Quads of As (broadcast).
 //
 // Launch: grid (ceil(N / 64), ceil(M / 64), batch), group 256 = 16 x 16 threads.
-// Shared memory: 2 x 16 x 65 floats = 8.3 KB (the +1 column pad keeps the transposed stores
-//   conflict free), so several groups fit per SM.
+// Shared memory: 2 x 16 x 68 floats = 8.5 KB. Rows are padded by one Quad (4 floats): a row
+//   stride of 68 floats keeps the Quads 16-byte aligned for the vector loads and spreads the
+//   k-strided staging stores of a warp over the banks (at most 2 threads per bank).
 // Loads: each of the 256 threads moves 4 elements of each slab. Which index varies fastest
 //   between neighbouring threads follows the operand's memory layout (TransA / TransB), so the
 //   global loads are coalesced for all four transpose combinations. Out-of-range elements (ragged
 //   M, N, K) load as 0, so the inner loop needs no bounds checks; only the final store checks.
+// Stores: the 4 store instructions of a warp together cover 2 rows x 64 consecutive columns of C.
+// docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul;
@@ -44,18 +47,30 @@ public sealed partial class GpuKernels
 /// <summary>MatMulShape as a kernel parameter (flags as ints, strides in floats).</summary>
 public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate);
 
+/// <summary>
+/// Four consecutive floats of a shared slab row. ILGPU loads a struct of four floats at a
+/// 16-byte aligned address with one vector instruction (ld.shared.v4.f32, SASS LDS.128).
+/// </summary>
+internal struct Quad
+{
+    public float X, Y, Z, W;
+}
+
 /// <summary>The kernel of GpuKernels.MatMul.cs.</summary>
 public static class MatMulKernels
 {
     public const int Tile = 64;
     private const int TileK = 16;
-    private const int Pad = Tile + 1;
+    private const int RowQuads = Tile / 4 + 1;   // 16 Quads of data + 1 of padding per slab row
+    private const int Pad = RowQuads * 4;        // slab row stride in floats: 68
 
     [GpuKernel]
     public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs p)
     {
-        var As = SharedMemory.Allocate<float>(TileK * Pad);   // As[k * Pad + row]
-        var Bs = SharedMemory.Allocate<float>(TileK * Pad);   // Bs[k * Pad + col]
+        var As4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // As[k * Pad + row]
+        var Bs4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // Bs[k * Pad + col]
+        var As = As4.Cast<float>();                                // the same slabs, float by float
+        var Bs = Bs4.Cast<float>();
         int tid = Group.IdxX, tx = tid % 16, ty = tid / 16;
         int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, batch = Grid.IdxZ;
         int aBase = batch * p.StrideA, bBase = batch * p.StrideB, cBase = batch * p.StrideC;
@@ -65,58 +80,69 @@ public static class MatMulKernels
         float c20 = 0f, c21 = 0f, c22 = 0f, c23 = 0f;
         float c30 = 0f, c31 = 0f, c32 = 0f, c33 = 0f;
 
+        // Staging geometry, fixed for the whole K walk: element q (0..3) of a thread is row
+        // rA + q rStepA, k kA + q kStepA of the A slab (e = tid + 256 q: k = e % 16 = tx and
+        // row = e / 16 = ty + 16 q when k is contiguous, row = e % 64 and k = e / 64 when rows
+        // are), likewise for B. Hoisted here so the loop below does no index division.
+        bool aKFast = p.TransA == 0, bKFast = p.TransB != 0;       // k contiguous in memory
+        int rA = aKFast ? ty : tid % Tile, kA = aKFast ? tx : tid / Tile;
+        int rStepA = aKFast ? 16 : 0, kStepA = aKFast ? 0 : 4;
+        int cB = bKFast ? ty : tid % Tile, kB = bKFast ? tx : tid / Tile;
+        int cStepB = bKFast ? 16 : 0, kStepB = bKFast ? 0 : 4;
+        // Element (row, k) of op(A) is a[aBase + row rowStrideA + k kStrideA]; (k, col) of op(B)
+        // is b[bBase + k kStrideB + col colStrideB].
+        int rowStrideA = aKFast ? p.K : 1, kStrideA = aKFast ? 1 : p.M;
+        int kStrideB = bKFast ? 1 : p.N, colStrideB = bKFast ? p.K : 1;
+
         for (int k0 = 0; k0 < p.K; k0 += TileK)
         {
             // Stage the slabs: 4 elements of each per thread, zero outside the matrix.
             for (int q = 0; q < 4; q++)
             {
-                int e = tid + q * GpuKernels.GroupSize;
-                int r, k;
-                if (p.TransA != 0) { r = e % Tile; k = e / Tile; }   // A stored [K, M]: rows contiguous
-                else { k = e % TileK; r = e / TileK; }               // A stored [M, K]: k contiguous
+                int r = rA + q * rStepA, k = kA + q * kStepA;
                 int gr = row0 + r, gk = k0 + k;
                 float av = 0f;
-                if (gr < p.M && gk < p.K)
-                    av = p.TransA != 0 ? a[aBase + gk * p.M + gr] : a[aBase + gr * p.K + gk];
+                if (gr < p.M && gk < p.K) av = a[aBase + gr * rowStrideA + gk * kStrideA];
                 As[k * Pad + r] = av;
 
-                int cc;
-                if (p.TransB != 0) { k = e % TileK; cc = e / TileK; }  // B stored [N, K]: k contiguous
-                else { cc = e % Tile; k = e / Tile; }                  // B stored [K, N]: cols contiguous
+                int cc = cB + q * cStepB;
+                k = kB + q * kStepB;
                 int gc = col0 + cc;
                 gk = k0 + k;
                 float bv = 0f;
-                if (gc < p.N && gk < p.K)
-                    bv = p.TransB != 0 ? b[bBase + gc * p.K + gk] : b[bBase + gk * p.N + gc];
+                if (gc < p.N && gk < p.K) bv = b[bBase + gk * kStrideB + gc * colStrideB];
                 Bs[k * Pad + cc] = bv;
             }
             Group.Barrier();
 
-            // 16 rank-1 updates of the thread's 4 x 4 block, unrolled by hand over the block.
+            // 16 rank-1 updates of the thread's 4 x 4 block: one Quad of A (rows 4ty..4ty+3) and
+            // one of B (cols 4tx..4tx+3) per k.
             for (int kk = 0; kk < TileK; kk++)
             {
-                int ao = kk * Pad + ty, bo = kk * Pad + tx;
-                float a0 = As[ao], a1 = As[ao + 16], a2 = As[ao + 32], a3 = As[ao + 48];
-                float b0 = Bs[bo], b1 = Bs[bo + 16], b2 = Bs[bo + 32], b3 = Bs[bo + 48];
-            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+                Quad av = As4[kk * RowQuads + ty], bv = Bs4[kk * RowQuads + tx];
+                c00 += av.X * bv.X; c01 += av.X * bv.Y; c02 += av.X * bv.Z; c03 += av.X * bv.W;
+                c10 += av.Y * bv.X; c11 += av.Y * bv.Y; c12 += av.Y * bv.Z; c13 += av.Y * bv.W;
+                c20 += av.Z * bv.X; c21 += av.Z * bv.Y; c22 += av.Z * bv.Z; c23 += av.Z * bv.W;
+                c30 += av.W * bv.X; c31 += av.W * bv.Y; c32 += av.W * bv.Z; c33 += av.W * bv.W;
             }
             Group.Barrier();
         }
 
-        int a0Row = row0 + ty, b0Col = col0 + tx;
-        Store(c, cBase, a0Row + 0, b0Col + 0, p, c00); Store(c, cBase, a0Row + 0, b0Col + 16, p, c01); Store(c, cBase, a0Row + 0, b0Col + 32, p, c02); Store(c, cBase, a0Row + 0, b0Col + 48, p, c03);
-        Store(c, cBase, a0Row + 16, b0Col + 0, p, c10); Store(c, cBase, a0Row + 16, b0Col + 16, p, c11); Store(c, cBase, a0Row + 16, b0Col + 32, p, c12); Store(c, cBase, a0Row + 16, b0Col + 48, p, c13);
-        Store(c, cBase, a0Row + 32, b0Col + 0, p, c20); Store(c, cBase, a0Row + 32, b0Col + 16, p, c21); Store(c, cBase, a0Row + 32, b0Col + 32, p, c22); Store(c, cBase, a0Row + 32, b0Col + 48, p, c23);
-        Store(c, cBase, a0Row + 48, b0Col + 0, p, c30); Store(c, cBase, a0Row + 48, b0Col + 16, p, c31); Store(c, cBase, a0Row + 48, b0Col + 32, p, c32); Store(c, cBase, a0Row + 48, b0Col + 48, p, c33);
+        int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
+        Store(c, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
+        Store(c, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
+        Store(c, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
+        Store(c, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
     }
 
-    private static void Store(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float acc)
+    // Four consecutive outputs of one row, each bounds-checked (N need not be a multiple of 4).
+    private static void Store(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
     {
-        if (row >= p.M || col >= p.N) return;
+        if (row >= p.M) return;
         int at = cBase + row * p.N + col;
-        c[at] = p.Accumulate != 0 ? c[at] + p.Alpha * acc : p.Alpha * acc;
+        if (col + 0 < p.N) c[at + 0] = p.Accumulate != 0 ? c[at + 0] + p.Alpha * v0 : p.Alpha * v0;
+        if (col + 1 < p.N) c[at + 1] = p.Accumulate != 0 ? c[at + 1] + p.Alpha * v1 : p.Alpha * v1;
+        if (col + 2 < p.N) c[at + 2] = p.Accumulate != 0 ? c[at + 2] + p.Alpha * v2 : p.Alpha * v2;
+        if (col + 3 < p.N) c[at + 3] = p.Accumulate != 0 ? c[at + 3] + p.Alpha * v3 : p.Alpha * v3;
     }
 }
