@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace ViTScratch.Kernels.Cpu;
 
 // LayerNorm over the last axis. Forward saves mean and rstd per row so the backward pass does
@@ -24,7 +26,11 @@ public sealed partial class CpuKernels
                 Simd.AddConstant(xr, -mu, yr);                 // yr = x - mean (reused as scratch)
                 float var_ = Simd.Dot(yr, yr) / cols;           // two-pass variance: no cancellation
                 float rinv = 1f / MathF.Sqrt(var_ + eps);
-                for (int c = 0; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
+                int c = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; c <= cols - 8; c += 8)
+                        (Vector256.Create(yr.Slice(c, 8)) * rinv * Vector256.Create(g.Slice(c, 8)) + Vector256.Create(b.Slice(c, 8))).CopyTo(yr.Slice(c, 8));
+                for (; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
                 ms.Span[r] = mu;
                 rs.Span[r] = rinv;
             }

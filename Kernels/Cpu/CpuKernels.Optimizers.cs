@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace ViTScratch.Kernels.Cpu;
 
 // Optimizer kernels: one pass over (param, grad, state) per step. The clip factor is read from
@@ -31,7 +33,32 @@ public sealed partial class CpuKernels
         Par.For(n, 16, (s, e) =>
         {
             var p = ps.Span; var g = gs.Span; var mm = msb.Span; var vv = vs.Span;
-            for (int i = s; i < e; i++)
+            int i = s;
+            // The same operations in the same order as the scalar loop below (no fused multiply-add),
+            // so every lane rounds exactly as the scalar tail does.
+            if (Vector512.IsHardwareAccelerated)
+                for (; i <= e - 16; i += 16)
+                {
+                    var gi = Vector512.Create(g.Slice(i, 16)) * clip;
+                    var mi = b1 * Vector512.Create(mm.Slice(i, 16)) + (1f - b1) * gi;
+                    var vi = b2 * Vector512.Create(vv.Slice(i, 16)) + (1f - b2) * gi * gi;
+                    mi.CopyTo(mm.Slice(i, 16));
+                    vi.CopyTo(vv.Slice(i, 16));
+                    var pi = Vector512.Create(p.Slice(i, 16)) * decay - stepSize * mi / (Vector512.Sqrt(vi) * invSqrtBc2 + Vector512.Create(eps));
+                    pi.CopyTo(p.Slice(i, 16));
+                }
+            else if (Vector256.IsHardwareAccelerated)
+                for (; i <= e - 8; i += 8)
+                {
+                    var gi = Vector256.Create(g.Slice(i, 8)) * clip;
+                    var mi = b1 * Vector256.Create(mm.Slice(i, 8)) + (1f - b1) * gi;
+                    var vi = b2 * Vector256.Create(vv.Slice(i, 8)) + (1f - b2) * gi * gi;
+                    mi.CopyTo(mm.Slice(i, 8));
+                    vi.CopyTo(vv.Slice(i, 8));
+                    var pi = Vector256.Create(p.Slice(i, 8)) * decay - stepSize * mi / (Vector256.Sqrt(vi) * invSqrtBc2 + Vector256.Create(eps));
+                    pi.CopyTo(p.Slice(i, 8));
+                }
+            for (; i < e; i++)
             {
                 float gi = g[i] * clip;
                 float mi = b1 * mm[i] + (1f - b1) * gi;
