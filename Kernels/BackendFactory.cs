@@ -38,16 +38,28 @@ public static class BackendFactory
     /// <summary>Whether an NVIDIA GPU and a working driver are present. Probed once.</summary>
     public static bool HasCuda => _hasCuda.Value;
 
+    /// <summary>
+    /// Why <see cref="HasCuda"/> is false: "no CUDA device", or the driver's or ILGPU's exception.
+    /// Null while CUDA is present. `vit info` prints it, so a GPU machine that silently falls back
+    /// to the CPU says why.
+    /// </summary>
+    public static string? CudaUnavailableReason => HasCuda ? null : _cudaProbeError;
+
+    private static string? _cudaProbeError;
+
     private static bool ProbeCuda()
     {
         try
         {
             using var context = Context.Create(b => b.Cuda());
-            return context.GetCudaDevices().Count > 0;
+            if (context.GetCudaDevices().Count > 0) return true;
+            _cudaProbeError = "no CUDA device was found";
+            return false;
         }
-        catch (Exception)
+        catch (Exception e)
         {
             // No driver (libcuda missing), or a driver that fails to initialise: no CUDA.
+            _cudaProbeError = $"{e.GetType().Name}: {e.Message}";
             return false;
         }
     }

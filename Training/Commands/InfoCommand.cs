@@ -13,6 +13,7 @@ public static class InfoCommand
         stdout.WriteLine("devices:");
         foreach (var name in BackendFactory.Names.Where(n => n != "auto"))
             stdout.WriteLine($"  {name,-10} {(BackendFactory.IsAvailable(name) ? "available" : "not available")}");
+        if (BackendFactory.CudaUnavailableReason is { } why) stdout.WriteLine($"  (cuda: {why})");
         stdout.WriteLine($"  auto       -> {(BackendFactory.IsAvailable("cuda") ? "cuda" : "cpu")}");
         stdout.WriteLine($"  cpu: {Environment.ProcessorCount} threads, Vector512 {(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "yes" : "no")}");
         stdout.WriteLine();

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 7, as one script for a lent CUDA machine (no network, no .NET):
+#   info, the whole test matrix with cuda (plus cpu), `vit kernels bench` (matmul vs cuBLAS,
+#   fused vs unfused attention, GB/s vs copy), a PyTorch cross-check, `vit bench` for vit-tiny
+#   and vit-small at several batches, `vit train` on Fashion-MNIST, then compute-sanitizer
+#   memcheck and racecheck over the kernel-matrix tests, each step under the time left.
+# Prepare here with tools/device/pack.sh, then run there with .devkit carried:
+#   bash tools/device/gpu-check.sh [seconds] [steps]      steps: comma list, default all
+# Results go to $OUT (the device tool's folder) or /tmp/gpu-check.
+set -uo pipefail
+T0=$(date +%s)
+BUDGET=${1:-450}
+STEPS=${2:-info,tests,kernels,torch,bench,train,memcheck,racecheck}
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+exec > >(tee -a "$OUT/gpu-check.log") 2>&1
+
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+want() { [[ ",$STEPS," == *",$1,"* ]]; }
+# step NAME MAX_SECONDS CMD...: runs CMD under min(MAX, time left); skipped when under 20 s are left.
+step() {
+  local name=$1 max=$2; shift 2
+  want "$name" || return 0
+  local l; l=$(left); local t=$(( l < max ? l : max ))
+  if (( t < 20 )); then echo "=== $name: SKIPPED, $l s left"; return 0; fi
+  echo "=== $name (limit ${t}s, at $(( $(date +%s) - T0 ))s)"
+  timeout -k 10 "$t" "$@"
+  echo "=== $name: exit $? after $(( $(date +%s) - T0 ))s"
+}
+
+# ---- setup: .NET runtime, the build, the data, cuBLAS ------------------------------------------
+W=/tmp/vit-devkit
+mkdir -p $W
+if ! command -v dotnet >/dev/null; then
+  mkdir -p $W/dotnet && tar -xJf "$ROOT/.devkit/dotnet.tar.xz" -C $W/dotnet
+  export DOTNET_ROOT=$W/dotnet PATH=$W/dotnet:$PATH
+fi
+tar -xJf "$ROOT/.devkit/app.tar.xz" -C $W
+mkdir -p $W/fashion && tar -xJf "$ROOT/.devkit/fashion.tar.xz" -C $W/fashion
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# ILGPU.Algorithms 1.5.3 knows libcublas.so.10-12; a CUDA 13 machine has .so.13 with the same
+# v2 entry points, so offer it under the name ILGPU asks for.
+CUBLAS=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets /usr/lib/x86_64-linux-gnu /opt /usr/local/lib -name 'libcublas.so.1[23]*' 2>/dev/null | sort | head -1)
+if [[ -n $CUBLAS ]]; then
+  mkdir -p $W/cublas && ln -sf "$CUBLAS" $W/cublas/libcublas.so.12
+  export LD_LIBRARY_PATH=$W/cublas:$(dirname "$CUBLAS")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+echo "setup done in $(( $(date +%s) - T0 ))s; dotnet $(dotnet --list-runtimes | head -1); cuBLAS: ${CUBLAS:-not found}"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+lscpu | grep -E "Model name|^CPU\(s\)|Flags" | sed 's/Flags:.*avx512f.*/Flags: ... avx512f .../' | cut -c1-120
+
+VIT="dotnet $W/app/vit.dll"
+XUNIT="env DOTNET_ROLL_FORWARD=Major dotnet $W/xunit/xunit.console.dll $W/app/ViTScratch.Tests.dll -nocolor"
+# Rehearsal on a machine without a GPU: DEV=cpu KDEV="ilgpu-cpu --quick" TRAIN_EXTRA="--train-limit 2000 --epochs 1"
+DEV=${DEV:-cuda}; KDEV=${KDEV:-cuda}
+
+step info 30 $VIT info
+step tests 170 env VIT_TEST_BACKENDS=cpu,$DEV VIT_REQUIRE_CUDA=${REQUIRE_CUDA:-1} $XUNIT -parallel all -xml "$OUT/tests.xml"
+step kernels 100 $VIT kernels bench --device $KDEV --out "$OUT/kernels.md"
+step torch 40 python3 "$ROOT/tools/device/torch_reference.py"
+export BENCH_SET=${BENCH_SET:-"vit-tiny:128 vit-tiny:256 vit-tiny:512 vit-small:128 vit-small:256 vit-small:512 vit-micro:128"}
+bench() { for mb in $BENCH_SET; do $VIT bench --device $DEV --model ${mb%:*} --batch ${mb#*:} --steps 10; done; }
+want bench && { export -f bench; export VIT DEV; }
+step bench 110 bash -c bench
+train() {
+  cd $W && time $VIT train --device $DEV --data $W/fashion --out $W/runs/h100-fashion ${TRAIN_EXTRA:-}
+  cp $W/runs/h100-fashion/metrics.csv "$OUT/train-metrics.csv"; cp $W/runs/h100-fashion/curves.png "$OUT/train-curves.png"
+}
+want train && { export -f train; export W OUT VIT DEV; }
+step train 150 bash -c train
+SAN_TESTS="-namespace ViTScratch.Tests.Kernels -parallel none"
+step memcheck 120 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck --print-limit 20 $XUNIT $SAN_TESTS
+step racecheck 120 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS
+echo "=== done after $(( $(date +%s) - T0 ))s"
