@@ -37,6 +37,9 @@ if ! command -v dotnet >/dev/null; then
   export DOTNET_ROOT=$W/dotnet PATH=$W/dotnet:$PATH
 fi
 tar -xJf "$ROOT/.devkit/app.tar.xz" -C $W
+# xunit's console runner resolves assemblies from the app folder but not native libraries from
+# runtimes/<rid>/native (dotnet vit.dll does, through vit.deps.json): put SkiaSharp's beside them.
+cp $W/app/runtimes/linux-x64/native/* $W/app/
 mkdir -p $W/fashion && tar -xJf "$ROOT/.devkit/fashion.tar.xz" -C $W/fashion
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 # ILGPU.Algorithms 1.5.3 knows libcublas.so.10-12; a CUDA 13 machine has .so.13 with the same
@@ -70,6 +73,6 @@ train() {
 want train && { export -f train; export W OUT VIT DEV; }
 step train 150 bash -c train
 SAN_TESTS="-namespace ViTScratch.Tests.Kernels -parallel none"
-step memcheck 120 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck --print-limit 20 $XUNIT $SAN_TESTS
-step racecheck 120 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS
+step memcheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck --print-limit 20 $XUNIT $SAN_TESTS
+step racecheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS
 echo "=== done after $(( $(date +%s) - T0 ))s"
