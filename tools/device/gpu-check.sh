@@ -5,12 +5,13 @@
 #   and vit-small at several batches, `vit train` on Fashion-MNIST, then compute-sanitizer
 #   memcheck and racecheck over the kernel-matrix tests, each step under the time left.
 # Prepare here with tools/device/pack.sh, then run there with .devkit carried:
-#   bash tools/device/gpu-check.sh [seconds] [steps]      steps: comma list, default all
+#   bash tools/device/gpu-check.sh [seconds] [steps]      steps: comma list, default all but sweep
+#   (sweep: tools/device/fashion-sweep.sh, the Fashion-MNIST recipe comparison)
 # Results go to $OUT (the device tool's folder) or /tmp/gpu-check.
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${1:-450}
-STEPS=${2:-info,tests,kernels,torch,bench,train,memcheck,racecheck}
+STEPS=${2:-info,tests,kernels,torch,bench,train,profile,memcheck,racecheck}
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -72,6 +73,8 @@ train() {
 }
 want train && { export -f train; export W OUT VIT DEV; }
 step train 150 bash -c train
+step profile 40 $VIT bench --device $DEV --model vit-tiny --batch 128 --steps 5 --profile
+step sweep 200 bash "$ROOT/tools/device/fashion-sweep.sh"
 SAN_TESTS="-namespace ViTScratch.Tests.Kernels -parallel none"
 step memcheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck --print-limit 20 $XUNIT $SAN_TESTS
 step racecheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS
