@@ -28,6 +28,9 @@ namespace ViTScratch.Kernels.Gpu;
 //   global loads are coalesced for all four transpose combinations. Out-of-range elements (ragged
 //   M, N, K) load as 0, so the inner loop needs no bounds checks; only the final store checks.
 // Stores: the 4 store instructions of a warp together cover 2 rows x 64 consecutive columns of C.
+// Split-K: a single product whose tiles cannot fill the device (a weight gradient, K = batch x
+//   tokens) cuts K into slices; grid z then walks slices instead of batches, each slice writes
+//   its own partial [M, N], and the column reduction of GpuKernels.Reduce.cs sums them into C.
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
@@ -36,16 +39,51 @@ public sealed partial class GpuKernels
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
+        int tilesX = (shape.N + MatMulKernels.Tile - 1) / MatMulKernels.Tile, tilesY = (shape.M + MatMulKernels.Tile - 1) / MatMulKernels.Tile;
+        int splits = SplitKCount(shape, tilesX * tilesY);
+        if (splits > 1)
+        {
+            // Split-K: slice z of K writes its product into partial[z] ([M, N] each), then the
+            // column reduction sums the slices into C, applying `=` or `+=` there.
+            int kChunk = (shape.K + splits - 1) / splits;
+            kChunk = (kChunk + MatMulKernels.TileK - 1) / MatMulKernels.TileK * MatMulKernels.TileK;
+            splits = (shape.K + kChunk - 1) / kChunk;
+            int mn = shape.M * shape.N;
+            var partial = Scratch("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
+            var splitArgs = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
+                0, 0, mn, alpha, 0, kChunk);
+            LaunchMatMul(new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
+            ReduceMid(partial, partial, 0, V(c), new BroadcastShape(1, splits, mn), 1f, accumulate);
+            return;
+        }
         var args = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
-            checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0);
-        var grid = new Index3D((shape.N + MatMulKernels.Tile - 1) / MatMulKernels.Tile, (shape.M + MatMulKernels.Tile - 1) / MatMulKernels.Tile, shape.Batch);
-        (_matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul))(
-            new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), V(a), V(b), V(c), args);
+            checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0, 0);
+        LaunchMatMul(new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
     }
+
+    /// <summary>
+    /// How many K slices a single (unbatched) product needs so that its tiles fill the device:
+    /// a weight gradient such as [192, 576] = Xᵀ dY over the 8,320 rows of a vit-tiny batch is 27
+    /// tiles of 64 x 64, each walking K = 8,320 alone, on a GPU with 132 multiprocessors
+    /// (measured: 7% of cuBLAS before this split). 1 = no split.
+    /// </summary>
+    private int SplitKCount(in MatMulShape shape, int tiles)
+    {
+        if (shape.Batch != 1 || tiles >= _targetGroups) return 1;
+        return (int)Math.Max(1, Math.Min((_targetGroups + tiles - 1) / tiles, shape.K / _minKPerSplit));
+    }
+
+    private void LaunchMatMul(Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args) =>
+        (_matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul))(
+            new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, args);
 }
 
-/// <summary>MatMulShape as a kernel parameter (flags as ints, strides in floats).</summary>
-public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate);
+/// <summary>
+/// MatMulShape as a kernel parameter (flags as ints, strides in floats). KChunk > 0 selects
+/// split-K: grid z is then the K slice [z KChunk, (z + 1) KChunk), not the batch, and StrideC
+/// separates the slices' partial products.
+/// </summary>
+public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate, int KChunk);
 
 /// <summary>
 /// Four consecutive floats of a shared slab row. ILGPU loads a struct of four floats at a
@@ -60,7 +98,7 @@ internal struct Quad
 public static class MatMulKernels
 {
     public const int Tile = 64;
-    private const int TileK = 16;
+    public const int TileK = 16;
     private const int RowQuads = Tile / 4 + 1;   // 16 Quads of data + 1 of padding per slab row
     private const int Pad = RowQuads * 4;        // slab row stride in floats: 68
 
@@ -72,8 +110,12 @@ public static class MatMulKernels
         var As = As4.Cast<float>();                                // the same slabs, float by float
         var Bs = Bs4.Cast<float>();
         int tid = Group.IdxX, tx = tid % 16, ty = tid / 16;
-        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile, batch = Grid.IdxZ;
-        int aBase = batch * p.StrideA, bBase = batch * p.StrideB, cBase = batch * p.StrideC;
+        int row0 = Grid.IdxY * Tile, col0 = Grid.IdxX * Tile;
+        // Grid z is the batch, or under split-K the K slice (A and B then have one batch).
+        int batch = p.KChunk > 0 ? 0 : Grid.IdxZ;
+        int kBegin = p.KChunk > 0 ? Grid.IdxZ * p.KChunk : 0;
+        int kEnd = p.KChunk > 0 ? Math.Min(p.K, kBegin + p.KChunk) : p.K;
+        int aBase = batch * p.StrideA, bBase = batch * p.StrideB, cBase = Grid.IdxZ * p.StrideC;
 
         float c00 = 0f, c01 = 0f, c02 = 0f, c03 = 0f;
         float c10 = 0f, c11 = 0f, c12 = 0f, c13 = 0f;
@@ -94,7 +136,7 @@ public static class MatMulKernels
         int rowStrideA = aKFast ? p.K : 1, kStrideA = aKFast ? 1 : p.M;
         int kStrideB = bKFast ? 1 : p.N, colStrideB = bKFast ? p.K : 1;
 
-        for (int k0 = 0; k0 < p.K; k0 += TileK)
+        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
         {
             // Stage the slabs: 4 elements of each per thread, zero outside the matrix.
             for (int q = 0; q < 4; q++)
@@ -102,7 +144,7 @@ public static class MatMulKernels
                 int r = rA + q * rStepA, k = kA + q * kStepA;
                 int gr = row0 + r, gk = k0 + k;
                 float av = 0f;
-                if (gr < p.M && gk < p.K) av = a[aBase + gr * rowStrideA + gk * kStrideA];
+                if (gr < p.M && gk < kEnd) av = a[aBase + gr * rowStrideA + gk * kStrideA];
                 As[k * Pad + r] = av;
 
                 int cc = cB + q * cStepB;
@@ -110,7 +152,7 @@ public static class MatMulKernels
                 int gc = col0 + cc;
                 gk = k0 + k;
                 float bv = 0f;
-                if (gc < p.N && gk < p.K) bv = b[bBase + gk * kStrideB + gc * colStrideB];
+                if (gc < p.N && gk < kEnd) bv = b[bBase + gk * kStrideB + gc * colStrideB];
                 Bs[k * Pad + cc] = bv;
             }
             Group.Barrier();

@@ -37,6 +37,11 @@ public sealed partial class GpuKernels : IKernels
     private readonly Context _context;
     private readonly Accelerator _accelerator;
     private readonly int _maxGrid;
+    // Groups that keep the whole device busy: kernels whose natural grid is smaller (a bias
+    // gradient, a weight gradient with a long K) split their loop into slices to reach it.
+    private readonly int _targetGroups;
+    // The smallest slices worth a group of their own: rows of a column sum, K of a matmul.
+    private readonly int _minRowsPerPart, _minKPerSplit;
 
     public GpuKernels(GpuDeviceKind kind)
     {
@@ -52,6 +57,8 @@ public sealed partial class GpuKernels : IKernels
             _accelerator = devices[0].CreateAccelerator(_context);
             // Grid-stride loops need no more groups than keep every SM busy a few times over.
             _maxGrid = Math.Max(1, _accelerator.NumMultiprocessors * 16);
+            _targetGroups = _accelerator.NumMultiprocessors * 2;
+            (_minRowsPerPart, _minKPerSplit) = (64, 128);
             Name = "cuda";
         }
         else
@@ -61,6 +68,10 @@ public sealed partial class GpuKernels : IKernels
             _context = Context.Create(b => Configure(b.CPU(device)));
             _accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
             _maxGrid = 16;
+            // One simulated multiprocessor, but the same split logic as on a GPU, with small
+            // thresholds so the tests' tiny shapes take the split paths too.
+            _targetGroups = 8;
+            (_minRowsPerPart, _minKPerSplit) = (8, 32);
             Name = "ilgpu-cpu";
         }
         if (_accelerator.WarpSize != WarpSize)

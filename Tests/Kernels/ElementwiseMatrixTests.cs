@@ -18,8 +18,9 @@ public sealed record BroadcastCase(int Outer, int Mid, int Inner, float Alpha, b
     public static IEnumerable<BroadcastCase> For(bool slow)
     {
         // equal shapes (mid = 1), scalar over rows (inner = 1), bias over rows (outer = 1), general.
+        // Many rows over few columns ((1, 37, 33), (4, 257, 33)) take the GPU's two-stage column sum.
         var shapes = slow
-            ? new[] { (1, 1, 1), (1, 7, 1), (5, 1, 1), (1, 5, 3), (2, 3, 5), (3, 4, 1), (2, 1, 3) }
+            ? new[] { (1, 1, 1), (1, 7, 1), (5, 1, 1), (1, 5, 3), (2, 3, 5), (3, 4, 1), (2, 1, 3), (1, 37, 33), (2, 19, 5) }
             : new[] { (1, 1, 1), (1, 129, 1), (65, 1, 1), (1, 65, 7), (3, 7, 65), (2, 5, 129), (2, 129, 17), (5, 3, 1), (7, 1, 9), (1, 9, 16), (4, 257, 33), (300, 129, 1), (40_009, 1, 1) };
         int v = 0;
         foreach (var (o, m, i) in shapes)
