@@ -29,15 +29,25 @@ public sealed partial class CpuKernels
     // Query rows per block: bounds the per-thread score scratch to QB x N floats for long sequences.
     private const int QB = 128;
 
+    // What one (batch, head) range of the forward or backward pass reads and writes. The gradient
+    // buffers (DO, DQ, DK, DV) are null in the forward pass.
+    private readonly record struct AttentionJob(
+        CpuBuffer Q, CpuBuffer K, CpuBuffer V, CpuBuffer O, CpuBuffer Lse,
+        CpuBuffer? DO, CpuBuffer? DQ, CpuBuffer? DK, CpuBuffer? DV,
+        int N, int D, float Scale, float DropoutP, uint Seed, SimdPath Path);
+
     public unsafe void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         int bh, int n, int d, float scale, float dropoutP, uint seed)
     {
-        var qs = CpuBuffer.Of(q); var ks = CpuBuffer.Of(k); var vs = CpuBuffer.Of(v); var os = CpuBuffer.Of(o); var ls = CpuBuffer.Of(lse);
         if (bh <= 0 || n <= 0) return;
-        var path = SimdPath;
-        float keepScale = 1f / (1f - dropoutP);
-        Par.For(bh, 4L * n * n * d, (start, end) =>
+        var job = new AttentionJob(CpuBuffer.Of(q), CpuBuffer.Of(k), CpuBuffer.Of(v), CpuBuffer.Of(o), CpuBuffer.Of(lse),
+            null, null, null, null, n, d, scale, dropoutP, seed, SimdPath);
+        Par.For(bh, 4L * n * n * d, job, static (in AttentionJob j, int start, int end) =>
         {
+            int n = j.N, d = j.D;
+            float scale = j.Scale, dropoutP = j.DropoutP, keepScale = 1f / (1f - dropoutP);
+            var path = j.Path;
+            var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
             int qb = Math.Min(QB, n);
             float* S = AttentionScratch.Get(qb * n, n, out float* mask, out _);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
@@ -60,7 +70,7 @@ public sealed partial class CpuKernels
                             L[i0 + r] = max + MathF.Log(sum);
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
+                                DropoutRow.Fill(j.Seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
                                 Simd.Mul(row, new ReadOnlySpan<float>(mask, n), row, accumulate: false);
                             }
                             else Simd.Scale(row, row, 1f / sum, accumulate: false);
@@ -77,13 +87,16 @@ public sealed partial class CpuKernels
         DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
         int bh, int n, int d, float scale, float dropoutP, uint seed)
     {
-        var qs = CpuBuffer.Of(q); var ks = CpuBuffer.Of(k); var vs = CpuBuffer.Of(v); var os = CpuBuffer.Of(o); var ls = CpuBuffer.Of(lse);
-        var gs = CpuBuffer.Of(dO); var dqs = CpuBuffer.Of(dq); var dks = CpuBuffer.Of(dk); var dvs = CpuBuffer.Of(dv);
         if (bh <= 0 || n <= 0) return;
-        var path = SimdPath;
-        float keepScale = 1f / (1f - dropoutP);
-        Par.For(bh, 10L * n * n * d, (start, end) =>
+        var job = new AttentionJob(CpuBuffer.Of(q), CpuBuffer.Of(k), CpuBuffer.Of(v), CpuBuffer.Of(o), CpuBuffer.Of(lse),
+            CpuBuffer.Of(dO), CpuBuffer.Of(dq), CpuBuffer.Of(dk), CpuBuffer.Of(dv), n, d, scale, dropoutP, seed, SimdPath);
+        Par.For(bh, 10L * n * n * d, job, static (in AttentionJob j, int start, int end) =>
         {
+            int n = j.N, d = j.D;
+            float scale = j.Scale, dropoutP = j.DropoutP, keepScale = 1f / (1f - dropoutP);
+            var path = j.Path;
+            var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
+            var (gs, dqs, dks, dvs) = (j.DO!, j.DQ!, j.DK!, j.DV!);
             int qb = Math.Min(QB, n);
             float* S = AttentionScratch.Get(qb * n, n, out float* mask, out float* G);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array,
@@ -110,7 +123,7 @@ public sealed partial class CpuKernels
                             Simd.ExpShifted(p, L[i], p); // Pd = exp(S - lse)
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
+                                DropoutRow.Fill(j.Seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
                                 SoftmaxGradDropout(p, g, new ReadOnlySpan<float>(mask, n), D); // g = dS, p = Pd∘M
                             }
                             else SoftmaxGrad(p, g, D); // g = dS

@@ -10,78 +10,82 @@ public sealed partial class CpuKernels
 
     public void CopyStrided(DeviceBuffer x, DeviceBuffer y, in StridedCopy l, bool accumulate)
     {
-        var xs = CpuBuffer.Of(x);
-        var ys = CpuBuffer.Of(y);
-        var layout = l;
         int rows = l.N0 * l.N1 * l.N2;
-        Par.For(rows, l.Inner, (start, end) =>
+        Par.For(rows, l.Inner, new CopyJob(CpuBuffer.Of(x), CpuBuffer.Of(y), l, accumulate), static (in CopyJob j, int start, int end) =>
         {
-            var xa = xs.Span;
-            var ya = ys.Span;
+            var xa = j.X.Span;
+            var ya = j.Y.Span;
+            var l = j.Layout;
             for (int r = start; r < end; r++)
             {
-                int i2 = r % layout.N2, i01 = r / layout.N2, i1 = i01 % layout.N1, i0 = i01 / layout.N1;
-                var src = xa.Slice(layout.SrcOffset + i0 * layout.S0 + i1 * layout.S1 + i2 * layout.S2, layout.Inner);
-                var dst = ya.Slice(layout.DstOffset + i0 * layout.D0 + i1 * layout.D1 + i2 * layout.D2, layout.Inner);
-                if (accumulate) Simd.AddScaled(dst, src, dst, 1f);
+                int i2 = r % l.N2, i01 = r / l.N2, i1 = i01 % l.N1, i0 = i01 / l.N1;
+                var src = xa.Slice(l.SrcOffset + i0 * l.S0 + i1 * l.S1 + i2 * l.S2, l.Inner);
+                var dst = ya.Slice(l.DstOffset + i0 * l.D0 + i1 * l.D1 + i2 * l.D2, l.Inner);
+                if (j.Accumulate) Simd.AddScaled(dst, src, dst, 1f);
                 else src.CopyTo(dst);
             }
         });
     }
 
+    private readonly record struct CopyJob(CpuBuffer X, CpuBuffer Y, StridedCopy Layout, bool Accumulate);
+
+    // x: [outer, mid, inner], b: [outer, inner] (mid == 1: [outer * inner]; inner == 1: [outer]).
+    // Alpha scales b in AddBroadcast; Accumulate selects += in MulBroadcast.
+    private readonly record struct BroadcastJob(CpuBuffer X, CpuBuffer B, CpuBuffer Y, int Mid, int Inner, float Alpha, bool Accumulate);
+
     public void AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, float alpha)
     {
-        var xs = CpuBuffer.Of(x); var bs = CpuBuffer.Of(b); var ys = CpuBuffer.Of(y);
+        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, alpha, false);
         if (inner == 1 && mid > 1)
         {
             // One scalar per (outer) row of mid elements: add a constant over each row.
-            Par.For(outer, mid, (s, e) =>
+            Par.For(outer, mid, job, static (in BroadcastJob j, int s, int e) =>
             {
                 for (int o = s; o < e; o++)
-                    Simd.AddConstant(xs.Span.Slice(o * mid, mid), alpha * bs.Span[o], ys.Span.Slice(o * mid, mid));
+                    Simd.AddConstant(j.X.Span.Slice(o * j.Mid, j.Mid), j.Alpha * j.B.Span[o], j.Y.Span.Slice(o * j.Mid, j.Mid));
             });
             return;
         }
         if (mid == 1)
         {
-            int n = outer * inner;
-            Par.For(n, 1, (s, e) => Simd.AddScaled(xs.Span[s..e], bs.Span[s..e], ys.Span[s..e], alpha));
+            Par.For(outer * inner, 1, job, static (in BroadcastJob j, int s, int e) =>
+                Simd.AddScaled(j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Alpha));
             return;
         }
-        Par.For(outer * mid, inner, (s, e) =>
+        Par.For(outer * mid, inner, job, static (in BroadcastJob j, int s, int e) =>
         {
             for (int r = s; r < e; r++)
             {
-                int o = r / mid;
-                Simd.AddScaled(xs.Span.Slice(r * inner, inner), bs.Span.Slice(o * inner, inner), ys.Span.Slice(r * inner, inner), alpha);
+                int o = r / j.Mid;
+                Simd.AddScaled(j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Alpha);
             }
         });
     }
 
     public void MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, bool accumulate)
     {
-        var xs = CpuBuffer.Of(x); var bs = CpuBuffer.Of(b); var ys = CpuBuffer.Of(y);
+        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, 1f, accumulate);
         if (mid == 1)
         {
-            int n = outer * inner;
-            Par.For(n, 1, (s, e) => Simd.Mul(xs.Span[s..e], bs.Span[s..e], ys.Span[s..e], accumulate));
+            Par.For(outer * inner, 1, job, static (in BroadcastJob j, int s, int e) =>
+                Simd.Mul(j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Accumulate));
             return;
         }
         if (inner == 1)
         {
-            Par.For(outer, mid, (s, e) =>
+            Par.For(outer, mid, job, static (in BroadcastJob j, int s, int e) =>
             {
                 for (int o = s; o < e; o++)
-                    Simd.Scale(xs.Span.Slice(o * mid, mid), ys.Span.Slice(o * mid, mid), bs.Span[o], accumulate);
+                    Simd.Scale(j.X.Span.Slice(o * j.Mid, j.Mid), j.Y.Span.Slice(o * j.Mid, j.Mid), j.B.Span[o], j.Accumulate);
             });
             return;
         }
-        Par.For(outer * mid, inner, (s, e) =>
+        Par.For(outer * mid, inner, job, static (in BroadcastJob j, int s, int e) =>
         {
             for (int r = s; r < e; r++)
             {
-                int o = r / mid;
-                Simd.Mul(xs.Span.Slice(r * inner, inner), bs.Span.Slice(o * inner, inner), ys.Span.Slice(r * inner, inner), accumulate);
+                int o = r / j.Mid;
+                Simd.Mul(j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Accumulate);
             }
         });
     }
@@ -92,84 +96,92 @@ public sealed partial class CpuKernels
     public void MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner, bool accumulate) =>
         ReduceMid(x, w, y, outer, mid, inner, 1f, accumulate);
 
+    // Inner blocks of ReduceMid: one worker sums a 64-wide column block of one outer slice at a time.
+    private const int ReduceBlock = 64;
+
+    private readonly record struct ReduceJob(CpuBuffer X, CpuBuffer? W, CpuBuffer Y, int Mid, int Inner, int Blocks, float Alpha, bool Accumulate);
+
     // y[o, i] (=|+=) alpha * sum_m x[o, m, i] (* w[o, m, i]). Parallel over outer when it is wide,
     // otherwise over blocks of the inner axis, so a bias gradient [rows, cols] -> [cols] is split
     // by columns and every worker still streams rows of contiguous memory.
     private void ReduceMid(DeviceBuffer x, DeviceBuffer? w, DeviceBuffer y, int outer, int mid, int inner, float alpha, bool accumulate)
     {
-        var xs = CpuBuffer.Of(x); var ws = w is null ? null : CpuBuffer.Of(w); var ys = CpuBuffer.Of(y);
+        int blocks = (inner + ReduceBlock - 1) / ReduceBlock;
+        var job = new ReduceJob(CpuBuffer.Of(x), w is null ? null : CpuBuffer.Of(w), CpuBuffer.Of(y), mid, inner, blocks, alpha, accumulate);
         if (inner == 1)
         {
-            Par.For(outer, mid, (s, e) =>
+            Par.For(outer, mid, job, static (in ReduceJob j, int s, int e) =>
             {
+                var ys = j.Y.Span;
                 for (int o = s; o < e; o++)
                 {
-                    var row = xs.Span.Slice(o * mid, mid);
-                    float v = alpha * (ws is null ? Simd.Sum(row) : Simd.Dot(row, ws.Span.Slice(o * mid, mid)));
-                    ys.Span[o] = accumulate ? ys.Span[o] + v : v;
+                    var row = j.X.Span.Slice(o * j.Mid, j.Mid);
+                    float v = j.Alpha * (j.W is null ? Simd.Sum(row) : Simd.Dot(row, j.W.Span.Slice(o * j.Mid, j.Mid)));
+                    ys[o] = j.Accumulate ? ys[o] + v : v;
                 }
             });
             return;
         }
-        const int Block = 64;
-        int blocks = (inner + Block - 1) / Block;
-        Par.For(outer * blocks, (long)mid * Block, (s, e) =>
+        Par.For(outer * blocks, (long)mid * ReduceBlock, job, static (in ReduceJob j, int s, int e) =>
         {
-            Span<float> acc = stackalloc float[Block];
+            Span<float> acc = stackalloc float[ReduceBlock];
+            int mid = j.Mid, inner = j.Inner;
             for (int t = s; t < e; t++)
             {
-                int o = t / blocks, i0 = (t % blocks) * Block, len = Math.Min(Block, inner - i0);
+                int o = t / j.Blocks, i0 = (t % j.Blocks) * ReduceBlock, len = Math.Min(ReduceBlock, inner - i0);
                 var a = acc[..len];
                 a.Clear();
                 for (int m = 0; m < mid; m++)
                 {
                     int at = (o * mid + m) * inner + i0;
-                    if (ws is null) Simd.AddScaled(a, xs.Span.Slice(at, len), a, 1f);
-                    else Simd.Mul(xs.Span.Slice(at, len), ws.Span.Slice(at, len), a, accumulate: true);
+                    if (j.W is null) Simd.AddScaled(a, j.X.Span.Slice(at, len), a, 1f);
+                    else Simd.Mul(j.X.Span.Slice(at, len), j.W.Span.Slice(at, len), a, accumulate: true);
                 }
-                var dst = ys.Span.Slice(o * inner + i0, len);
-                Simd.Scale(a, dst, alpha, accumulate);
+                var dst = j.Y.Span.Slice(o * inner + i0, len);
+                Simd.Scale(a, dst, j.Alpha, j.Accumulate);
             }
         });
     }
 
+    // Elementwise ops over [0, n): x (and, for backward passes, dy) in, y out.
+    private readonly record struct UnaryJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, float Alpha, bool Accumulate);
+
     public void Scale(DeviceBuffer x, DeviceBuffer y, int n, float alpha, bool accumulate)
     {
-        var xs = CpuBuffer.Of(x); var ys = CpuBuffer.Of(y);
-        Par.For(n, 1, (s, e) => Simd.Scale(xs.Span[s..e], ys.Span[s..e], alpha, accumulate));
+        Par.For(n, 1, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), alpha, accumulate), static (in UnaryJob j, int s, int e) =>
+            Simd.Scale(j.X.Span[s..e], j.Y.Span[s..e], j.Alpha, j.Accumulate));
     }
 
     public void GeluForward(DeviceBuffer x, DeviceBuffer y, int n)
     {
-        var xs = CpuBuffer.Of(x); var ys = CpuBuffer.Of(y);
-        Par.For(n, 16, (s, e) => Gelu.Forward(xs.Span[s..e], ys.Span[s..e]));
+        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), 1f, false), static (in UnaryJob j, int s, int e) =>
+            Gelu.Forward(j.X.Span[s..e], j.Y.Span[s..e]));
     }
 
     public void GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n)
     {
-        var xs = CpuBuffer.Of(x); var dys = CpuBuffer.Of(dy); var dxs = CpuBuffer.Of(dx);
-        Par.For(n, 16, (s, e) => Gelu.Backward(xs.Span[s..e], dys.Span[s..e], dxs.Span[s..e]));
+        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), CpuBuffer.Of(dy), CpuBuffer.Of(dx), 1f, true), static (in UnaryJob j, int s, int e) =>
+            Gelu.Backward(j.X.Span[s..e], j.Dy!.Span[s..e], j.Y.Span[s..e]));
     }
+
+    private readonly record struct DropoutJob(CpuBuffer X, CpuBuffer Y, float P, float KeepScale, uint Seed);
 
     public void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed)
     {
-        var xs = CpuBuffer.Of(x); var ys = CpuBuffer.Of(y);
-        float keepScale = 1f / (1f - p);
-        Par.For(n, 8, (s, e) =>
+        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(x), CpuBuffer.Of(y), p, 1f / (1f - p), seed), static (in DropoutJob j, int s, int e) =>
         {
-            var xa = xs.Span; var ya = ys.Span;
-            for (int i = s; i < e; i++) ya[i] = KernelMath.DropoutKeep(seed, (uint)i, p) ? xa[i] * keepScale : 0f;
+            var xa = j.X.Span; var ya = j.Y.Span;
+            for (int i = s; i < e; i++) ya[i] = KernelMath.DropoutKeep(j.Seed, (uint)i, j.P) ? xa[i] * j.KeepScale : 0f;
         });
     }
 
     public void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed)
     {
-        var dys = CpuBuffer.Of(dy); var dxs = CpuBuffer.Of(dx);
-        float keepScale = 1f / (1f - p);
-        Par.For(n, 8, (s, e) =>
+        // X is dy, Y is dx.
+        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(dy), CpuBuffer.Of(dx), p, 1f / (1f - p), seed), static (in DropoutJob j, int s, int e) =>
         {
-            var g = dys.Span; var d = dxs.Span;
-            for (int i = s; i < e; i++) if (KernelMath.DropoutKeep(seed, (uint)i, p)) d[i] += g[i] * keepScale;
+            var g = j.X.Span; var d = j.Y.Span;
+            for (int i = s; i < e; i++) if (KernelMath.DropoutKeep(j.Seed, (uint)i, j.P)) d[i] += g[i] * j.KeepScale;
         });
     }
 }

@@ -10,67 +10,80 @@ namespace ViTScratch.Kernels.Cpu;
 // partial, then the partials are added once. No locks, no contended atomics.
 public sealed partial class CpuKernels
 {
+    private readonly record struct LayerNormJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Beta, CpuBuffer Y,
+        CpuBuffer Mean, CpuBuffer Rstd, int Cols, float Eps);
+
     public void LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y,
         DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps)
     {
-        var xs = CpuBuffer.Of(x); var gs = CpuBuffer.Of(gamma); var bs = CpuBuffer.Of(beta);
-        var ys = CpuBuffer.Of(y); var ms = CpuBuffer.Of(mean); var rs = CpuBuffer.Of(rstd);
-        Par.For(rows, cols * 6L, (s, e) =>
+        var job = new LayerNormJob(CpuBuffer.Of(x), CpuBuffer.Of(gamma), CpuBuffer.Of(beta), CpuBuffer.Of(y),
+            CpuBuffer.Of(mean), CpuBuffer.Of(rstd), cols, eps);
+        Par.For(rows, cols * 6L, job, static (in LayerNormJob j, int s, int e) =>
         {
-            var g = gs.Span; var b = bs.Span;
+            int cols = j.Cols;
+            var g = j.Gamma.Span; var b = j.Beta.Span;
             for (int r = s; r < e; r++)
             {
-                var xr = xs.Span.Slice(r * cols, cols);
-                var yr = ys.Span.Slice(r * cols, cols);
+                var xr = j.X.Span.Slice(r * cols, cols);
+                var yr = j.Y.Span.Slice(r * cols, cols);
                 float mu = Simd.Sum(xr) / cols;
                 Simd.AddConstant(xr, -mu, yr);                 // yr = x - mean (reused as scratch)
                 float var_ = Simd.Dot(yr, yr) / cols;           // two-pass variance: no cancellation
-                float rinv = 1f / MathF.Sqrt(var_ + eps);
+                float rinv = 1f / MathF.Sqrt(var_ + j.Eps);
                 int c = 0;
                 if (Vector256.IsHardwareAccelerated)
                     for (; c <= cols - 8; c += 8)
                         (Vector256.Create(yr.Slice(c, 8)) * rinv * Vector256.Create(g.Slice(c, 8)) + Vector256.Create(b.Slice(c, 8))).CopyTo(yr.Slice(c, 8));
                 for (; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
-                ms.Span[r] = mu;
-                rs.Span[r] = rinv;
+                j.Mean.Span[r] = mu;
+                j.Rstd.Span[r] = rinv;
             }
         });
     }
 
+    // Scratch holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat
+    // row and the g row of the row being processed.
+    private readonly record struct LayerNormBackwardJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Mean, CpuBuffer Rstd,
+        CpuBuffer Dy, CpuBuffer Dx, float[] Scratch, int Rows, int Cols, int Partials);
+
     public void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols)
     {
-        var xs = CpuBuffer.Of(x); var gs = CpuBuffer.Of(gamma); var ms = CpuBuffer.Of(mean); var rs = CpuBuffer.Of(rstd);
-        var dys = CpuBuffer.Of(dy); var dxs = CpuBuffer.Of(dx);
-        int workers = Math.Max(1, Math.Min(Par.Workers, rows));
-        // Layout of the scratch: per worker, cols of dgamma partials, cols of dbeta partials, then
-        // cols of the xhat row and cols of g for the row being processed.
-        float[] scratch = Scratch(workers * 4 * cols);
-        Array.Clear(scratch, 0, workers * 4 * cols);
-        Parallel.For(0, workers, w =>
+        // One partial per worker: Par.For over the partials hands each worker exactly one of them
+        // (or all of them, in order, when the job is small enough to run inline).
+        int partials = Math.Max(1, Math.Min(Par.Workers, rows));
+        float[] scratch = Scratch(partials * 4 * cols);
+        Array.Clear(scratch, 0, partials * 4 * cols);
+        var job = new LayerNormBackwardJob(CpuBuffer.Of(x), CpuBuffer.Of(gamma), CpuBuffer.Of(mean), CpuBuffer.Of(rstd),
+            CpuBuffer.Of(dy), CpuBuffer.Of(dx), scratch, rows, cols, partials);
+        Par.For(partials, (long)rows / partials * cols * 8, job, static (in LayerNormBackwardJob j, int w0, int w1) =>
         {
-            int start = (int)((long)rows * w / workers), end = (int)((long)rows * (w + 1) / workers);
-            var part = scratch.AsSpan(w * 4 * cols, 4 * cols);
-            var pg = part[..cols]; var pb = part.Slice(cols, cols);
-            var xhat = part.Slice(2 * cols, cols); var g = part.Slice(3 * cols, cols);
-            var gam = gs.Span;
-            for (int r = start; r < end; r++)
+            int rows = j.Rows, cols = j.Cols;
+            var gam = j.Gamma.Span;
+            for (int w = w0; w < w1; w++)
             {
-                var xr = xs.Span.Slice(r * cols, cols);
-                var gr = dys.Span.Slice(r * cols, cols);
-                var dr = dxs.Span.Slice(r * cols, cols);
-                float mu = ms.Span[r], rinv = rs.Span[r];
-                for (int c = 0; c < cols; c++) xhat[c] = (xr[c] - mu) * rinv;
-                Simd.Mul(gr, gam, g, accumulate: false);
-                float meanG = Simd.Sum(g) / cols;
-                float meanGx = Simd.Dot(g, xhat) / cols;
-                for (int c = 0; c < cols; c++) dr[c] += rinv * (g[c] - meanG - xhat[c] * meanGx);
-                Simd.Mul(gr, xhat, pg, accumulate: true);
-                Simd.AddScaled(pb, gr, pb, 1f);
+                int start = (int)((long)rows * w / j.Partials), end = (int)((long)rows * (w + 1) / j.Partials);
+                var part = j.Scratch.AsSpan(w * 4 * cols, 4 * cols);
+                var pg = part[..cols]; var pb = part.Slice(cols, cols);
+                var xhat = part.Slice(2 * cols, cols); var g = part.Slice(3 * cols, cols);
+                for (int r = start; r < end; r++)
+                {
+                    var xr = j.X.Span.Slice(r * cols, cols);
+                    var gr = j.Dy.Span.Slice(r * cols, cols);
+                    var dr = j.Dx.Span.Slice(r * cols, cols);
+                    float mu = j.Mean.Span[r], rinv = j.Rstd.Span[r];
+                    for (int c = 0; c < cols; c++) xhat[c] = (xr[c] - mu) * rinv;
+                    Simd.Mul(gr, gam, g, accumulate: false);
+                    float meanG = Simd.Sum(g) / cols;
+                    float meanGx = Simd.Dot(g, xhat) / cols;
+                    for (int c = 0; c < cols; c++) dr[c] += rinv * (g[c] - meanG - xhat[c] * meanGx);
+                    Simd.Mul(gr, xhat, pg, accumulate: true);
+                    Simd.AddScaled(pb, gr, pb, 1f);
+                }
             }
         });
         var dgs = CpuBuffer.Of(dgamma).Span; var dbs = CpuBuffer.Of(dbeta).Span;
-        for (int w = 0; w < workers; w++)
+        for (int w = 0; w < partials; w++)
         {
             Simd.AddScaled(dgs, scratch.AsSpan(w * 4 * cols, cols), dgs, 1f);
             Simd.AddScaled(dbs, scratch.AsSpan(w * 4 * cols + cols, cols), dbs, 1f);

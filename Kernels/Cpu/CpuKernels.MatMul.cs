@@ -23,6 +23,10 @@ public sealed partial class CpuKernels
     /// </summary>
     internal SimdPath SimdPath { get; init; } = SimdPaths.Detected;
 
+    // One task is a whole batch (Splits == 1) or one slab of rows (ByRows) or columns of one batch.
+    private readonly record struct MatMulJob(CpuBuffer A, CpuBuffer B, CpuBuffer C, MatMulShape Shape, SimdPath Path,
+        float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR);
+
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         var sh = shape;
@@ -37,24 +41,25 @@ public sealed partial class CpuKernels
             for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
             return;
         }
-        if (sh.Batch >= workers)
+        // batch >= workers: whole batches per task; otherwise `splits` slabs per batch, so that
+        // there are at least as many tasks as workers. Par.For hands each worker a contiguous range
+        // of tasks, and the flops test above already decided that this product goes parallel.
+        int splits = sh.Batch >= workers ? 1 : (workers + sh.Batch - 1) / sh.Batch;
+        int tasks = sh.Batch * splits;
+        var job = new MatMulJob(As, Bs, Cs, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr);
+        Par.For(tasks, (long)Math.Ceiling(sh.Flops / tasks), job, static (in MatMulJob j, int t0, int t1) =>
         {
-            Parallel.For(0, workers, t =>
+            var sh = j.Shape;
+            for (int t = t0; t < t1; t++)
             {
-                int b0 = (int)((long)sh.Batch * t / workers), b1 = (int)((long)sh.Batch * (t + 1) / workers);
-                for (int bt = b0; bt < b1; bt++) Slab(As, Bs, Cs, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
-            });
-            return;
-        }
-        int splits = (workers + sh.Batch - 1) / sh.Batch;
-        bool byRows = sh.M >= sh.N;
-        Parallel.For(0, sh.Batch * splits, t =>
-        {
-            int bt = t / splits, piece = t % splits;
-            if (byRows)
-                Slab(As, Bs, Cs, sh, path, bt, Cut(sh.M, piece, splits, mr), Cut(sh.M, piece + 1, splits, mr), 0, sh.N, alpha, accumulate);
-            else
-                Slab(As, Bs, Cs, sh, path, bt, 0, sh.M, Cut(sh.N, piece, splits, nr), Cut(sh.N, piece + 1, splits, nr), alpha, accumulate);
+                int bt = t / j.Splits, piece = t % j.Splits;
+                if (j.Splits == 1)
+                    Slab(j.A, j.B, j.C, sh, j.Path, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
+                else if (j.ByRows)
+                    Slab(j.A, j.B, j.C, sh, j.Path, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
+                else
+                    Slab(j.A, j.B, j.C, sh, j.Path, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
+            }
         });
     }
 

@@ -21,18 +21,23 @@ public sealed partial class CpuKernels
         r[0] = accumulate ? (float)(r[0] + total) : (float)total;
     }
 
+    private readonly record struct AdamWJob(CpuBuffer Param, CpuBuffer Grad, CpuBuffer M, CpuBuffer V,
+        float Clip, float Beta1, float Beta2, float Eps, float Decay, float StepSize, float InvSqrtBc2);
+
     public void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n,
         in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm)
     {
-        var ps = CpuBuffer.Of(param); var gs = CpuBuffer.Of(grad); var msb = CpuBuffer.Of(m); var vs = CpuBuffer.Of(v);
         float clip = gradNormSq is null ? 1f : KernelMath.ClipFactor(CpuBuffer.Of(gradNormSq).Span[0], maxNorm);
-        float lr = args.Lr, b1 = args.Beta1, b2 = args.Beta2, eps = args.Eps;
+        float lr = args.Lr;
         float decay = 1f - args.Lr * args.WeightDecay;
         float bc1 = args.BiasCorrection1, bc2 = args.BiasCorrection2;
         float stepSize = lr / bc1, invSqrtBc2 = 1f / MathF.Sqrt(bc2);
-        Par.For(n, 16, (s, e) =>
+        var job = new AdamWJob(CpuBuffer.Of(param), CpuBuffer.Of(grad), CpuBuffer.Of(m), CpuBuffer.Of(v),
+            clip, args.Beta1, args.Beta2, args.Eps, decay, stepSize, invSqrtBc2);
+        Par.For(n, 16, job, static (in AdamWJob j, int s, int e) =>
         {
-            var p = ps.Span; var g = gs.Span; var mm = msb.Span; var vv = vs.Span;
+            var p = j.Param.Span; var g = j.Grad.Span; var mm = j.M.Span; var vv = j.V.Span;
+            float clip = j.Clip, b1 = j.Beta1, b2 = j.Beta2, eps = j.Eps, decay = j.Decay, stepSize = j.StepSize, invSqrtBc2 = j.InvSqrtBc2;
             int i = s;
             // The same operations in the same order as the scalar loop below (no fused multiply-add),
             // so every lane rounds exactly as the scalar tail does.
@@ -71,15 +76,18 @@ public sealed partial class CpuKernels
         });
     }
 
+    private readonly record struct SgdJob(CpuBuffer Param, CpuBuffer Grad, CpuBuffer Momentum, float Clip, SgdArgs Args);
+
     public void SgdStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer momentum, int n,
         in SgdArgs args, DeviceBuffer? gradNormSq, float maxNorm)
     {
-        var ps = CpuBuffer.Of(param); var gs = CpuBuffer.Of(grad); var bs = CpuBuffer.Of(momentum);
         float clip = gradNormSq is null ? 1f : KernelMath.ClipFactor(CpuBuffer.Of(gradNormSq).Span[0], maxNorm);
-        var a = args;
-        Par.For(n, 8, (s, e) =>
+        var job = new SgdJob(CpuBuffer.Of(param), CpuBuffer.Of(grad), CpuBuffer.Of(momentum), clip, args);
+        Par.For(n, 8, job, static (in SgdJob j, int s, int e) =>
         {
-            var p = ps.Span; var g = gs.Span; var buf = bs.Span;
+            var p = j.Param.Span; var g = j.Grad.Span; var buf = j.Momentum.Span;
+            var a = j.Args;
+            float clip = j.Clip;
             for (int i = s; i < e; i++)
             {
                 float gi = g[i] * clip + a.WeightDecay * p[i];

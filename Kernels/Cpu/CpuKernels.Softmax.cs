@@ -4,15 +4,18 @@ namespace ViTScratch.Kernels.Cpu;
 // 100 classes), so a row is handled by one core in three cache-hot passes: max, exp-and-sum, scale.
 public sealed partial class CpuKernels
 {
+    // Row-wise jobs: x in, y out (forward); y, dy in, dx += (backward, X = y, Dy = dy, Y = dx). Rows of Cols.
+    private readonly record struct RowsJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, int Cols);
+
     public void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols)
     {
-        var xs = CpuBuffer.Of(x); var ys = CpuBuffer.Of(y);
-        Par.For(rows, cols * 4L, (s, e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols), static (in RowsJob j, int s, int e) =>
         {
+            int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
-                var xr = xs.Span.Slice(r * cols, cols);
-                var yr = ys.Span.Slice(r * cols, cols);
+                var xr = j.X.Span.Slice(r * cols, cols);
+                var yr = j.Y.Span.Slice(r * cols, cols);
                 float sum = Simd.ExpShifted(xr, Simd.Max(xr), yr);
                 Simd.Scale(yr, yr, 1f / sum, accumulate: false);
             }
@@ -21,14 +24,14 @@ public sealed partial class CpuKernels
 
     public void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols)
     {
-        var ys = CpuBuffer.Of(y); var dys = CpuBuffer.Of(dy); var dxs = CpuBuffer.Of(dx);
-        Par.For(rows, cols * 4L, (s, e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols), static (in RowsJob j, int s, int e) =>
         {
+            int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
-                var yr = ys.Span.Slice(r * cols, cols);
-                var gr = dys.Span.Slice(r * cols, cols);
-                var dr = dxs.Span.Slice(r * cols, cols);
+                var yr = j.X.Span.Slice(r * cols, cols);
+                var gr = j.Dy!.Span.Slice(r * cols, cols);
+                var dr = j.Y.Span.Slice(r * cols, cols);
                 float dot = Simd.Dot(yr, gr);
                 for (int c = 0; c < cols; c++) dr[c] += yr[c] * (gr[c] - dot);
             }
@@ -37,13 +40,13 @@ public sealed partial class CpuKernels
 
     public void LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols)
     {
-        var xs = CpuBuffer.Of(x); var ys = CpuBuffer.Of(y);
-        Par.For(rows, cols * 4L, (s, e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols), static (in RowsJob j, int s, int e) =>
         {
+            int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
-                var xr = xs.Span.Slice(r * cols, cols);
-                var yr = ys.Span.Slice(r * cols, cols);
+                var xr = j.X.Span.Slice(r * cols, cols);
+                var yr = j.Y.Span.Slice(r * cols, cols);
                 float max = Simd.Max(xr);
                 float lse = max + MathF.Log(Simd.ExpShifted(xr, max, yr));
                 Simd.AddConstant(xr, -lse, yr);
@@ -53,51 +56,65 @@ public sealed partial class CpuKernels
 
     public void LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols)
     {
-        var ys = CpuBuffer.Of(y); var dys = CpuBuffer.Of(dy); var dxs = CpuBuffer.Of(dx);
-        Par.For(rows, cols * 4L, (s, e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols), static (in RowsJob j, int s, int e) =>
         {
+            int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
-                var yr = ys.Span.Slice(r * cols, cols);
-                var gr = dys.Span.Slice(r * cols, cols);
-                var dr = dxs.Span.Slice(r * cols, cols);
+                var yr = j.X.Span.Slice(r * cols, cols);
+                var gr = j.Dy!.Span.Slice(r * cols, cols);
+                var dr = j.Y.Span.Slice(r * cols, cols);
                 float sum = Simd.Sum(gr);
                 for (int c = 0; c < cols; c++) dr[c] += gr[c] - MathF.Exp(yr[c]) * sum;
             }
         });
     }
 
+    // Forward: Grad is the per-row losses (written); backward: Grad is dlosses (read), DLogits is written.
+    private readonly record struct CrossEntropyJob(CpuBuffer Logits, CpuBuffer Labels, CpuBuffer Grad, CpuBuffer? DLogits, int Classes, float Smoothing);
+
+    // One row of exp(x - max) for cross-entropy: on the stack for up to 1024 classes, else in a
+    // per-thread array kept across calls, so even many-class heads allocate nothing per call.
+    [ThreadStatic] private static float[]? t_classRow;
+
+    private static Span<float> ClassRow(int classes) =>
+        (t_classRow is { } a && a.Length >= classes ? a : t_classRow = new float[classes]).AsSpan(0, classes);
+
     // loss = lse - sum_c target_c x_c with target = (1 - s) onehot(label) + s / C, which expands
     // to lse - (1 - s) x_label - (s / C) sum_c x_c: no probabilities need to be stored.
     public void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing)
     {
-        var xs = CpuBuffer.Of(logits); var ls = CpuBuffer.Of(labels); var outs = CpuBuffer.Of(losses);
-        Par.For(rows, classes * 4L, (s, e) =>
+        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(losses), null, classes, smoothing);
+        Par.For(rows, classes * 4L, job, static (in CrossEntropyJob j, int s, int e) =>
         {
-            Span<float> tmp = classes <= 1024 ? stackalloc float[classes] : new float[classes];
+            int classes = j.Classes;
+            float smoothing = j.Smoothing;
+            Span<float> tmp = classes <= 1024 ? stackalloc float[classes] : ClassRow(classes);
             for (int r = s; r < e; r++)
             {
-                var xr = xs.Span.Slice(r * classes, classes);
-                int label = (int)ls.Span[r];
+                var xr = j.Logits.Span.Slice(r * classes, classes);
+                int label = (int)j.Labels.Span[r];
                 float max = Simd.Max(xr);
                 float lse = max + MathF.Log(Simd.ExpShifted(xr, max, tmp));
-                outs.Span[r] = lse - (1f - smoothing) * xr[label] - smoothing / classes * Simd.Sum(xr);
+                j.Grad.Span[r] = lse - (1f - smoothing) * xr[label] - smoothing / classes * Simd.Sum(xr);
             }
         });
     }
 
     public void CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing)
     {
-        var xs = CpuBuffer.Of(logits); var ls = CpuBuffer.Of(labels); var gs = CpuBuffer.Of(dlosses); var ds = CpuBuffer.Of(dlogits);
-        Par.For(rows, classes * 4L, (s, e) =>
+        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(dlosses), CpuBuffer.Of(dlogits), classes, smoothing);
+        Par.For(rows, classes * 4L, job, static (in CrossEntropyJob j, int s, int e) =>
         {
-            Span<float> p = classes <= 1024 ? stackalloc float[classes] : new float[classes];
+            int classes = j.Classes;
+            float smoothing = j.Smoothing;
+            Span<float> p = classes <= 1024 ? stackalloc float[classes] : ClassRow(classes);
             for (int r = s; r < e; r++)
             {
-                var xr = xs.Span.Slice(r * classes, classes);
-                var dr = ds.Span.Slice(r * classes, classes);
-                int label = (int)ls.Span[r];
-                float g = gs.Span[r];
+                var xr = j.Logits.Span.Slice(r * classes, classes);
+                var dr = j.DLogits!.Span.Slice(r * classes, classes);
+                int label = (int)j.Labels.Span[r];
+                float g = j.Grad.Span[r];
                 float inv = 1f / Simd.ExpShifted(xr, Simd.Max(xr), p);
                 float uniform = smoothing / classes;
                 for (int c = 0; c < classes; c++)

@@ -1,8 +1,18 @@
 namespace ViTScratch.Kernels.Cpu;
 
 /// <summary>
-/// Splits [0, count) into one contiguous chunk per worker. Small jobs run inline: a Parallel.For
-/// costs a few microseconds, more than many of the ViT's elementwise ops take on one core.
+/// The body of a parallel loop: handles items [start, end) using only what <paramref name="state"/>
+/// carries. Call sites pass a <c>static</c> lambda, which the compiler caches in a static field, and
+/// a small struct of buffers and sizes, so a kernel call allocates neither a closure nor a delegate.
+/// </summary>
+internal delegate void ParBody<TState>(in TState state, int start, int end);
+
+/// <summary>
+/// Splits [0, count) into one contiguous chunk per worker and runs the chunks on the persistent
+/// <see cref="WorkerPool"/>. Small jobs run inline: waking a second core costs a few microseconds,
+/// more than many of the ViT's elementwise ops take on one core. When the pool is already running
+/// another caller's job, or this is a nested call from inside a body, the work also runs inline on
+/// the calling thread: correct, never blocked, only not parallel.
 /// </summary>
 internal static class Par
 {
@@ -10,20 +20,14 @@ internal static class Par
 
     /// <param name="count">number of items</param>
     /// <param name="costPerItem">rough work per item in flops or bytes; decides whether to go parallel</param>
-    public static void For(int count, long costPerItem, Action<int, int> body)
+    /// <param name="state">what the body reads: buffers, sizes, scalars</param>
+    /// <param name="body">a static lambda <c>static (in S s, int start, int end) => ...</c></param>
+    public static void For<TState>(int count, long costPerItem, in TState state, ParBody<TState> body)
+        where TState : struct
     {
         const long InlineWork = 32_768;
-        int chunks = (int)Math.Min(Workers, count);
-        if (chunks <= 1 || count * costPerItem < InlineWork)
-        {
-            body(0, count);
-            return;
-        }
-        Parallel.For(0, chunks, c =>
-        {
-            int start = (int)((long)count * c / chunks);
-            int end = (int)((long)count * (c + 1) / chunks);
-            body(start, end);
-        });
+        int chunks = Math.Min(Workers, count);
+        if (chunks <= 1 || count * costPerItem < InlineWork || !WorkerPool.Shared.TryRun(count, chunks, in state, body))
+            body(in state, 0, count);
     }
 }
