@@ -88,6 +88,7 @@ declare -A BLOCK=(
     [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
     [MatMulKernels.MatMul]=256
+    [MatMulLargeKernels.MatMul]=256
     [OptimizerKernels.AdamW]=256 [OptimizerKernels.Sgd]=256 [OptimizerKernels.SumSquaresFinish]=32 [OptimizerKernels.SumSquaresPartials]=256
     [ReduceKernels.SumColumns]=256 [ReduceKernels.SumRows]=256
     [SoftmaxKernels.Backward]=256 [SoftmaxKernels.CountCorrect]=256 [SoftmaxKernels.CrossEntropyBackward]=256

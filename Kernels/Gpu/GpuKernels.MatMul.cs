@@ -34,12 +34,23 @@ namespace ViTScratch.Kernels.Gpu;
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge;
+
+    /// <summary>
+    /// Which matmul kernel runs: Auto picks the 128 x 128 kernel (MatMulLargeKernels.cs) when its
+    /// tiles still give every multiprocessor a group, else the 64 x 64 kernel. Tests and
+    /// `vit kernels bench` force one to check or time each.
+    /// </summary>
+    public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
-        int tilesX = (shape.N + MatMulKernels.Tile - 1) / MatMulKernels.Tile, tilesY = (shape.M + MatMulKernels.Tile - 1) / MatMulKernels.Tile;
+        int large = MatMulLargeKernels.Tile;
+        bool useLarge = MatMulTiles == MatMulTiling.Large
+            || (MatMulTiles == MatMulTiling.Auto && (long)((shape.N + large - 1) / large) * ((shape.M + large - 1) / large) * shape.Batch >= _largeTileMinGroups);
+        int tile = useLarge ? large : MatMulKernels.Tile;
+        int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
         int splits = SplitKCount(shape, tilesX * tilesY);
         if (splits > 1)
         {
@@ -52,13 +63,13 @@ public sealed partial class GpuKernels
             var partial = Scratch("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
             var splitArgs = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
                 0, 0, mn, alpha, 0, kChunk);
-            LaunchMatMul(new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
+            LaunchMatMul(useLarge, new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
             ReduceMid(partial, partial, 0, V(c), new BroadcastShape(1, splits, mn), 1f, accumulate);
             return;
         }
         var args = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
             checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0, 0);
-        LaunchMatMul(new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
+        LaunchMatMul(useLarge, new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
     }
 
     /// <summary>
@@ -73,10 +84,17 @@ public sealed partial class GpuKernels
         return (int)Math.Max(1, Math.Min((_targetGroups + tiles - 1) / tiles, shape.K / _minKPerSplit));
     }
 
-    private void LaunchMatMul(Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args) =>
-        (_matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul))(
-            new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, args);
+    private void LaunchMatMul(bool large, Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args)
+    {
+        var kernel = large
+            ? _matMulLarge ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulLargeKernels.MatMul)
+            : _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul);
+        kernel(new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, args);
+    }
 }
+
+/// <summary>The matmul kernel choice of <see cref="GpuKernels.MatMulTiles"/>.</summary>
+public enum MatMulTiling { Auto, Small, Large }
 
 /// <summary>
 /// MatMulShape as a kernel parameter (flags as ints, strides in floats). KChunk > 0 selects

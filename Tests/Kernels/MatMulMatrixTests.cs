@@ -1,3 +1,4 @@
+using ViTScratch.Kernels.Gpu;
 using ViTScratch.Kernels;
 using ViTScratch.Tests.TestSupport;
 using Xunit;
@@ -25,10 +26,11 @@ public sealed record MatMulCase(int Batch, int M, int N, int K, bool TransA, boo
     public static IEnumerable<MatMulCase> For(bool slow)
     {
         var sizes = slow
-            ? new[] { (1, 1, 1), (5, 3, 7), (9, 17, 4), (33, 2, 5), (9, 7, 100), (2, 33, 70) }
+            ? new[] { (1, 1, 1), (5, 3, 7), (9, 17, 4), (33, 2, 5), (9, 7, 100), (2, 33, 70), (70, 67, 9) }
             : new[] { (1, 1, 1), (7, 5, 3), (65, 33, 17), (1, 129, 65), (129, 1, 7), (17, 65, 129), (64, 64, 64), (100, 96, 130), (33, 70, 1000) };
         // The last rows are few tiles over a long K: the GPU backend splits K into slices there
-        // (split-K, GpuKernels.MatMul.cs), into a ragged last slice.
+        // (split-K, GpuKernels.MatMul.cs), into a ragged last slice. (70, 67, 9) crosses the 64-row
+        // and 64-column halves of a 128 x 128 tile of the large-tile kernel.
         int v = 0;
         foreach (var (m, n, k) in sizes)
             foreach (bool ta in new[] { false, true })
@@ -61,9 +63,23 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
     // Σ|a||b| / K, far above this bound; a TF32 tensor-core product (2^-11) would fail it too,
     // on purpose: the contract is float32.
     [Theory, MemberData(nameof(Rows))]
-    public void MatMul(string backend, MatMulCase c)
+    public void MatMul(string backend, MatMulCase c) => Check(fixture.Get(backend), c);
+
+    // The GPU backends have a second kernel with 128 x 128 tiles that they pick for large
+    // products only; forced here so every case (ragged, transposed, batched, split-K) runs on it.
+    public static TheoryData<string, MatMulCase> GpuRows => BackendMatrix.Rows(MatMulCase.For, gpuOnly: true);
+
+    [Theory, MemberData(nameof(GpuRows))]
+    public void MatMulLargeTiles(string backend, MatMulCase c)
     {
-        var k = fixture.Get(backend);
+        var k = (GpuKernels)fixture.Get(backend);
+        k.MatMulTiles = MatMulTiling.Large;
+        try { Check(k, c); }
+        finally { k.MatMulTiles = MatMulTiling.Auto; }
+    }
+
+    private static void Check(IKernels k, MatMulCase c)
+    {
         var rng = TestRandom.For($"matmul {c}");
         var s = c.Shape;
         using var run = new OpRun(k);

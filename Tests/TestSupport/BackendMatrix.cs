@@ -29,11 +29,14 @@ public static class BackendMatrix
     /// </summary>
     public static bool IsSlow(string backend) => backend == "ilgpu-cpu";
 
-    /// <summary>Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow).</summary>
-    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor)
+    /// <summary>
+    /// Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow);
+    /// <paramref name="gpuOnly"/> keeps the ILGPU backends only (for tests of GPU-only kernel variants).
+    /// </summary>
+    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor, bool gpuOnly = false)
     {
         var data = new TheoryData<string, TCase>();
-        foreach (string name in Available)
+        foreach (string name in Available.Where(n => !gpuOnly || n != "cpu"))
             foreach (var c in casesFor(IsSlow(name)))
                 data.Add(name, c);
         return data;

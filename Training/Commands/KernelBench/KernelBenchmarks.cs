@@ -73,7 +73,8 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             catch (Exception e) { blasNote = $"cuBLAS unavailable: {e.GetType().Name}: {e.Message}"; }
         }
         else blasNote = "cuBLAS: not a CUDA device";
-        Section($"Matmul, FP32 ({blasNote})", "| shape | ours ms | ours GFLOP/s | cuBLAS ms | cuBLAS GFLOP/s | ours / cuBLAS | rel. diff |", "|---|---|---|---|---|---|---|");
+        Section($"Matmul, FP32 ({blasNote}); ours = the kernel the dispatcher picks, then each tiling forced",
+            "| shape | ours ms | ours GFLOP/s | 64×64 tiles ms | 128×128 tiles ms | cuBLAS ms | cuBLAS GFLOP/s | ours / cuBLAS | rel. diff |", "|---|---|---|---|---|---|---|---|---|");
         using (blas)
         {
             foreach (var (name, s) in shapes)
@@ -83,6 +84,9 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
                 using var b = Random((int)bLen);
                 using var c = k.Allocate((int)cLen);
                 double ours = _timer.MedianMs(() => k.MatMul(a, b, c, s, 1f, accumulate: false));
+                double small = Forced(MatMulTiling.Small, () => k.MatMul(a, b, c, s, 1f, accumulate: false));
+                double large = Forced(MatMulTiling.Large, () => k.MatMul(a, b, c, s, 1f, accumulate: false));
+                k.MatMul(a, b, c, s, 1f, accumulate: false);
                 string blasCols = "| – | – | – | – |";
                 if (blas is not null && s.Batch == 1)
                 {
@@ -90,9 +94,16 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
                     double theirs = _timer.MedianMs(() => blas.Gemm(View(a), View(b), View(cRef), s));
                     blasCols = $"| {theirs:F3} | {s.Flops / theirs / 1e6:F0} | {theirs / ours * 100:F0}% | {RelDiff(c, cRef):E1} |";
                 }
-                Row($"| {name} | {ours:F3} | {s.Flops / ours / 1e6:F0} {blasCols}");
+                Row($"| {name} | {ours:F3} | {s.Flops / ours / 1e6:F0} | {small:F3} | {large:F3} {blasCols}");
             }
         }
+    }
+
+    private double Forced(MatMulTiling tiling, Action op)
+    {
+        k.MatMulTiles = tiling;
+        try { return _timer.MedianMs(op); }
+        finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
     // ---- 3. fused against unfused attention -------------------------------------------------
