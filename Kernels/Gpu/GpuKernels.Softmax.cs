@@ -5,17 +5,25 @@ namespace ViTScratch.Kernels.Gpu;
 
 // Row-wise softmax, log-softmax, fused cross-entropy and arg-max accuracy.
 //
-// Algorithm: one warp per row. Rows here are short (65 tokens, 10 to 100 classes), so a whole
-// group per row would idle most threads while a thread per row would read uncoalesced. Lane l
-// handles columns l, l + 32, ...; the row max and the row sums are butterfly shuffles
-// (WarpMath), so no shared memory and no barrier. A row is read two or three times; the repeat
-// reads hit L1/L2.
-// Launch: groups of 256 threads = 8 warps = 8 rows, grid = ceil(rows / 8).
+// Softmax and log-softmax, rows of up to RowMath.MaxCols (384) columns (every ViT row: attention
+//   scores of 17 to 257, class logits of 10): the row is read ONCE into registers by a team of
+//   4 to 32 lanes (RowMath: the narrowest team whose 12 slots per lane cover the row, so a warp
+//   holds 32 / team rows and few lanes idle), reduced there (max, then sum of exp by team
+//   shuffles) and written once; the backward loads y, dy and dx together before any store, so
+//   no load waits behind a store to the same buffer. One HBM pass per tensor, and every lane
+//   has all its loads in flight at once instead of one per loop trip.
+//   Launch: groups of 256 threads = 8 warps = 8 x 32 / team rows, grid = RowMath.Groups.
+// Longer rows (ForwardLong / BackwardLong), cross-entropy and CountCorrect: one warp per row,
+//   lane l handles columns l, l + 32, ...; max and sums by butterfly shuffles (WarpMath). A row
+//   is read two or three times; the repeat reads hit L1/L2. Class rows are few (one per image),
+//   so these stay simple. Launch: 8 warps = 8 rows per group, grid = ceil(rows / 8).
 // Rows past the end still run the shuffles (all 32 lanes must), they just load and store nothing.
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxForward;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _softmaxForward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _softmaxBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxForwardLong;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _softmaxBackwardLong;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _crossEntropyForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _crossEntropyBackward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _countCorrect;
@@ -28,14 +36,29 @@ public sealed partial class GpuKernels
     private void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols, int log)
     {
         if (rows == 0 || cols == 0) return;
-        (_softmaxForward ??= Load<ArrayView<float>, ArrayView<float>, int, int, int>(SoftmaxKernels.Forward))(WarpPerRow(rows), V(x), V(y), rows, cols, log);
+        if (cols > RowMath.MaxCols)
+        {
+            (_softmaxForwardLong ??= Load<ArrayView<float>, ArrayView<float>, int, int, int>(SoftmaxKernels.ForwardLong))(
+                WarpPerRow(rows), V(x), V(y), rows, cols, log);
+            return;
+        }
+        int team = RowMath.TeamSize(cols);
+        (_softmaxForward ??= Load<ArrayView<float>, ArrayView<float>, int, int, int, int>(SoftmaxKernels.Forward))(
+            new KernelConfig(RowMath.Groups(rows, team), GroupSize), V(x), V(y), rows, cols, team, log);
     }
 
     private void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols, int log)
     {
         if (rows == 0 || cols == 0) return;
-        (_softmaxBackward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SoftmaxKernels.Backward))(
-            WarpPerRow(rows), V(y), V(dy), V(dx), rows, cols, log);
+        if (cols > RowMath.MaxCols)
+        {
+            (_softmaxBackwardLong ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(SoftmaxKernels.BackwardLong))(
+                WarpPerRow(rows), V(y), V(dy), V(dx), rows, cols, log);
+            return;
+        }
+        int team = RowMath.TeamSize(cols);
+        (_softmaxBackward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(SoftmaxKernels.Backward))(
+            new KernelConfig(RowMath.Groups(rows, team), GroupSize), V(y), V(dy), V(dx), rows, cols, team, log);
     }
 
     public void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing)
@@ -81,9 +104,56 @@ public static class SoftmaxKernels
         sum = WarpMath.Sum(sum);
     }
 
-    // y = softmax(x) (log = 0) or y = x - logsumexp(x) (log = 1).
+    // Register path (cols <= RowMath.MaxCols). The team of `team` lanes at lane t of its team
+    // owns row `row`; n = cols for a real row, 0 past the last row (loads nothing, stores nothing).
+    private static void TeamRow(int rows, int cols, int team, out int row, out int t, out int n)
+    {
+        int lane = Warp.LaneIdx, teamsPerWarp = GpuKernels.WarpSize / team;
+        row = (Grid.IdxX * GpuKernels.WarpsPerGroup + Warp.WarpIdx) * teamsPerWarp + lane / team;
+        t = lane & (team - 1);
+        n = row < rows ? cols : 0;
+    }
+
+    // y = softmax(x) (log = 0) or y = x - logsumexp(x) (log = 1); x: [rows, cols], y likewise.
     [GpuKernel]
-    public static void Forward(ArrayView<float> x, ArrayView<float> y, int rows, int cols, int log)
+    public static void Forward(ArrayView<float> x, ArrayView<float> y, int rows, int cols, int team, int log)
+    {
+        TeamRow(rows, cols, team, out int row, out int t, out int n);
+        int start = row * cols;
+        var v = RowMath.Load(x, start, t, team, n, float.NegativeInfinity);
+        float max = RowMath.TeamMax(v.Max(), team);
+        var e = v.ExpMinus(max);                          // pad slots: exp(-inf) = 0
+        float sum = RowMath.TeamSum(e.Sum(), team);
+        if (log != 0) RowMath.Store(y, start, t, team, n, v.Fma(1f, -(max + MathF.Log(sum))));
+        else RowMath.Store(y, start, t, team, n, e.Fma(1f / sum, 0f));
+    }
+
+    // softmax:     dx += y (dy - sum(dy y))
+    // log-softmax: dx += dy - exp(y) sum(dy)
+    // y, dy, dx: [rows, cols]. dx is loaded with y and dy, before any store (see the header).
+    [GpuKernel]
+    public static void Backward(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int rows, int cols, int team, int log)
+    {
+        TeamRow(rows, cols, team, out int row, out int t, out int n);
+        int start = row * cols;
+        var yv = RowMath.Load(y, start, t, team, n, 0f);
+        var g = RowMath.Load(dy, start, t, team, n, 0f);   // pad 0: adds nothing to the sums
+        var acc = RowMath.Load(dx, start, t, team, n, 0f);
+        if (log != 0)
+        {
+            float sum = RowMath.TeamSum(g.Sum(), team);
+            RowMath.Store(dx, start, t, team, n, yv.ExpMinus(0f).Fma(-sum, 0f).Add(g).Add(acc));
+        }
+        else
+        {
+            float dot = RowMath.TeamSum(g.Dot(yv), team);
+            RowMath.Store(dx, start, t, team, n, yv.Fma(g.Fma(1f, -dot), acc));
+        }
+    }
+
+    // Rows longer than RowMath.MaxCols: one warp per row, the row read in three passes.
+    [GpuKernel]
+    public static void ForwardLong(ArrayView<float> x, ArrayView<float> y, int rows, int cols, int log)
     {
         int row = Row;
         bool valid = row < rows;
@@ -98,10 +168,8 @@ public static class SoftmaxKernels
         }
     }
 
-    // softmax:     dx += y (dy - sum(dy y))
-    // log-softmax: dx += dy - exp(y) sum(dy)
     [GpuKernel]
-    public static void Backward(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int rows, int cols, int log)
+    public static void BackwardLong(ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int rows, int cols, int log)
     {
         int row = Row;
         bool valid = row < rows;
