@@ -83,10 +83,8 @@ public static class AttentionSmallKernels
         public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot4(Quad x, Quad y) => x.X * y.X + x.Y * y.Y + x.Z * y.Z + x.W * y.W;
-
     // NT: acc[r][t] = sum over kq Quads of A[a + r sa] . B[b + t bStep] (all offsets in Quads).
+    // One FFMA per product into the accumulator (a 4-term sum first would cost an FMUL and FADD).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Block NT(ArrayView<Quad> s4, int a, int sa, int b, int bStep, int kq)
     {
@@ -95,10 +93,22 @@ public static class AttentionSmallKernels
         {
             Quad x0 = s4[a + k], x1 = s4[a + sa + k], x2 = s4[a + 2 * sa + k], x3 = s4[a + 3 * sa + k];
             Quad y0 = s4[b + k], y1 = s4[b + bStep + k], y2 = s4[b + 2 * bStep + k], y3 = s4[b + 3 * bStep + k];
-            z.C00 += Dot4(x0, y0); z.C01 += Dot4(x0, y1); z.C02 += Dot4(x0, y2); z.C03 += Dot4(x0, y3);
-            z.C10 += Dot4(x1, y0); z.C11 += Dot4(x1, y1); z.C12 += Dot4(x1, y2); z.C13 += Dot4(x1, y3);
-            z.C20 += Dot4(x2, y0); z.C21 += Dot4(x2, y1); z.C22 += Dot4(x2, y2); z.C23 += Dot4(x2, y3);
-            z.C30 += Dot4(x3, y0); z.C31 += Dot4(x3, y1); z.C32 += Dot4(x3, y2); z.C33 += Dot4(x3, y3);
+            z.C00 += x0.X * y0.X; z.C00 += x0.Y * y0.Y; z.C00 += x0.Z * y0.Z; z.C00 += x0.W * y0.W;
+            z.C01 += x0.X * y1.X; z.C01 += x0.Y * y1.Y; z.C01 += x0.Z * y1.Z; z.C01 += x0.W * y1.W;
+            z.C02 += x0.X * y2.X; z.C02 += x0.Y * y2.Y; z.C02 += x0.Z * y2.Z; z.C02 += x0.W * y2.W;
+            z.C03 += x0.X * y3.X; z.C03 += x0.Y * y3.Y; z.C03 += x0.Z * y3.Z; z.C03 += x0.W * y3.W;
+            z.C10 += x1.X * y0.X; z.C10 += x1.Y * y0.Y; z.C10 += x1.Z * y0.Z; z.C10 += x1.W * y0.W;
+            z.C11 += x1.X * y1.X; z.C11 += x1.Y * y1.Y; z.C11 += x1.Z * y1.Z; z.C11 += x1.W * y1.W;
+            z.C12 += x1.X * y2.X; z.C12 += x1.Y * y2.Y; z.C12 += x1.Z * y2.Z; z.C12 += x1.W * y2.W;
+            z.C13 += x1.X * y3.X; z.C13 += x1.Y * y3.Y; z.C13 += x1.Z * y3.Z; z.C13 += x1.W * y3.W;
+            z.C20 += x2.X * y0.X; z.C20 += x2.Y * y0.Y; z.C20 += x2.Z * y0.Z; z.C20 += x2.W * y0.W;
+            z.C21 += x2.X * y1.X; z.C21 += x2.Y * y1.Y; z.C21 += x2.Z * y1.Z; z.C21 += x2.W * y1.W;
+            z.C22 += x2.X * y2.X; z.C22 += x2.Y * y2.Y; z.C22 += x2.Z * y2.Z; z.C22 += x2.W * y2.W;
+            z.C23 += x2.X * y3.X; z.C23 += x2.Y * y3.Y; z.C23 += x2.Z * y3.Z; z.C23 += x2.W * y3.W;
+            z.C30 += x3.X * y0.X; z.C30 += x3.Y * y0.Y; z.C30 += x3.Z * y0.Z; z.C30 += x3.W * y0.W;
+            z.C31 += x3.X * y1.X; z.C31 += x3.Y * y1.Y; z.C31 += x3.Z * y1.Z; z.C31 += x3.W * y1.W;
+            z.C32 += x3.X * y2.X; z.C32 += x3.Y * y2.Y; z.C32 += x3.Z * y2.Z; z.C32 += x3.W * y2.W;
+            z.C33 += x3.X * y3.X; z.C33 += x3.Y * y3.Y; z.C33 += x3.Z * y3.Z; z.C33 += x3.W * y3.W;
         }
         return z;
     }
@@ -113,22 +123,22 @@ public static class AttentionSmallKernels
             Quad x0 = s4[a + k], x1 = s4[a + sa + k], x2 = s4[a + 2 * sa + k], x3 = s4[a + 3 * sa + k];
             int bo = b + 4 * k * sb;
             Quad y0 = s4[bo], y1 = s4[bo + sb], y2 = s4[bo + 2 * sb], y3 = s4[bo + 3 * sb];
-            z.C00 += x0.X * y0.X + x0.Y * y1.X + x0.Z * y2.X + x0.W * y3.X;
-            z.C01 += x0.X * y0.Y + x0.Y * y1.Y + x0.Z * y2.Y + x0.W * y3.Y;
-            z.C02 += x0.X * y0.Z + x0.Y * y1.Z + x0.Z * y2.Z + x0.W * y3.Z;
-            z.C03 += x0.X * y0.W + x0.Y * y1.W + x0.Z * y2.W + x0.W * y3.W;
-            z.C10 += x1.X * y0.X + x1.Y * y1.X + x1.Z * y2.X + x1.W * y3.X;
-            z.C11 += x1.X * y0.Y + x1.Y * y1.Y + x1.Z * y2.Y + x1.W * y3.Y;
-            z.C12 += x1.X * y0.Z + x1.Y * y1.Z + x1.Z * y2.Z + x1.W * y3.Z;
-            z.C13 += x1.X * y0.W + x1.Y * y1.W + x1.Z * y2.W + x1.W * y3.W;
-            z.C20 += x2.X * y0.X + x2.Y * y1.X + x2.Z * y2.X + x2.W * y3.X;
-            z.C21 += x2.X * y0.Y + x2.Y * y1.Y + x2.Z * y2.Y + x2.W * y3.Y;
-            z.C22 += x2.X * y0.Z + x2.Y * y1.Z + x2.Z * y2.Z + x2.W * y3.Z;
-            z.C23 += x2.X * y0.W + x2.Y * y1.W + x2.Z * y2.W + x2.W * y3.W;
-            z.C30 += x3.X * y0.X + x3.Y * y1.X + x3.Z * y2.X + x3.W * y3.X;
-            z.C31 += x3.X * y0.Y + x3.Y * y1.Y + x3.Z * y2.Y + x3.W * y3.Y;
-            z.C32 += x3.X * y0.Z + x3.Y * y1.Z + x3.Z * y2.Z + x3.W * y3.Z;
-            z.C33 += x3.X * y0.W + x3.Y * y1.W + x3.Z * y2.W + x3.W * y3.W;
+            z.C00 += x0.X * y0.X; z.C00 += x0.Y * y1.X; z.C00 += x0.Z * y2.X; z.C00 += x0.W * y3.X;
+            z.C01 += x0.X * y0.Y; z.C01 += x0.Y * y1.Y; z.C01 += x0.Z * y2.Y; z.C01 += x0.W * y3.Y;
+            z.C02 += x0.X * y0.Z; z.C02 += x0.Y * y1.Z; z.C02 += x0.Z * y2.Z; z.C02 += x0.W * y3.Z;
+            z.C03 += x0.X * y0.W; z.C03 += x0.Y * y1.W; z.C03 += x0.Z * y2.W; z.C03 += x0.W * y3.W;
+            z.C10 += x1.X * y0.X; z.C10 += x1.Y * y1.X; z.C10 += x1.Z * y2.X; z.C10 += x1.W * y3.X;
+            z.C11 += x1.X * y0.Y; z.C11 += x1.Y * y1.Y; z.C11 += x1.Z * y2.Y; z.C11 += x1.W * y3.Y;
+            z.C12 += x1.X * y0.Z; z.C12 += x1.Y * y1.Z; z.C12 += x1.Z * y2.Z; z.C12 += x1.W * y3.Z;
+            z.C13 += x1.X * y0.W; z.C13 += x1.Y * y1.W; z.C13 += x1.Z * y2.W; z.C13 += x1.W * y3.W;
+            z.C20 += x2.X * y0.X; z.C20 += x2.Y * y1.X; z.C20 += x2.Z * y2.X; z.C20 += x2.W * y3.X;
+            z.C21 += x2.X * y0.Y; z.C21 += x2.Y * y1.Y; z.C21 += x2.Z * y2.Y; z.C21 += x2.W * y3.Y;
+            z.C22 += x2.X * y0.Z; z.C22 += x2.Y * y1.Z; z.C22 += x2.Z * y2.Z; z.C22 += x2.W * y3.Z;
+            z.C23 += x2.X * y0.W; z.C23 += x2.Y * y1.W; z.C23 += x2.Z * y2.W; z.C23 += x2.W * y3.W;
+            z.C30 += x3.X * y0.X; z.C30 += x3.Y * y1.X; z.C30 += x3.Z * y2.X; z.C30 += x3.W * y3.X;
+            z.C31 += x3.X * y0.Y; z.C31 += x3.Y * y1.Y; z.C31 += x3.Z * y2.Y; z.C31 += x3.W * y3.Y;
+            z.C32 += x3.X * y0.Z; z.C32 += x3.Y * y1.Z; z.C32 += x3.Z * y2.Z; z.C32 += x3.W * y3.Z;
+            z.C33 += x3.X * y0.W; z.C33 += x3.Y * y1.W; z.C33 += x3.Z * y2.W; z.C33 += x3.W * y3.W;
         }
         return z;
     }
