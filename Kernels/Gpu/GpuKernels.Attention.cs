@@ -6,7 +6,13 @@ namespace ViTScratch.Kernels.Gpu;
 // Fused scaled dot-product attention, FlashAttention style: the N x N scores of a (batch, head)
 // live only in registers, one 32-key tile at a time, and never reach global memory.
 //
-// Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
+// Two paths. Heads with N <= 128 whose K rows and a chunk of scores fit 32 KB of shared memory
+// (AttentionSmallKernels.Fits: e.g. N = 65 with d <= 64, the ViT sizes) take the register-tiled
+// kernels of GpuKernels.AttentionSmall.cs (4 x 4 micro-tiles from LDS.128 loads, K/V staged once
+// per chunk of up to 32 rows). Everything else takes the general kernels below, which work for any
+// N and d <= 128. Both use RowDot for D and the same dropout hash.
+//
+// General path. Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
 // row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a 32-wide tile
 // of the other side, lane j owns tile element j: it computes that score itself as a dot product
 // over d read from shared memory. Then the warp combines: max and sum by shuffles; for the
