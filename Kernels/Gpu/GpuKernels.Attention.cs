@@ -6,7 +6,13 @@ namespace ViTScratch.Kernels.Gpu;
 // Fused scaled dot-product attention, FlashAttention style: the N x N scores of a (batch, head)
 // live only in registers, one 32-key tile at a time, and never reach global memory.
 //
-// Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
+// Two paths. Heads with N <= 128 whose K rows and a chunk of scores fit 32 KB of shared memory
+// (AttentionSmallKernels.Fits: e.g. N = 65 with d <= 64, the ViT sizes) take the register-tiled
+// kernels of GpuKernels.AttentionSmall.cs (4 x 4 micro-tiles from LDS.128 loads, K/V staged once
+// per chunk of up to 32 rows). Everything else takes the general kernels below, which work for any
+// N and d <= 128. Both use RowDot for D and the same dropout hash.
+//
+// General path. Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
 // row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a 32-wide tile
 // of the other side, lane j owns tile element j: it computes that score itself as a dot product
 // over d read from shared memory. Then the warp combines: max and sum by shuffles; for the
@@ -42,6 +48,9 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _attnRowDot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDq;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDkDv;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallForward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDq;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDkDv;
 
     private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed)
     {
@@ -53,11 +62,21 @@ public sealed partial class GpuKernels
     private static KernelConfig AttnGrid(int bh, int n) =>
         new(new Index2D((n + WarpsPerGroup - 1) / WarpsPerGroup, bh), new Index2D(GroupSize, 1));
 
+    // The fast path (GpuKernels.AttentionSmall.cs): one group of 128 per (chunk of rows, bh).
+    private static KernelConfig SmallGrid(int bh, int n, int d) =>
+        new(new Index2D(AttentionSmallKernels.SmallGeometry(n, d).Chunks, bh), new Index2D(AttentionSmallKernels.GroupSize, 1));
+
     public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         int bh, int n, int d, float scale, float dropoutP, uint seed)
     {
         if (bh == 0 || n == 0) return;
         var a = AttnArgs(bh, n, d, scale, dropoutP, seed);
+        if (AttentionSmallKernels.Fits(n, d))
+        {
+            (_attnSmallForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.Forward))(
+                SmallGrid(bh, n, d), V(q), V(k), V(v), V(o), V(lse), a);
+            return;
+        }
         (_attnForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.Forward))(
             AttnGrid(bh, n), V(q), V(k), V(v), V(o), V(lse), a);
     }
@@ -71,6 +90,14 @@ public sealed partial class GpuKernels
         var rowDot = Scratch("attention-D", bh * n);
         (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(AttentionKernels.RowDot))(
             WarpPerRow(bh * n), V(dO), V(o), rowDot, bh * n, d);
+        if (AttentionSmallKernels.Fits(n, d))
+        {
+            (_attnSmallDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.BackwardDq))(
+                SmallGrid(bh, n, d), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dq), a);
+            (_attnSmallDkDv ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.BackwardDkDv))(
+                SmallGrid(bh, n, d), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dk), V(dv), a);
+            return;
+        }
         (_attnDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.BackwardDq))(
             AttnGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dq), a);
         (_attnDkDv ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.BackwardDkDv))(
