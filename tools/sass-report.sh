@@ -89,6 +89,13 @@ declare -A BLOCK=(
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
     [MatMulKernels.MatMul]=256
     [MatMulLargeKernels.MatMul]=256
+    [AttentionSmallKernels.Forward]=128
+    [AttentionSmallKernels.BackwardDq]=128
+    [AttentionSmallKernels.BackwardDkDv]=128
+    [LayerNormKernels.Backward]=256
+    [LayerNormKernels.ForwardLong]=256
+    [SoftmaxKernels.ForwardLong]=256
+    [SoftmaxKernels.BackwardLong]=256
     [OptimizerKernels.AdamW]=256 [OptimizerKernels.Sgd]=256 [OptimizerKernels.SumSquaresFinish]=32 [OptimizerKernels.SumSquaresPartials]=256
     [ReduceKernels.SumColumns]=256 [ReduceKernels.SumRows]=256
     [SoftmaxKernels.Backward]=256 [SoftmaxKernels.CountCorrect]=256 [SoftmaxKernels.CrossEntropyBackward]=256
