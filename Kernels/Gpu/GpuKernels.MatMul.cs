@@ -37,19 +37,18 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge;
 
     /// <summary>
-    /// Which matmul kernel runs: Auto picks the 128 x 128 kernel (MatMulLargeKernels.cs) when its
-    /// tiles still give every multiprocessor a group, else the 64 x 64 kernel. Tests and
-    /// `vit kernels bench` force one to check or time each.
+    /// Which matmul kernel runs. Auto is the 64 x 64 kernel: the 128 x 128 kernel
+    /// (MatMulLargeKernels.cs) measured slower on an H100 at every shape we time, 4096³ included
+    /// (docs/performance.md), so it runs only when forced. Tests force each to check both;
+    /// `vit kernels bench` times both.
     /// </summary>
     public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
-        int large = MatMulLargeKernels.Tile;
-        bool useLarge = MatMulTiles == MatMulTiling.Large
-            || (MatMulTiles == MatMulTiling.Auto && (long)((shape.N + large - 1) / large) * ((shape.M + large - 1) / large) * shape.Batch >= _largeTileMinGroups);
-        int tile = useLarge ? large : MatMulKernels.Tile;
+        bool useLarge = MatMulTiles == MatMulTiling.Large;
+        int tile = useLarge ? MatMulLargeKernels.Tile : MatMulKernels.Tile;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
         int splits = SplitKCount(shape, tilesX * tilesY);
         if (splits > 1)

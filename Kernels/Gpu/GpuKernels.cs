@@ -42,9 +42,6 @@ public sealed partial class GpuKernels : IKernels
     private readonly int _targetGroups;
     // The smallest slices worth a group of their own: rows of a column sum, K of a matmul.
     private readonly int _minRowsPerPart, _minKPerSplit;
-    // Groups of 128 x 128 matmul tiles from which the large-tile kernel is worth it: one per
-    // multiprocessor. The simulator never picks it by itself (tests force it: MatMulTiles).
-    private readonly int _largeTileMinGroups;
 
     public GpuKernels(GpuDeviceKind kind)
     {
@@ -62,7 +59,6 @@ public sealed partial class GpuKernels : IKernels
             _maxGrid = Math.Max(1, _accelerator.NumMultiprocessors * 16);
             _targetGroups = _accelerator.NumMultiprocessors * 2;
             (_minRowsPerPart, _minKPerSplit) = (64, 128);
-            _largeTileMinGroups = _accelerator.NumMultiprocessors;
             Name = "cuda";
         }
         else
@@ -76,7 +72,6 @@ public sealed partial class GpuKernels : IKernels
             // thresholds so the tests' tiny shapes take the split paths too.
             _targetGroups = 8;
             (_minRowsPerPart, _minKPerSplit) = (8, 32);
-            _largeTileMinGroups = int.MaxValue;
             Name = "ilgpu-cpu";
         }
         if (_accelerator.WarpSize != WarpSize)

@@ -20,8 +20,13 @@ namespace ViTScratch.Kernels.Gpu;
 //   TileK = 8: each of the 256 threads stages 4 elements of each slab per step (1024 = 8 x 128).
 // Registers: 64 accumulators + 16 operands + addressing, about 128 per thread (see
 //   docs/kernels.md): 2 groups of 256 threads per multiprocessor.
-// Use: the dispatcher in GpuKernels.MatMul.cs picks this kernel when 128 x 128 tiles still give
-// every multiprocessor a group; smaller products keep the 64 x 64 kernel (more, smaller groups).
+// Measured on an H100 (docs/performance.md): SLOWER than the 64 x 64 kernel at every shape,
+// 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
+// per multiprocessor leave too few warps to hide the global-load latency of the staging, which
+// has no double buffering (each k step waits for its loads, then computes); and the ViT shapes
+// give too few 128 x 128 tiles to fill 132 multiprocessors. So the dispatcher never picks it by
+// itself (GpuKernels.MatMulTiles = Large forces it); it stays as the starting point for a
+// double-buffered version and as a tested example of the 8 x 8 register tile.
 public static class MatMulLargeKernels
 {
     public const int Tile = 128;
