@@ -97,4 +97,45 @@ public class AutogradTests : EngineTestBase
         var err = Assert.Throws<ObjectDisposedException>(() => y.ToArray());
         Assert.Contains("TensorScope", err.Message);
     }
+
+    [Fact]
+    public void BackwardTwiceInsideAScopeMatchesOutsideIt()
+    {
+        // Pooled intermediates hand their gradients back to the pool during Backward; a second
+        // Backward of the same graph must still start them from zero.
+        var x = Tensor.FromArray(Dev, [2f, -1f, 0.5f], 3); x.RequiresGrad = true;
+        using (new TensorScope())
+        {
+            var y = Ops.Gelu(Ops.Mul(x, x));
+            var loss = Ops.Sum(Ops.Mul(y, y));
+            loss.Backward();
+            var once = x.GradToArray();
+            loss.Backward();
+            var twice = x.GradToArray();
+            for (int i = 0; i < 3; i++) Assert.Equal(2 * once[i], twice[i], 5);
+            Assert.Null(y.Grad); // like PyTorch, intermediate gradients are not kept
+        }
+    }
+
+    [Fact]
+    public void BackwardHoldsOnlyAFewIntermediateGradientsAtOnce()
+    {
+        // A chain of 30 same-shaped ops: every activation stays alive until the scope ends, but
+        // each gradient goes back to the pool once passed on, so the backward pass needs a handful
+        // of gradient buffers, not one per activation (which would be 30 more pool misses).
+        const int depth = 30;
+        using var dev = Device.Create("cpu"); // its own pool, empty
+        var w = Tensor.FromArray(dev, Enumerable.Range(0, 64).Select(i => MathF.Sin(i)).ToArray(), 64);
+        w.RequiresGrad = true;                // a leaf, allocated outside the pool
+        using (new TensorScope())
+        {
+            var h = Ops.Scale(w, 1f);
+            for (int i = 0; i < depth; i++) h = Ops.Gelu(Ops.Add(h, w));
+            long afterForward = dev.PoolMisses;
+            Assert.Equal(2 * depth + 1, afterForward); // one buffer per activation
+            Ops.Sum(h).Backward();
+            long gradientBuffers = dev.PoolMisses - afterForward;
+            Assert.True(gradientBuffers <= 4, $"backward created {gradientBuffers} gradient buffers");
+        }
+    }
 }
