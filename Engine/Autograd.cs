@@ -78,6 +78,7 @@ public sealed partial class Tensor
             // now passed its gradient on: nothing reads it again in this pass.
             if (node.Pooled) { node.Device.Return(node.Grad!); node.Grad = null; }
         }
+        order.Clear(); // the per-thread list must not keep this step's tensors alive
     }
 
     // A zeroed gradient buffer for an intermediate tensor that has none yet in this pass.
@@ -89,12 +90,19 @@ public sealed partial class Tensor
     }
 
     // Depth-first post-order over tensors that require grad, iterative so deep graphs cannot
-    // overflow the stack. Parents come before children in the returned list.
+    // overflow the stack. Parents come before children in the returned list. The list, the
+    // visited set and the stack are kept per thread and cleared after use, so a training step's
+    // Backward allocates nothing once they have grown to the graph's size.
+    [ThreadStatic] private static List<Tensor>? _order;
+    [ThreadStatic] private static HashSet<Tensor>? _visited;
+    [ThreadStatic] private static Stack<(Tensor node, int next)>? _dfs;
+
     private List<Tensor> TopologicalOrder()
     {
-        var order = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<(Tensor node, int next)>();
+        var order = _order ??= new List<Tensor>();
+        var visited = _visited ??= new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = _dfs ??= new Stack<(Tensor node, int next)>();
+        order.Clear();
         stack.Push((this, 0));
         visited.Add(this);
         while (stack.Count > 0)
@@ -108,6 +116,7 @@ public sealed partial class Tensor
             }
             else order.Add(node);
         }
+        visited.Clear();
         return order;
     }
 }
