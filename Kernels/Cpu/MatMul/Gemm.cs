@@ -13,6 +13,13 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 ///         for jr in NC, step NR     one B micro-panel (KC x NR) stays in L1 across ir
 ///           for ir in MC, step MR   micro-kernel: MR x NR tile held in registers over KC steps
 ///
+/// On the AVX2 path a row-major A (no TransA) is not packed: each A row is already contiguous
+/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullRows)
+/// and only a ragged last group of fewer than MR rows is packed (zero-padded). Measured on the
+/// vit-micro shapes (K = 49..384, Benchmarks/SmallKMatMulBenchmarks.cs), packing A there cost
+/// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
+/// place, its six values per k step sit one row of lda apart and the panel spans too many lines.
+///
 /// KC bounds the micro-panels so one B micro-panel plus one A micro-panel fit L1; MC bounds the
 /// packed A block to a fraction of L2. Only the first K block applies the caller's `=`/`+=`;
 /// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
