@@ -13,6 +13,13 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 ///         for jr in NC, step NR     one B micro-panel (KC x NR) stays in L1 across ir
 ///           for ir in MC, step MR   micro-kernel: MR x NR tile held in registers over KC steps
 ///
+/// On the AVX2 path a row-major A (no TransA) is not packed: each A row is already contiguous
+/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullRows)
+/// and only a ragged last group of fewer than MR rows is packed (zero-padded). Measured on the
+/// vit-micro shapes (K = 49..384, Benchmarks/SmallKMatMulBenchmarks.cs), packing A there cost
+/// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
+/// place, its six values per k step sit one row of lda apart and the panel spans too many lines.
+///
 /// KC bounds the micro-panels so one B micro-panel plus one A micro-panel fit L1; MC bounds the
 /// packed A block to a fraction of L2. Only the first K block applies the caller's `=`/`+=`;
 /// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
@@ -52,6 +59,9 @@ internal static unsafe class Gemm
 
         var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
         var s = Scratch.For(bl);
+        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
+        // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
+        bool direct = !transA && path == SimdPath.Vector256;
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
@@ -63,16 +73,26 @@ internal static unsafe class Gemm
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
-                    Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A);
-                    MacroKernel(path, bl, mc, nc, kc, s.A, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile);
+                    float* aDirect = null;
+                    if (!direct)
+                        Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A);
+                    else
+                    {
+                        aDirect = a + ic * lda + pc;
+                        int full = mc / bl.MR * bl.MR;
+                        if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
+                    }
+                    MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile);
                 }
             }
         }
     }
 
-    // Every micro-tile of one packed A block times one packed B block.
+    // Every micro-tile of one A block times one packed B block. A is either packed (aDirect null:
+    // panel ir at pa + ir kc) or read in place at aDirect + ir lda, with only its ragged last panel
+    // packed at pa.
     private static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
-        float* pa, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile)
+        float* pa, float* aDirect, long lda, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile)
     {
         int MR = bl.MR, NR = bl.NR;
         for (int jr = 0; jr < nc; jr += NR)
@@ -83,23 +103,42 @@ internal static unsafe class Gemm
             for (int ir = 0; ir < mc; ir += MR)
             {
                 int mr = Math.Min(MR, mc - ir);
-                float* ap = pa + (long)ir * kc;
+                float* ap = aDirect == null ? pa + (long)ir * kc : pa;
                 float* cp = c + ir * ldc + jr;
-                if (mr == MR && (nr == NR || nr == NR / 2))
+                if (aDirect != null && mr == MR)
+                {
+                    // Only the AVX2 path reads A in place (see Run).
+                    float* ar = aDirect + ir * lda;
+                    if (nr == NR) MicroKernel256.FullRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else if (nr == NR / 2) MicroKernel256.HalfRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else
+                    {
+                        if (half) MicroKernel256.HalfRows(kc, ar, lda, bp, tile, NR, alpha, false);
+                        else MicroKernel256.FullRows(kc, ar, lda, bp, tile, NR, alpha, false);
+                        CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
+                    }
+                }
+                else if (mr == MR && (nr == NR || nr == NR / 2))
                     Kernel(path, half, kc, ap, bp, cp, ldc, alpha, accumulate);
                 else
                 {
                     // Ragged tile: full-size product into the scratch tile, then copy the valid corner.
                     Kernel(path, half, kc, ap, bp, tile, NR, alpha, false);
-                    for (int i = 0; i < mr; i++)
-                    {
-                        float* dst = cp + i * ldc;
-                        float* src = tile + i * NR;
-                        if (accumulate) for (int j = 0; j < nr; j++) dst[j] += src[j];
-                        else for (int j = 0; j < nr; j++) dst[j] = src[j];
-                    }
+                    CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                 }
             }
+        }
+    }
+
+    // The valid mr x nr corner of an edge tile computed into scratch, written (=|+=) into C.
+    private static void CopyOut(float* tile, int ldt, float* c, long ldc, int mr, int nr, bool accumulate)
+    {
+        for (int i = 0; i < mr; i++)
+        {
+            float* dst = c + i * ldc;
+            float* src = tile + i * ldt;
+            if (accumulate) for (int j = 0; j < nr; j++) dst[j] += src[j];
+            else for (int j = 0; j < nr; j++) dst[j] = src[j];
         }
     }
 

@@ -84,6 +84,80 @@ internal static unsafe class MicroKernel256
         Store(c, c5, al, accumulate);
     }
 
+    /// <summary>
+    /// <see cref="Full"/> with A read in place instead of from a packed panel: row r of the tile is
+    /// a[r * lda + p]. A row-major A is already "packed" along k for one row, so for the small K of
+    /// a ViT's linear layers (K = 128..384, where packing A cost 10-20% of the multiply) the six
+    /// rows are streamed straight from the operand: six sequential streams the prefetcher follows,
+    /// one broadcast each per k step, exactly as from the packed panel.
+    /// </summary>
+    /// <param name="a">first element of the tile's first row of A</param>
+    /// <param name="lda">floats between consecutive rows of A</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void FullRows(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a3 = a + 3 * lda; // rows 0-2 at a0 + {0, 1, 2} lda, rows 3-5 at a3 + {0, 1, 2} lda
+        long l2 = 2 * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var av = Vector256.Create(a0[0]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a0[lda]);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a0[l2]);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a3[0]);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a3[lda]);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a3[l2]);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            a0++;
+            a3++;
+            b += NR;
+        }
+        var al = Vector256.Create(alpha);
+        Store(c, c00, al, accumulate); Store(c + 8, c01, al, accumulate); c += ldc;
+        Store(c, c10, al, accumulate); Store(c + 8, c11, al, accumulate); c += ldc;
+        Store(c, c20, al, accumulate); Store(c + 8, c21, al, accumulate); c += ldc;
+        Store(c, c30, al, accumulate); Store(c + 8, c31, al, accumulate); c += ldc;
+        Store(c, c40, al, accumulate); Store(c + 8, c41, al, accumulate); c += ldc;
+        Store(c, c50, al, accumulate); Store(c + 8, c51, al, accumulate);
+    }
+
+    /// <summary><see cref="Half"/> with A read in place, as in <see cref="FullRows"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void HalfRows(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        float* a0 = a, a3 = a + 3 * lda;
+        long l2 = 2 * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            c0 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[0]), b0, c0);
+            c1 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[lda]), b0, c1);
+            c2 = Vector256.FusedMultiplyAdd(Vector256.Create(a0[l2]), b0, c2);
+            c3 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[0]), b0, c3);
+            c4 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[lda]), b0, c4);
+            c5 = Vector256.FusedMultiplyAdd(Vector256.Create(a3[l2]), b0, c5);
+            a0++;
+            a3++;
+            b += NR;
+        }
+        var al = Vector256.Create(alpha);
+        Store(c, c0, al, accumulate); c += ldc;
+        Store(c, c1, al, accumulate); c += ldc;
+        Store(c, c2, al, accumulate); c += ldc;
+        Store(c, c3, al, accumulate); c += ldc;
+        Store(c, c4, al, accumulate); c += ldc;
+        Store(c, c5, al, accumulate);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, Vector256<float> acc, Vector256<float> alpha, bool accumulate)
     {

@@ -33,6 +33,12 @@ internal static unsafe class Packing
                 for (int p = 0; p < kc; p++, src += lda, dst += mr)
                 {
                     if (rows == 8) Vector256.Store(Vector256.Load(src), dst);
+                    else if (rows == 6)
+                    {
+                        // The AVX2 panel (mr = 6): 4 + 2 floats, never reading past the 6 that exist.
+                        Vector128.Store(Vector128.Load(src), dst);
+                        *(double*)(dst + 4) = *(double*)(src + 4);
+                    }
                     else
                     {
                         int r = 0;
