@@ -19,10 +19,8 @@ namespace ViTScratch.Tests.Gpu;
 /// the longest float32 sum behind a value (n + d for o; twice that for the gradients, which chain
 /// two sums), scale = the size of the summands (1 + the dropout keep scale).
 /// </summary>
-public sealed class AttentionFastPathTests(SimulatorFixture fx) : IClassFixture<SimulatorFixture>
+public sealed class AttentionFastPathTests(SimulatorFixture fx) : SimulatorTestBase(fx)
 {
-    private readonly IKernels K = fx.K;
-    private const double U = 1.0 / (1 << 24);
 
     [Fact]
     public void Fast_path_limits()
@@ -116,44 +114,5 @@ public sealed class AttentionFastPathTests(SimulatorFixture fx) : IClassFixture<
         Close(edq, Down(dq), 2 * (n + d), 2 * keepScale, "dq");
         Close(edk, Down(dk), 2 * (n + d), 2 * keepScale, "dk");
         Close(edv, Down(dv), 2 * (n + d), 2 * keepScale, "dv");
-    }
-
-    private static float[] Rand(Random r, int n)
-    {
-        var a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = -1f + 2f * (float)r.NextDouble();
-        return a;
-    }
-
-    private DeviceBuffer Up(float[] data)
-    {
-        var b = K.Allocate(data.Length);
-        K.Upload(data, b);
-        return b;
-    }
-
-    private DeviceBuffer Poisoned(int n)
-    {
-        var b = K.Allocate(n);
-        K.Fill(b, float.NaN, n);
-        return b;
-    }
-
-    private float[] Down(DeviceBuffer b)
-    {
-        var a = new float[b.Length];
-        K.Download(b, a);
-        return a;
-    }
-
-    private static void Close(double[] expected, float[] actual, int terms, double scale, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double tol = 4 * U * Math.Max(terms, 4) * (Math.Abs(expected[i]) + scale) + 1e-6;
-            Assert.False(double.IsNaN(actual[i]), $"{what}[{i}] is NaN (never written?)");
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R} (tol {tol:E2})");
-        }
     }
 }

@@ -4,13 +4,6 @@ using Xunit;
 
 namespace ViTScratch.Tests.Gpu;
 
-/// <summary>One ILGPU CPU-simulator backend shared by the tests of a class (kernels compile once).</summary>
-public sealed class SimulatorFixture : IDisposable
-{
-    public IKernels K { get; } = BackendFactory.Create("ilgpu-cpu");
-    public void Dispose() => K.Dispose();
-}
-
 /// <summary>
 /// The ILGPU kernels, run on ILGPU's CPU accelerator with 32-wide simulated warps, against
 /// straightforward float64 computations written here. Focus: GPU-specific risks. Shapes are
@@ -23,52 +16,8 @@ public sealed class SimulatorFixture : IDisposable
 /// unit roundoff: the classic bound for summing `terms` float32 products, times a 4x margin for
 /// the device exp/log (a few ulp) and the erf polynomial (1.5e-7 absolute).
 /// </summary>
-public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<SimulatorFixture>
+public sealed class GpuBackendTests(SimulatorFixture fx) : SimulatorTestBase(fx)
 {
-    private readonly IKernels K = fx.K;
-    private const double U = 1.0 / (1 << 24);
-
-    // ---- helpers -------------------------------------------------------------------------------
-
-    private static float[] Rand(Random r, int n, float lo = -1f, float hi = 1f)
-    {
-        var a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = lo + (float)r.NextDouble() * (hi - lo);
-        return a;
-    }
-
-    private DeviceBuffer Up(float[] data)
-    {
-        var b = K.Allocate(data.Length);
-        K.Upload(data, b);
-        return b;
-    }
-
-    private DeviceBuffer Poisoned(int n)
-    {
-        var b = K.Allocate(n);
-        K.Fill(b, float.NaN, n);
-        return b;
-    }
-
-    private float[] Down(DeviceBuffer b)
-    {
-        var a = new float[b.Length];
-        K.Download(b, a);
-        return a;
-    }
-
-    private static void Close(double[] expected, float[] actual, int terms, double scale, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double tol = 4 * U * Math.Max(terms, 4) * (Math.Abs(expected[i]) + scale) + 1e-6;
-            Assert.False(double.IsNaN(actual[i]), $"{what}[{i}] is NaN (never written?)");
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R} (tol {tol:E2})");
-        }
-    }
-
     // ---- data movement and broadcast -------------------------------------------------------------
 
     [Fact]
@@ -490,20 +439,6 @@ public sealed class GpuBackendTests(SimulatorFixture fx) : IClassFixture<Simulat
     }
 
     // ---- reference helpers -----------------------------------------------------------------------
-
-    private static double[] Expect(int n, Func<int, double> f)
-    {
-        var e = new double[n];
-        for (int i = 0; i < n; i++) e[i] = f(i);
-        return e;
-    }
-
-    private static double Sum(int n, Func<int, double> f)
-    {
-        double s = 0;
-        for (int i = 0; i < n; i++) s += f(i);
-        return s;
-    }
 
     // erf in float64 (Abramowitz-Stegun 7.1.28 is not exact enough; use the series / continued
     // fraction via the complementary function): accurate to ~1e-15, far below the float32 tolerance.

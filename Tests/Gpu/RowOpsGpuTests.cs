@@ -14,10 +14,8 @@ namespace ViTScratch.Tests.Gpu;
 /// Tolerance, as in GpuBackendTests: 4 u terms (|expected| + scale) + 1e-6, u = 2^-24: the bound
 /// for a float32 sum of `terms` products, times 4 for the device exp/log (a few ulp).
 /// </summary>
-public sealed class RowOpsGpuTests(SimulatorFixture fx) : IClassFixture<SimulatorFixture>
+public sealed class RowOpsGpuTests(SimulatorFixture fx) : SimulatorTestBase(fx)
 {
-    private readonly IKernels K = fx.K;
-    private const double U = 1.0 / (1 << 24);
 
     [Theory]
     [InlineData(3, 48)]     // team 4, all 12 slots
@@ -103,62 +101,5 @@ public sealed class RowOpsGpuTests(SimulatorFixture fx) : IClassFixture<Simulato
         Close(expDx, Down(dx), cols, rs.Max() * 4, "ln dx");
         Close(Expect(cols, c => dgInit[c] + Sum(rows, i => dy[i * cols + c] * xhat[i * cols + c])), Down(dg), rows + 1, 4, "dgamma");
         Close(Expect(cols, c => dbInit[c] + Sum(rows, i => dy[i * cols + c])), Down(db), rows + 1, 4, "dbeta");
-    }
-
-    // ---- helpers (as in GpuBackendTests) ---------------------------------------------------------
-
-    private static float[] Rand(Random r, int n, float lo, float hi)
-    {
-        var a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = lo + (float)r.NextDouble() * (hi - lo);
-        return a;
-    }
-
-    private static float[] Rand(Random r, int n) => Rand(r, n, -1f, 1f);
-
-    private DeviceBuffer Up(float[] data)
-    {
-        var b = K.Allocate(data.Length);
-        K.Upload(data, b);
-        return b;
-    }
-
-    private DeviceBuffer Poisoned(int n)
-    {
-        var b = K.Allocate(n);
-        K.Fill(b, float.NaN, n);
-        return b;
-    }
-
-    private float[] Down(DeviceBuffer b)
-    {
-        var a = new float[b.Length];
-        K.Download(b, a);
-        return a;
-    }
-
-    private static double[] Expect(int n, Func<int, double> f)
-    {
-        var e = new double[n];
-        for (int i = 0; i < n; i++) e[i] = f(i);
-        return e;
-    }
-
-    private static double Sum(int n, Func<int, double> f)
-    {
-        double s = 0;
-        for (int i = 0; i < n; i++) s += f(i);
-        return s;
-    }
-
-    private static void Close(double[] expected, float[] actual, int terms, double scale, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double tol = 4 * U * Math.Max(terms, 4) * (Math.Abs(expected[i]) + scale) + 1e-6;
-            Assert.False(double.IsNaN(actual[i]), $"{what}[{i}] is NaN (never written?)");
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R} (tol {tol:E2})");
-        }
     }
 }
