@@ -20,21 +20,34 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
 
     public Dictionary<string, Entry> Categories { get; } = new();
 
+    /// <summary>The same totals per kernel (the <see cref="IKernels"/> method), for the detail table.</summary>
+    public Dictionary<string, Entry> Kernels { get; } = new();
+
     public IKernels Inner => inner;
 
     public string Name => inner.Name;
 
-    public void Reset() => Categories.Clear();
+    public void Reset()
+    {
+        Categories.Clear();
+        Kernels.Clear();
+    }
 
-    private void Time(string category, double flops, Action call)
+    private void Time(string category, double flops, Action call, [System.Runtime.CompilerServices.CallerMemberName] string kernel = "")
     {
         long t0 = Stopwatch.GetTimestamp();
         call();
         inner.Synchronize();
         double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        if (!Categories.TryGetValue(category, out var e)) Categories[category] = e = new Entry();
+        Record(Categories, category, s, flops);
+        Record(Kernels, kernel, s, flops);
+    }
+
+    private static void Record(Dictionary<string, Entry> table, string key, double seconds, double flops)
+    {
+        if (!table.TryGetValue(key, out var e)) table[key] = e = new Entry();
         e.Calls++;
-        e.Seconds += s;
+        e.Seconds += seconds;
         e.Flops += flops;
     }
 
@@ -60,9 +73,8 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
 
     private void Add(string category, double seconds)
     {
-        if (!Categories.TryGetValue(category, out var e)) Categories[category] = e = new Entry();
-        e.Calls++;
-        e.Seconds += seconds;
+        Record(Categories, category, seconds, 0);
+        Record(Kernels, category, seconds, 0);
     }
 
     public void Fill(DeviceBuffer y, float value, int n) => Time("data movement", 0, () => inner.Fill(y, value, n));
@@ -89,7 +101,8 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         var s = shape;
-        Time("matmul", s.Flops, () => inner.MatMul(a, b, c, s, alpha, accumulate));
+        string name = $"MatMul {(s.Batch > 1 ? s.Batch + "x" : "")}{s.M}x{s.K}{(s.TransA ? "ᵀ" : "")} · {s.K}x{s.N}{(s.TransB ? "ᵀ" : "")}";
+        Time("matmul", s.Flops, () => inner.MatMul(a, b, c, s, alpha, accumulate), name);
     }
 
     public void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxForward(x, y, rows, cols));

