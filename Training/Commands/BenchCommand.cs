@@ -90,7 +90,15 @@ public static class BenchCommand
         stdout.WriteLine($"  {"total",-16} {total / steps * 1000,9:F2}");
         double gemm = profiler.Categories.TryGetValue("matmul", out var m) ? m.Seconds : 0;
         stdout.WriteLine($"  {gemm / total * 100:F1}% of the step runs in matmul kernels");
+        stdout.WriteLine($"the {KernelRows} most expensive kernels (matmuls by shape, M x K · K x N, ᵀ = read transposed):");
+        foreach (var (name, e) in profiler.Kernels.OrderByDescending(kv => kv.Value.Seconds).Take(KernelRows))
+        {
+            string rate = e.Flops > 0 ? $"{e.Flops / e.Seconds / 1e9,9:F1}" : "";
+            stdout.WriteLine($"  {name,-34} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {rate}");
+        }
     }
+
+    private const int KernelRows = 20;
 
     // One warm-up call (JIT, pool, caches), then the median of `steps` timed calls.
     private static double Measure(Action step, int steps, int batch)
