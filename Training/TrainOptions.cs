@@ -31,6 +31,8 @@ public sealed record TrainOptions
     public float ClipNorm { get; init; } = 1f;
     /// <summary>crop, flip, randaugment, mixup, cutmix (comma-separated); "default" = the dataset's crop/flip.</summary>
     public string Augment { get; init; } = "default";
+    /// <summary>Pixels of zero padding for the random crop (torchvision's RandomCrop(size, padding)).</summary>
+    public int CropPadding { get; init; } = 4;
     public int RandAugmentOps { get; init; } = 2;
     public float RandAugmentMagnitude { get; init; } = 9;
     public string Device { get; init; } = "auto";
@@ -75,6 +77,7 @@ public sealed record TrainOptions
           --warmup EPOCHS         linear warmup, then cosine decay  --min-lr X (default 1e-5)
           --label-smoothing X     (default 0.1)    --clip X    global grad-norm clip, 0 = off (default 1)
           --augment LIST          none | default (the dataset's crop/flip) | crop,flip,randaugment,mixup,cutmix
+          --crop-padding N        pixels of padding for the random crop (default 4)
           --randaugment-n N --randaugment-m M     (default 2 and 9)
           --device NAME           auto (default), cpu, cuda, ilgpu-cpu
           --seed N                (default 0)      --workers N  data loader threads (default 2)
@@ -116,6 +119,7 @@ public sealed record TrainOptions
             LabelSmoothing = a.Float("label-smoothing", 0.1f, 0f, 1f),
             ClipNorm = a.Float("clip", 1f, 0f, 1e6f),
             Augment = a.String("augment", cifar ? "crop,flip,randaugment" : "none"),
+            CropPadding = a.Int("crop-padding", 4, 0, 64),
             RandAugmentOps = a.Int("randaugment-n", 2, 0, 16),
             RandAugmentMagnitude = a.Float("randaugment-m", 9f, 0f, 10f),
             Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),

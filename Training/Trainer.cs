@@ -68,7 +68,7 @@ public sealed class Trainer : IDisposable
     public event Action<int>? StepCompleted;
     public IReadOnlyList<EpochMetrics> Metrics => _metrics;
 
-    private static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
+    internal static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
     {
         var l = DataLoaderOptions.ForTraining(info, o.BatchSize, o.Seed);
         // Full batches only, so every step has the same shapes and the buffer pool serves them all;
@@ -78,7 +78,7 @@ public sealed class Trainer : IDisposable
         var aug = o.AugmentSet();
         if (!aug.Contains("default"))
         {
-            l.CropPadding = aug.Contains("crop") ? 4 : 0;
+            l.CropPadding = aug.Contains("crop") ? o.CropPadding : 0;
             l.HorizontalFlip = aug.Contains("flip");
         }
         if (aug.Contains("randaugment")) { l.RandAugmentOps = o.RandAugmentOps; l.RandAugmentMagnitude = o.RandAugmentMagnitude; }

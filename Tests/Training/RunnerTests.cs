@@ -118,11 +118,25 @@ public class RunnerTests : IDisposable
     }
 
     [Theory]
+    [InlineData("crop,flip", 2, 2, true)]
+    [InlineData("crop", 1, 1, false)]
+    [InlineData("flip", 3, 0, true)]      // no crop asked for: the padding flag has nothing to act on
+    [InlineData("none", 2, 0, false)]
+    public void CropPaddingFlagReachesTheLoader(string augment, int padding, int wantPadding, bool wantFlip)
+    {
+        var o = TrainOptions.Parse(new ViTScratch.Training.Cli.ArgParser("train", ["--augment", augment, "--crop-padding", padding.ToString()]));
+        var l = Trainer.TrainLoaderOptions(o, ViTScratch.Training.Data.DatasetInfo.FashionMnist, 60_000);
+        Assert.Equal(wantPadding, l.CropPadding);
+        Assert.Equal(wantFlip, l.HorizontalFlip);
+    }
+
+    [Theory]
     [InlineData(new[] { "train", "--epochs", "zero" }, "--epochs expects a whole number")]
     [InlineData(new[] { "train", "--epoch", "3" }, "unknown option --epoch")]
     [InlineData(new[] { "train", "--model", "vit-huge" }, "--model must be one of")]
     [InlineData(new[] { "train", "--augment", "crop,rotate" }, "unknown augmentation 'rotate'")]
     [InlineData(new[] { "train", "--lr", "-1" }, "--lr must be between")]
+    [InlineData(new[] { "train", "--crop-padding", "-2" }, "--crop-padding must be between")]
     [InlineData(new[] { "train", "--resume", "/nonexistent/run" }, "does not exist")]
     [InlineData(new[] { "eval", "--checkpoint", "/nonexistent.safetensors" }, "does not exist")]
     [InlineData(new[] { "eval" }, "--checkpoint is required")]
