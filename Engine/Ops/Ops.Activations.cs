@@ -8,7 +8,7 @@ public static partial class Ops
     {
         var y = Result("Gelu", x.Shape, x);
         x.K.GeluForward(x.Data, y.Data, x.Length);
-        OnBackward(y, () => x.K.GeluBackward(x.Data, y.Grad!, x.Grad!, x.Length));
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.GeluBackward(x.Data, y.Grad!, x.Grad!, x.Length); });
         return y;
     }
 
@@ -18,7 +18,7 @@ public static partial class Ops
         int cols = x.Shape[^1], rows = x.Length / Math.Max(cols, 1);
         var y = Result("Softmax", x.Shape, x);
         x.K.SoftmaxForward(x.Data, y.Data, rows, cols);
-        OnBackward(y, () => x.K.SoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols));
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.SoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
         return y;
     }
 
@@ -28,7 +28,7 @@ public static partial class Ops
         int cols = x.Shape[^1], rows = x.Length / Math.Max(cols, 1);
         var y = Result("LogSoftmax", x.Shape, x);
         x.K.LogSoftmaxForward(x.Data, y.Data, rows, cols);
-        OnBackward(y, () => x.K.LogSoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols));
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.LogSoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
         return y;
     }
 
@@ -43,7 +43,7 @@ public static partial class Ops
         if (p == 0f) return x;
         var y = Result("Dropout", x.Shape, x);
         x.K.DropoutForward(x.Data, y.Data, x.Length, p, seed);
-        OnBackward(y, () => x.K.DropoutBackward(y.Grad!, x.Grad!, x.Length, p, seed));
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.DropoutBackward(y.Grad!, x.Grad!, x.Length, p, seed); });
         return y;
     }
 }

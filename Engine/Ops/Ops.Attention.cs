@@ -19,6 +19,8 @@ public static partial class Ops
         q.K.AttentionForward(q.Data, k.Data, v.Data, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed);
         OnBackward(o, () =>
         {
+            // The kernel adds into dq, dk, dv.
+            foreach (var t in (ReadOnlySpan<Tensor>)[q, k, v]) if (t.RequiresGrad) Tensor.ZeroIfUnwritten(t);
             var dq = q.RequiresGrad ? q.Grad! : Scratch(q).Data;
             var dk = k.RequiresGrad ? k.Grad! : Scratch(k).Data;
             var dv = v.RequiresGrad ? v.Grad! : Scratch(v).Data;

@@ -19,8 +19,8 @@ public static partial class Ops
         a.K.AddBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, alpha);
         OnBackward(y, () =>
         {
-            if (a.RequiresGrad) a.K.Scale(y.Grad!, a.Grad!, a.Length, 1f, accumulate: true);
-            if (b.RequiresGrad) a.K.SumMid(y.Grad!, b.Grad!, outer, mid, inner, alpha, accumulate: true);
+            if (a.RequiresGrad) a.K.Scale(y.Grad!, a.Grad!, a.Length, 1f, accumulate: Tensor.AccumulateInto(a));
+            if (b.RequiresGrad) a.K.SumMid(y.Grad!, b.Grad!, outer, mid, inner, alpha, accumulate: Tensor.AccumulateInto(b));
         });
         return y;
     }
@@ -33,8 +33,8 @@ public static partial class Ops
         a.K.MulBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, accumulate: false);
         OnBackward(y, () =>
         {
-            if (a.RequiresGrad) a.K.MulBroadcast(y.Grad!, b.Data, a.Grad!, outer, mid, inner, accumulate: true);   // da += dy * b
-            if (b.RequiresGrad) a.K.MulSumMid(y.Grad!, a.Data, b.Grad!, outer, mid, inner, accumulate: true);     // db += sum_mid dy * a
+            if (a.RequiresGrad) a.K.MulBroadcast(y.Grad!, b.Data, a.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(a)); // da += dy * b
+            if (b.RequiresGrad) a.K.MulSumMid(y.Grad!, a.Data, b.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(b)); // db += sum_mid dy * a
         });
         return y;
     }
@@ -43,7 +43,7 @@ public static partial class Ops
     {
         var y = Result("Scale", a.Shape, a);
         a.K.Scale(a.Data, y.Data, a.Length, s, accumulate: false);
-        OnBackward(y, () => a.K.Scale(y.Grad!, a.Grad!, a.Length, s, accumulate: true));
+        OnBackward(y, () => a.K.Scale(y.Grad!, a.Grad!, a.Length, s, accumulate: Tensor.AccumulateInto(a)));
         return y;
     }
 

@@ -19,7 +19,10 @@ public static partial class Ops
         var losses = Result("CrossEntropy", Dims(rows), logits, labels); // losses: [B]
         logits.K.CrossEntropyForward(logits.Data, labels.Data, losses.Data, rows, classes, smoothing);
         OnBackward(losses, () =>
-            logits.K.CrossEntropyBackward(logits.Data, labels.Data, losses.Grad!, logits.Grad!, rows, classes, smoothing));
+        {
+            Tensor.ZeroIfUnwritten(logits); // the kernel adds
+            logits.K.CrossEntropyBackward(logits.Data, labels.Data, losses.Grad!, logits.Grad!, rows, classes, smoothing);
+        });
         return losses;
     }
 

@@ -52,16 +52,18 @@ public static partial class Ops
                 var da = !s.TransA
                     ? s with { N = s.K, K = s.N, TransA = false, TransB = !s.TransB, StrideA = s.StrideC, StrideB = s.StrideB, StrideC = s.StrideA }
                     : s with { M = s.K, N = s.M, K = s.N, TransA = s.TransB, TransB = true, StrideA = s.StrideB, StrideB = s.StrideC, StrideC = s.StrideA };
-                if (!s.TransA) a.K.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, accumulate: true);   // dA = dC op(B)ᵀ
-                else a.K.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, accumulate: true);             // dAᵀ = op(B) dCᵀ
+                bool acc = Tensor.AccumulateInto(a);
+                if (!s.TransA) a.K.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, acc);   // dA = dC op(B)ᵀ
+                else a.K.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, acc);             // dAᵀ = op(B) dCᵀ
             }
             if (b.RequiresGrad)
             {
                 var db = !s.TransB
                     ? s with { M = s.K, K = s.M, TransA = !s.TransA, TransB = false, StrideA = s.StrideA, StrideB = s.StrideC, StrideC = s.StrideB }
                     : s with { M = s.N, N = s.K, K = s.M, TransA = true, TransB = s.TransA, StrideA = s.StrideC, StrideB = s.StrideA, StrideC = s.StrideB };
-                if (!s.TransB) a.K.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, accumulate: true);   // dB = op(A)ᵀ dC
-                else a.K.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, accumulate: true);             // dBᵀ = dCᵀ op(A)
+                bool acc = Tensor.AccumulateInto(b);
+                if (!s.TransB) a.K.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, acc);   // dB = op(A)ᵀ dC
+                else a.K.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, acc);             // dBᵀ = dCᵀ op(A)
             }
         });
         return c;

@@ -15,6 +15,7 @@ public static partial class Ops
         OnBackward(y, () =>
         {
             // The kernel produces all three gradients at once; inputs that need none get scratch.
+            if (x.RequiresGrad) Tensor.ZeroIfUnwritten(x); // the kernel adds into dx
             var dx = x.RequiresGrad ? x.Grad! : Scratch(x).Data;
             var dg = gamma.RequiresGrad ? gamma.Grad! : Scratch(gamma).Data;
             var db = beta.RequiresGrad ? beta.Grad! : Scratch(beta).Data;

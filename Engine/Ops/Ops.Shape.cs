@@ -4,7 +4,8 @@ namespace ViTScratch.Engine;
 
 // Shape and data-movement ops. Every one of them is a CopyStrided (three strided loops around a
 // contiguous run) or a reduction over one axis, and each backward pass is the same copy run the
-// other way with accumulate = true.
+// other way: overwriting or adding by the engine's `=` / `+=` rule (Autograd.cs), after zeroing
+// first where the copy covers only part of the input's gradient.
 public static partial class Ops
 {
     /// <summary>Same values, new shape (one dimension may be -1). The data is copied: tensors never alias.</summary>
@@ -24,7 +25,7 @@ public static partial class Ops
             throw new ViTScratchException($"Reshape: shapes {ShapeOf.Format(x.Shape)} and {ShapeOf.Format(shape)} have different element counts");
         var y = Result("Reshape", shape, x);
         x.K.Scale(x.Data, y.Data, x.Length, 1f, accumulate: false);
-        OnBackward(y, () => x.K.Scale(y.Grad!, x.Grad!, x.Length, 1f, accumulate: true));
+        OnBackward(y, () => x.K.Scale(y.Grad!, x.Grad!, x.Length, 1f, accumulate: Tensor.AccumulateInto(x)));
         return y;
     }
 
@@ -44,7 +45,11 @@ public static partial class Ops
             0, heads * n * headDim, n * headDim, headDim);
         var y = Result("SplitHeads", Dims(b, heads, n, headDim), x); // y: [B, H, N, d]
         x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
-        OnBackward(y, () => x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true));
+        OnBackward(y, () =>
+        {
+            Tensor.ZeroIfUnwritten(x); // q, k and v each write a third of the to_qkv gradient
+            x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
+        });
         return y;
     }
 
@@ -58,7 +63,7 @@ public static partial class Ops
             0, n * h * d, d, h * d);
         var y = Result("MergeHeads", Dims(b, n, h * d), x); // y: [B, N, H·d]
         x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
-        OnBackward(y, () => x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true));
+        OnBackward(y, () => x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), Tensor.AccumulateInto(x))); // a permutation: every element
         return y;
     }
 
@@ -72,7 +77,7 @@ public static partial class Ops
         int inner = x.Length;
         var y = Result("ExpandBatch", shape, x); // y: [B, ...]
         x.K.CopyStrided(x.Data, y.Data, new StridedCopy(1, 1, batch, inner, 0, 0, 0, 0, 0, 0, 0, inner), accumulate: false);
-        OnBackward(y, () => x.K.SumMid(y.Grad!, x.Grad!, 1, batch, inner, 1f, accumulate: true));
+        OnBackward(y, () => x.K.SumMid(y.Grad!, x.Grad!, 1, batch, inner, 1f, accumulate: Tensor.AccumulateInto(x)));
         return y;
     }
 
@@ -91,8 +96,9 @@ public static partial class Ops
         a.K.CopyStrided(b.Data, y.Data, lb, accumulate: false);
         OnBackward(y, () =>
         {
-            if (a.RequiresGrad) a.K.CopyStrided(y.Grad!, a.Grad!, Reverse(la), accumulate: true);
-            if (b.RequiresGrad) a.K.CopyStrided(y.Grad!, b.Grad!, Reverse(lb), accumulate: true);
+            // Each input's gradient is one whole slice of y's: written in full.
+            if (a.RequiresGrad) a.K.CopyStrided(y.Grad!, a.Grad!, Reverse(la), Tensor.AccumulateInto(a));
+            if (b.RequiresGrad) a.K.CopyStrided(y.Grad!, b.Grad!, Reverse(lb), Tensor.AccumulateInto(b));
         });
         return y;
     }
@@ -106,7 +112,11 @@ public static partial class Ops
         var layout = new StridedCopy(1, 1, b, d, index * d, 0, 0, n * d, 0, 0, 0, d);
         var y = Result("SelectToken", Dims(b, d), x); // y: [B, D]
         x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
-        OnBackward(y, () => x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true));
+        OnBackward(y, () =>
+        {
+            Tensor.ZeroIfUnwritten(x); // only one token's rows get a gradient
+            x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
+        });
         return y;
     }
 
@@ -117,7 +127,11 @@ public static partial class Ops
         int b = x.Shape[0], n = x.Shape[1], d = x.Shape[2];
         var y = Result("MeanTokens", Dims(b, d), x); // y: [B, D]
         x.K.SumMid(x.Data, y.Data, b, n, d, 1f / n, accumulate: false);
-        OnBackward(y, () => x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, b, n, d, 1f / n)); // dx += dy / N
+        OnBackward(y, () =>
+        {
+            Tensor.ZeroIfUnwritten(x); // the kernel adds in place
+            x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, b, n, d, 1f / n); // dx += dy / N
+        });
         return y;
     }
 
@@ -131,7 +145,11 @@ public static partial class Ops
     {
         var y = Result(op, Dims(1), x);
         x.K.SumMid(x.Data, y.Data, 1, x.Length, 1, alpha, accumulate: false);
-        OnBackward(y, () => x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, 1, x.Length, 1, alpha));
+        OnBackward(y, () =>
+        {
+            Tensor.ZeroIfUnwritten(x);
+            x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, 1, x.Length, 1, alpha);
+        });
         return y;
     }
 
@@ -151,6 +169,7 @@ public static partial class Ops
         foreach (var l in layouts) images.K.CopyStrided(images.Data, y.Data, l, accumulate: false);
         OnBackward(y, () =>
         {
+            Tensor.ZeroIfUnwritten(images); // each layout writes part of the image gradient
             foreach (var l in layouts) images.K.CopyStrided(y.Grad!, images.Grad!, Reverse(l), accumulate: true);
         });
         return y;

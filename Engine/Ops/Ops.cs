@@ -5,8 +5,9 @@ namespace ViTScratch.Engine;
 /// <summary>
 /// Differentiable tensor operations. Each op checks shapes, launches its forward kernel, and —
 /// when a gradient is needed — registers one small closure that launches the backward kernels.
-/// The backward closures only ever ACCUMULATE (+=) into their inputs' gradients (IKernels' rule),
-/// which is what makes a tensor used twice receive both contributions.
+/// A backward closure writes each input's gradient by the engine's `=` / `+=` rule (Autograd.cs):
+/// the first writer in a pass overwrites, later ones add, which is what makes a tensor used twice
+/// receive both contributions without a zero-fill first.
 /// The ops are split by family over the files next to this one.
 /// </summary>
 public static partial class Ops

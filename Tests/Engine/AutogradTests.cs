@@ -117,6 +117,33 @@ public class AutogradTests : EngineTestBase
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FirstWriterOverwritesAndPartialWritersZeroFirstOnDirtyPooledBuffers(bool partialFirst)
+    {
+        // x is a pooled intermediate with two consumers: SelectToken writes one token's rows of its
+        // gradient (so it must zero the rest first), Scale writes all of it (so it may overwrite).
+        // Swapping the loss's terms swaps which closure runs first. Each step is a new scope, so from
+        // the second step on the rented gradient buffers still hold the previous step's numbers.
+        var w = Rand(2, 3, 4);
+        for (int step = 0; step < 3; step++)
+        {
+            using var scope = new TensorScope();
+            var x = Ops.Scale(w, 1f);                               // x: [2, 3, 4], pooled
+            var partial = Ops.Sum(Ops.SelectToken(x, 1));
+            var full = Ops.Sum(Ops.Scale(x, 3f));
+            var loss = partialFirst ? Ops.Add(partial, full) : Ops.Add(full, partial);
+            w.ZeroGrad();
+            loss.Backward();
+            var g = w.GradToArray();
+            for (int b = 0; b < 2; b++)
+                for (int t = 0; t < 3; t++)
+                    for (int d = 0; d < 4; d++)
+                        Assert.Equal(t == 1 ? 4f : 3f, g[(b * 3 + t) * 4 + d]);
+        }
+    }
+
     [Fact]
     public void BackwardHoldsOnlyAFewIntermediateGradientsAtOnce()
     {
