@@ -130,6 +130,13 @@ public sealed partial class CpuKernels
             {
                 int o = t / j.Blocks, i0 = (t % j.Blocks) * ReduceBlock, len = Math.Min(ReduceBlock, inner - i0);
                 var a = acc[..len];
+                if (j.W is null && len == ReduceBlock)
+                {
+                    // The common case (a bias gradient): one full 64-wide block summed in registers.
+                    SumColumns64(j.X.Span.Slice((o * mid) * inner + i0), inner, mid, a);
+                    Simd.Scale(a, j.Y.Span.Slice(o * inner + i0, len), j.Alpha, j.Accumulate);
+                    continue;
+                }
                 a.Clear();
                 for (int m = 0; m < mid; m++)
                 {
@@ -141,6 +148,38 @@ public sealed partial class CpuKernels
                 Simd.Scale(a, dst, j.Alpha, j.Accumulate);
             }
         });
+    }
+
+    // acc[0..64) = sum over r < rows of x[r * stride + 0..64): the 64 running sums stay in registers
+    // (8 ymm or 4 zmm) while the rows stream past; calling a span helper per row cost as much as the adds.
+    private static unsafe void SumColumns64(ReadOnlySpan<float> x, int stride, int rows, Span<float> acc)
+    {
+        if (rows > 0 && (long)(rows - 1) * stride + ReduceBlock > x.Length) throw new ArgumentOutOfRangeException(nameof(rows));
+        fixed (float* x0 = x)
+        fixed (float* a = acc)
+        {
+            float* p = x0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+                for (int r = 0; r < rows; r++, p += stride)
+                {
+                    s0 += Vector512.Load(p); s1 += Vector512.Load(p + 16); s2 += Vector512.Load(p + 32); s3 += Vector512.Load(p + 48);
+                }
+                s0.Store(a); s1.Store(a + 16); s2.Store(a + 32); s3.Store(a + 48);
+            }
+            else
+            {
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+                for (int r = 0; r < rows; r++, p += stride)
+                {
+                    s0 += Vector256.Load(p); s1 += Vector256.Load(p + 8); s2 += Vector256.Load(p + 16); s3 += Vector256.Load(p + 24);
+                    s4 += Vector256.Load(p + 32); s5 += Vector256.Load(p + 40); s6 += Vector256.Load(p + 48); s7 += Vector256.Load(p + 56);
+                }
+                s0.Store(a); s1.Store(a + 8); s2.Store(a + 16); s3.Store(a + 24);
+                s4.Store(a + 32); s5.Store(a + 40); s6.Store(a + 48); s7.Store(a + 56);
+            }
+        }
     }
 
     // Elementwise ops over [0, n): x (and, for backward passes, dy) in, y out.
