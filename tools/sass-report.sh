@@ -89,6 +89,7 @@ declare -A BLOCK=(
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
     [MatMulKernels.MatMul]=256
     [MatMulLargeKernels.MatMul]=256
+    [MatMulPipelinedKernels.MatMul]=256
     [AttentionSmallKernels.Forward]=128
     [AttentionSmallKernels.BackwardDq]=128
     [AttentionSmallKernels.BackwardDkDv]=128

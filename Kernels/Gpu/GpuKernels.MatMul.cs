@@ -34,21 +34,22 @@ namespace ViTScratch.Kernels.Gpu;
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge, _matMulPipelined;
 
     /// <summary>
     /// Which matmul kernel runs. Auto is the 64 x 64 kernel: the 128 x 128 kernel
     /// (MatMulLargeKernels.cs) measured slower on an H100 at every shape we time, 4096³ included
-    /// (docs/performance.md), so it runs only when forced. Tests force each to check both;
-    /// `vit kernels bench` times both.
+    /// (docs/performance.md), so it runs only when forced. The double-buffered 64 x 64 kernel
+    /// (MatMulPipelinedKernels.cs) has not yet run on a GPU, so it too runs only when forced.
+    /// Tests force each to check all three; `vit kernels bench` times all three.
     /// </summary>
     public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
-        bool useLarge = MatMulTiles == MatMulTiling.Large;
-        int tile = useLarge ? MatMulLargeKernels.Tile : MatMulKernels.Tile;
+        var tiling = MatMulTiles;
+        int tile = tiling == MatMulTiling.Large ? MatMulLargeKernels.Tile : MatMulKernels.Tile;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
         int splits = SplitKCount(shape, tilesX * tilesY);
         if (splits > 1)
@@ -62,13 +63,13 @@ public sealed partial class GpuKernels
             var partial = Scratch("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
             var splitArgs = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
                 0, 0, mn, alpha, 0, kChunk);
-            LaunchMatMul(useLarge, new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
+            LaunchMatMul(tiling, new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
             ReduceMid(partial, partial, 0, V(c), new BroadcastShape(1, splits, mn), 1f, accumulate);
             return;
         }
         var args = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
             checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0, 0);
-        LaunchMatMul(useLarge, new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
+        LaunchMatMul(tiling, new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
     }
 
     /// <summary>
@@ -83,17 +84,20 @@ public sealed partial class GpuKernels
         return (int)Math.Max(1, Math.Min((_targetGroups + tiles - 1) / tiles, shape.K / _minKPerSplit));
     }
 
-    private void LaunchMatMul(bool large, Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args)
+    private void LaunchMatMul(MatMulTiling tiling, Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args)
     {
-        var kernel = large
-            ? _matMulLarge ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulLargeKernels.MatMul)
-            : _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul);
+        var kernel = tiling switch
+        {
+            MatMulTiling.Large => _matMulLarge ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulLargeKernels.MatMul),
+            MatMulTiling.Pipelined => _matMulPipelined ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulPipelinedKernels.MatMul),
+            _ => _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul),
+        };
         kernel(new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, args);
     }
 }
 
 /// <summary>The matmul kernel choice of <see cref="GpuKernels.MatMulTiles"/>.</summary>
-public enum MatMulTiling { Auto, Small, Large }
+public enum MatMulTiling { Auto, Small, Large, Pipelined }
 
 /// <summary>
 /// MatMulShape as a kernel parameter (flags as ints, strides in floats). KChunk > 0 selects
@@ -195,7 +199,7 @@ public static class MatMulKernels
     }
 
     // Four consecutive outputs of one row, each bounds-checked (N need not be a multiple of 4).
-    private static void Store(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
+    internal static void Store(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
     {
         if (row >= p.M) return;
         int at = cBase + row * p.N + col;

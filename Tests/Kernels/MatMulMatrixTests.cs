@@ -79,6 +79,18 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
         finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
+    // The double-buffered 64 x 64 kernel, forced the same way: its prologue, the slab swap and
+    // the last step (no next slab) all show up in the ragged, split-K and tiny-K cases.
+    [Theory, MemberData(nameof(GpuRows))]
+    public void MatMulPipelined(string backend, MatMulCase c)
+    {
+        if (backend == BackendMatrix.NoBackend) return;
+        var k = (GpuKernels)fixture.Get(backend);
+        k.MatMulTiles = MatMulTiling.Pipelined;
+        try { Check(k, c); }
+        finally { k.MatMulTiles = MatMulTiling.Auto; }
+    }
+
     private static void Check(IKernels k, MatMulCase c)
     {
         var rng = TestRandom.For($"matmul {c}");
