@@ -98,11 +98,11 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
     public void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutForward(x, y, n, p, seed));
     public void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutBackward(dy, dx, n, p, seed));
 
-    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
+    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
         var s = shape;
         string name = $"MatMul {(s.Batch > 1 ? s.Batch + "x" : "")}{s.M}x{s.K}{(s.TransA ? "ᵀ" : "")} · {s.K}x{s.N}{(s.TransB ? "ᵀ" : "")}";
-        Time("matmul", s.Flops, () => inner.MatMul(a, b, c, s, alpha, accumulate), name);
+        Time("matmul", s.Flops, () => inner.MatMul(a, b, c, s, alpha, accumulate, bias), bias is null ? name : name + " + bias");
     }
 
     public void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxForward(x, y, rows, cols));

@@ -24,21 +24,22 @@ public sealed partial class CpuKernels
     internal SimdPath SimdPath { get; init; } = SimdPaths.Detected;
 
     // One task is a whole batch (Splits == 1) or one slab of rows (ByRows) or columns of one batch.
-    private readonly record struct MatMulJob(CpuBuffer A, CpuBuffer B, CpuBuffer C, MatMulShape Shape, SimdPath Path,
+    private readonly record struct MatMulJob(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape Shape, SimdPath Path,
         float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR);
 
-    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
+    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
         var sh = shape;
         if (sh.Batch <= 0 || sh.M <= 0 || sh.N <= 0) return;
         var As = CpuBuffer.Of(a); var Bs = CpuBuffer.Of(b); var Cs = CpuBuffer.Of(c);
+        var Bias = bias is null ? null : CpuBuffer.Of(bias);
         var path = SimdPath;
         var (mr, nr) = Gemm.Tile(path);
         int workers = Par.Workers;
 
         if (workers <= 1 || sh.Flops < 1 << 20)
         {
-            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
+            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
             return;
         }
         // batch >= workers: whole batches per task; otherwise `splits` slabs per batch, so that
@@ -46,7 +47,7 @@ public sealed partial class CpuKernels
         // of tasks, and the flops test above already decided that this product goes parallel.
         int splits = sh.Batch >= workers ? 1 : (workers + sh.Batch - 1) / sh.Batch;
         int tasks = sh.Batch * splits;
-        var job = new MatMulJob(As, Bs, Cs, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr);
+        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr);
         Par.For(tasks, (long)Math.Ceiling(sh.Flops / tasks), job, static (in MatMulJob j, int t0, int t1) =>
         {
             var sh = j.Shape;
@@ -54,11 +55,11 @@ public sealed partial class CpuKernels
             {
                 int bt = t / j.Splits, piece = t % j.Splits;
                 if (j.Splits == 1)
-                    Slab(j.A, j.B, j.C, sh, j.Path, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
                 else if (j.ByRows)
-                    Slab(j.A, j.B, j.C, sh, j.Path, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
                 else
-                    Slab(j.A, j.B, j.C, sh, j.Path, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
             }
         });
     }
@@ -72,7 +73,7 @@ public sealed partial class CpuKernels
     }
 
     // C_bt[i0..i1, j0..j1] of one batch: the slab's corner of A, B and C, handed to Gemm.
-    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, MatMulShape sh, SimdPath path,
+    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape sh, SimdPath path,
         int bt, int i0, int i1, int j0, int j1, float alpha, bool accumulate)
     {
         if (i1 <= i0 || j1 <= j0) return;
@@ -81,10 +82,11 @@ public sealed partial class CpuKernels
         long aOff = bt * sh.StrideA + (sh.TransA ? i0 : i0 * lda);
         long bOff = bt * sh.StrideB + (sh.TransB ? j0 * ldb : j0);
         long cOff = bt * sh.StrideC + (long)i0 * sh.N + j0;
-        fixed (float* pa = A.Array, pb = B.Array, pc = C.Array)
+        fixed (float* pa = A.Array, pb = B.Array, pc = C.Array, pbias = Bias is null ? null : Bias.Array)
             Gemm.Run(path, i1 - i0, j1 - j0, sh.K,
                 pa + A.Offset + aOff, lda, sh.TransA,
                 pb + B.Offset + bOff, ldb, sh.TransB,
-                pc + C.Offset + cOff, sh.N, alpha, accumulate);
+                pc + C.Offset + cOff, sh.N, alpha, accumulate,
+                pbias is null ? null : pbias + Bias!.Offset + j0);
     }
 }

@@ -45,9 +45,22 @@ public sealed partial class GpuKernels
     /// </summary>
     public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 
-    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
+    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
+        MatMulNoBias(a, b, c, shape, alpha, accumulate);
+        // The bias as a second launch over C. Adding it in the kernels' final store would save
+        // that pass; not done yet because it could not be timed on a GPU (the CPU backend fuses it).
+        if (bias is not null)
+        {
+            if (shape.Batch > 1 && shape.StrideC != (long)shape.M * shape.N)
+                throw new ArgumentException("MatMul with a bias needs a contiguous C", nameof(shape));
+            AddBroadcast(c, bias, c, 1, shape.Batch * shape.M, shape.N, 1f);
+        }
+    }
+
+    private void MatMulNoBias(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
+    {
         var tiling = MatMulTiles;
         int tile = tiling == MatMulTiling.Large ? MatMulLargeKernels.Tile : MatMulKernels.Tile;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;

@@ -13,6 +13,7 @@ public class BadInputTests : EngineTestBase
         { "MatMul", (a, b) => Ops.MatMul(a, b), [2, 3], [4, 5] },
         { "MatMul", (a, b) => Ops.MatMul(a, b), [2, 2, 3], [3, 3, 5] },
         { "Linear", (a, b) => Ops.Linear(a, b, null), [2, 3], [4, 5] },
+        { "Linear", (w, bias) => Ops.Linear(Tensor.Zeros(w.Device, 2, 3), w, bias), [4, 3], [5] }, // bias of the wrong length
         { "ConcatTokens", Ops.ConcatTokens, [2, 1, 5], [3, 4, 5] },
         { "Attention", (a, b) => Ops.Attention(a, b, b, 1f), [1, 2, 3, 4], [1, 2, 3, 5] },
         { "LayerNorm", (a, b) => Ops.LayerNorm(a, b, b), [3, 4], [5] },

@@ -36,6 +36,7 @@ public class OpGradientTests : EngineTestBase
     public void MatMulBatched(bool ta, bool tb) =>
         GradCheck(t => Ops.MatMul(t[0], t[1], ta, tb), [Rand(ta ? [2, 3, 4, 5] : [2, 3, 5, 4]), Rand(tb ? [2, 3, 6, 4] : [2, 3, 4, 6])], 0.1f, Linear);
 
+    [Fact] public void LinearWithoutBias() => GradCheck(t => Ops.Linear(t[0], t[1], null), [Rand(3, 5), Rand(4, 5)], 0.1f, Linear);
     [Fact] public void MatMulFoldedLinear() => GradCheck(t => Ops.MatMul(t[0], t[1], transB: true), [Rand(2, 3, 5), Rand(4, 5)], 0.1f, Linear);
     [Fact] public void LinearWithBias() => GradCheck(t => Ops.Linear(t[0], t[1], t[2]), [Rand(2, 3, 5), Rand(4, 5), Rand(4)], 0.1f, Linear);
 

@@ -91,6 +91,34 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
         finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
+    // The Linear layer's fused bias: C (=|+=) alpha op(A) op(B) + bias[j] on every row, for every
+    // case whose C is contiguous (the contract for a bias), on every backend.
+    public static TheoryData<string, MatMulCase> BiasRows => BackendMatrix.Rows(slow => MatMulCase.For(slow).Where(c => !c.Padded));
+
+    [Theory, MemberData(nameof(BiasRows))]
+    public void MatMulWithBias(string backend, MatMulCase c)
+    {
+        var k = fixture.Get(backend);
+        var rng = TestRandom.For($"matmul+bias {c}");
+        var s = c.Shape;
+        using var run = new OpRun(k);
+        var a = run.With("a", rng.Floats(c.LengthA));
+        var b = run.With("b", rng.Floats(c.LengthB));
+        var bias = run.With("bias", rng.Floats(c.N));
+        var cc = c.Accumulate ? run.With("c", rng.Floats(c.LengthC)) : run.Poisoned("c", c.LengthC);
+        var mag = c.Accumulate ? cc.Init.Abs() : new double[c.LengthC];
+        R.MatMul(a.Init.Abs(), b.Init.Abs(), mag, s, Math.Abs(c.Alpha), accumulate: true);
+        k.MatMul(a, b, cc, s, c.Alpha, c.Accumulate, bias);
+        R.MatMul(a.Ref, b.Ref, cc.Ref, s, c.Alpha, c.Accumulate);
+        for (int i = 0; i < c.LengthC; i++)
+        {
+            cc.Ref[i] += bias.Ref[i % c.N];
+            mag[i] += Math.Abs(bias.Ref[i % c.N]);
+        }
+        run.Check(cc, i => (c.K + 3) * U * mag[i]); // one more rounding: the bias add
+        run.CheckRest();
+    }
+
     private static void Check(IKernels k, MatMulCase c)
     {
         var rng = TestRandom.For($"matmul {c}");

@@ -44,9 +44,10 @@ internal static unsafe class Gemm
     /// C[i, j] at c[i*ldc + j] (=|+=) alpha * sum_p op(A)[i, p] op(B)[p, j], with
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
+    /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
-        float* c, long ldc, float alpha, bool accumulate)
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null)
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
@@ -54,6 +55,7 @@ internal static unsafe class Gemm
             // An empty sum: `=` writes zeros, `+=` adds nothing.
             if (!accumulate)
                 for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
+            if (bias != null) AddBias(c, ldc, m, n, bias);
             return;
         }
 
@@ -83,6 +85,9 @@ internal static unsafe class Gemm
                         if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
                     MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile);
+                    // The bias goes on after the last K block, while this mc x nc block of C is
+                    // still in L2: fusing it here saved the Linear layer a separate pass over C.
+                    if (bias != null && pc + kc >= k) AddBias(c + ic * ldc + jc, ldc, mc, nc, bias + jc);
                 }
             }
         }
@@ -127,6 +132,17 @@ internal static unsafe class Gemm
                     CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                 }
             }
+        }
+    }
+
+    // c[i, j] += bias[j] for an m x n block.
+    private static void AddBias(float* c, long ldc, int m, int n, float* bias)
+    {
+        var b = new ReadOnlySpan<float>(bias, n);
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + i * ldc, n);
+            Simd.AddScaled(row, b, row, 1f);
         }
     }
 
