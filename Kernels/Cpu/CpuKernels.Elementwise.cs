@@ -106,6 +106,14 @@ public sealed partial class CpuKernels
     // by columns and every worker still streams rows of contiguous memory.
     private void ReduceMid(DeviceBuffer x, DeviceBuffer? w, DeviceBuffer y, int outer, int mid, int inner, float alpha, bool accumulate)
     {
+        if (mid == 1)
+        {
+            // Nothing to reduce: the gradient of a same-shape add or multiply. Summing 1-element
+            // rows one call each made a residual connection's backward cost ~1 ms (5% of a step).
+            if (w is null) Scale(x, y, outer * inner, alpha, accumulate);
+            else MulBroadcast(x, w, y, outer * inner, 1, 1, accumulate);
+            return;
+        }
         int blocks = (inner + ReduceBlock - 1) / ReduceBlock;
         var job = new ReduceJob(CpuBuffer.Of(x), w is null ? null : CpuBuffer.Of(w), CpuBuffer.Of(y), mid, inner, blocks, alpha, accumulate);
         if (inner == 1)

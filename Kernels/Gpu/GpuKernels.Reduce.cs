@@ -24,11 +24,19 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastShape, float, int, int, int>? _reduceColumns;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastShape, float, int, int>? _reduceRows;
 
-    public void SumMid(DeviceBuffer x, DeviceBuffer y, int outer, int mid, int inner, float alpha, bool accumulate) =>
-        ReduceMid(V(x), V(x), 0, V(y), new BroadcastShape(outer, mid, inner), alpha, accumulate);
+    // mid = 1 (the gradient of a same-shape add or multiply) reduces nothing: an elementwise pass,
+    // instead of one warp per single-element row.
+    public void SumMid(DeviceBuffer x, DeviceBuffer y, int outer, int mid, int inner, float alpha, bool accumulate)
+    {
+        if (mid == 1) Scale(x, y, outer * inner, alpha, accumulate);
+        else ReduceMid(V(x), V(x), 0, V(y), new BroadcastShape(outer, mid, inner), alpha, accumulate);
+    }
 
-    public void MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner, bool accumulate) =>
-        ReduceMid(V(x), V(w), 1, V(y), new BroadcastShape(outer, mid, inner), 1f, accumulate);
+    public void MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner, bool accumulate)
+    {
+        if (mid == 1) MulBroadcast(x, w, y, outer * inner, 1, 1, accumulate);
+        else ReduceMid(V(x), V(w), 1, V(y), new BroadcastShape(outer, mid, inner), 1f, accumulate);
+    }
 
     private void ReduceMid(ArrayView<float> x, ArrayView<float> w, int hasW, ArrayView<float> y, BroadcastShape s, float alpha, bool accumulate)
     {
