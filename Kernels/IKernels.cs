@@ -6,10 +6,13 @@ namespace ViTScratch.Kernels;
 // Contracts shared by every implementation:
 // - Buffers hold float32, row-major, contiguous. Integer data (class labels) travels as floats,
 //   which is exact below 2^24.
-// - THE `=` / `+=` RULE. Forward kernels overwrite their outputs (`=`). Backward kernels
-//   accumulate (`+=`) into every gradient buffer they are handed, never overwrite. The engine
-//   zeroes gradient buffers once, before a backward pass, so a tensor used twice simply receives
-//   both contributions. Kernels that take an explicit `accumulate` flag say which one they do.
+// - THE `=` / `+=` RULE. Forward kernels overwrite their outputs (`=`). Backward kernels without
+//   an `accumulate` flag accumulate (`+=`) into every gradient buffer they are handed, never
+//   overwrite; kernels with the flag do what it says. The engine passes `accumulate: false` to the
+//   first kernel that writes a whole gradient in a backward pass and `true` to every later one,
+//   and zeroes a gradient first only before a kernel that can only add or writes part of it
+//   (Engine/Autograd.cs). So a tensor used twice receives both contributions, without a zero-fill
+//   per gradient.
 // - Shapes are passed as plain ints; the caller (the engine) has already checked them.
 // - Calls are asynchronous on device backends: nothing returns to the host until Download.
 public interface IKernels : IDisposable
