@@ -71,8 +71,8 @@ public interface IKernels : IDisposable
     /// For each batch b: C_b (=|+=) alpha * op(A_b) op(B_b), where op(A_b) is [M, K] and op(B_b) is
     /// [K, N]. A is stored [M, K], or [K, M] when TransA; B is stored [K, N], or [N, K] when TransB.
     /// Batch strides of 0 share one operand across the batch. With <paramref name="bias"/> ([N]),
-    /// bias[j] is added to column j of every row as well: a Linear layer's y = x Wᵀ + b without a
-    /// second pass over C (C must then be contiguous, StrideC = M·N or one batch).
+    /// bias[j] is added to column j of every row of every batch as well: a Linear layer's
+    /// y = x Wᵀ + b without a second pass over C.
     /// </summary>
     void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null);
 

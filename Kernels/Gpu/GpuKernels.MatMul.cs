@@ -34,7 +34,7 @@ namespace ViTScratch.Kernels.Gpu;
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge, _matMulPipelined;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulLarge, _matMulPipelined;
 
     /// <summary>
     /// Which matmul kernel runs. Auto is the 64 x 64 kernel: the 128 x 128 kernel
@@ -48,19 +48,10 @@ public sealed partial class GpuKernels
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
-        MatMulNoBias(a, b, c, shape, alpha, accumulate);
-        // The bias as a second launch over C. Adding it in the kernels' final store would save
-        // that pass; not done yet because it could not be timed on a GPU (the CPU backend fuses it).
-        if (bias is not null)
-        {
-            if (shape.Batch > 1 && shape.StrideC != (long)shape.M * shape.N)
-                throw new ArgumentException("MatMul with a bias needs a contiguous C", nameof(shape));
-            AddBroadcast(c, bias, c, 1, shape.Batch * shape.M, shape.N, 1f);
-        }
-    }
-
-    private void MatMulNoBias(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate)
-    {
+        // Without a bias the kernels still take a bias view (one float, never read): one kernel
+        // signature for both.
+        var biasView = bias is null ? Scratch("matmul-no-bias", 1) : V(bias);
+        int hasBias = bias is null ? 0 : 1;
         var tiling = MatMulTiles;
         int tile = tiling == MatMulTiling.Large ? MatMulLargeKernels.Tile : MatMulKernels.Tile;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
@@ -75,14 +66,16 @@ public sealed partial class GpuKernels
             int mn = shape.M * shape.N;
             var partial = Scratch("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
             var splitArgs = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
-                0, 0, mn, alpha, 0, kChunk);
-            LaunchMatMul(tiling, new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, splitArgs);
+                0, 0, mn, alpha, 0, kChunk, 0);
+            LaunchMatMul(tiling, new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, biasView, splitArgs);
             ReduceMid(partial, partial, 0, V(c), new BroadcastShape(1, splits, mn), 1f, accumulate);
+            // Split-K is for single products (batch 1): the bias goes on after the slices are summed.
+            if (bias is not null) AddBroadcast(c, bias, c, 1, shape.M, shape.N, 1f);
             return;
         }
         var args = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
-            checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0, 0);
-        LaunchMatMul(tiling, new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), args);
+            checked((int)shape.StrideA), checked((int)shape.StrideB), checked((int)shape.StrideC), alpha, accumulate ? 1 : 0, 0, hasBias);
+        LaunchMatMul(tiling, new Index3D(tilesX, tilesY, shape.Batch), V(a), V(b), V(c), biasView, args);
     }
 
     /// <summary>
@@ -97,15 +90,15 @@ public sealed partial class GpuKernels
         return (int)Math.Max(1, Math.Min((_targetGroups + tiles - 1) / tiles, shape.K / _minKPerSplit));
     }
 
-    private void LaunchMatMul(MatMulTiling tiling, Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs args)
+    private void LaunchMatMul(MatMulTiling tiling, Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs args)
     {
         var kernel = tiling switch
         {
-            MatMulTiling.Large => _matMulLarge ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulLargeKernels.MatMul),
-            MatMulTiling.Pipelined => _matMulPipelined ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulPipelinedKernels.MatMul),
-            _ => _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul),
+            MatMulTiling.Large => _matMulLarge ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulLargeKernels.MatMul),
+            MatMulTiling.Pipelined => _matMulPipelined ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulPipelinedKernels.MatMul),
+            _ => _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulKernels.MatMul),
         };
-        kernel(new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, args);
+        kernel(new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, bias, args);
     }
 }
 
@@ -115,9 +108,9 @@ public enum MatMulTiling { Auto, Small, Large, Pipelined }
 /// <summary>
 /// MatMulShape as a kernel parameter (flags as ints, strides in floats). KChunk > 0 selects
 /// split-K: grid z is then the K slice [z KChunk, (z + 1) KChunk), not the batch, and StrideC
-/// separates the slices' partial products.
+/// separates the slices' partial products. HasBias = 1 adds bias[col] to every stored output.
 /// </summary>
-public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate, int KChunk);
+public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate, int KChunk, int HasBias);
 
 /// <summary>
 /// Four consecutive floats of a shared slab row. ILGPU loads a struct of four floats at a
@@ -137,7 +130,7 @@ public static class MatMulKernels
     private const int Pad = RowQuads * 4;        // slab row stride in floats: 68
 
     [GpuKernel]
-    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs p)
+    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs p)
     {
         var As4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // As[k * Pad + row]
         var Bs4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // Bs[k * Pad + col]
@@ -205,20 +198,29 @@ public static class MatMulKernels
         }
 
         int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
-        Store(c, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
-        Store(c, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
-        Store(c, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
-        Store(c, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
+        Store(c, bias, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
+        Store(c, bias, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
+        Store(c, bias, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
+        Store(c, bias, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
     }
 
-    // Four consecutive outputs of one row, each bounds-checked (N need not be a multiple of 4).
-    internal static void Store(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
+    // Four consecutive outputs of one row, each bounds-checked (N need not be a multiple of 4):
+    // c (=|+=) alpha v, plus bias[col] for a Linear layer (HasBias). Shared by all three tilings.
+    internal static void Store(ArrayView<float> c, ArrayView<float> bias, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
     {
         if (row >= p.M) return;
         int at = cBase + row * p.N + col;
-        if (col + 0 < p.N) c[at + 0] = p.Accumulate != 0 ? c[at + 0] + p.Alpha * v0 : p.Alpha * v0;
-        if (col + 1 < p.N) c[at + 1] = p.Accumulate != 0 ? c[at + 1] + p.Alpha * v1 : p.Alpha * v1;
-        if (col + 2 < p.N) c[at + 2] = p.Accumulate != 0 ? c[at + 2] + p.Alpha * v2 : p.Alpha * v2;
-        if (col + 3 < p.N) c[at + 3] = p.Accumulate != 0 ? c[at + 3] + p.Alpha * v3 : p.Alpha * v3;
+        if (col + 0 < p.N) c[at + 0] = Out(c, bias, at + 0, col + 0, p, v0);
+        if (col + 1 < p.N) c[at + 1] = Out(c, bias, at + 1, col + 1, p, v1);
+        if (col + 2 < p.N) c[at + 2] = Out(c, bias, at + 2, col + 2, p, v2);
+        if (col + 3 < p.N) c[at + 3] = Out(c, bias, at + 3, col + 3, p, v3);
+    }
+
+    private static float Out(ArrayView<float> c, ArrayView<float> bias, int at, int col, in MatMulKernelArgs p, float v)
+    {
+        float y = p.Alpha * v;
+        if (p.Accumulate != 0) y += c[at];
+        if (p.HasBias != 0) y += bias[col];
+        return y;
     }
 }

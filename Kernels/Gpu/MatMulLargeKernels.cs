@@ -35,7 +35,7 @@ public static class MatMulLargeKernels
     private const int Pad = RowQuads * 4;        // slab row stride in floats: 132
 
     [GpuKernel]
-    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs p)
+    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs p)
     {
         var As4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // As[k * Pad + row]
         var Bs4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // Bs[k * Pad + col]
@@ -104,32 +104,21 @@ public static class MatMulLargeKernels
         }
 
         int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
-        Store4(c, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
-        Store4(c, cBase, r0 + 0, q0 + 64, p, c04, c05, c06, c07);
-        Store4(c, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
-        Store4(c, cBase, r0 + 1, q0 + 64, p, c14, c15, c16, c17);
-        Store4(c, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
-        Store4(c, cBase, r0 + 2, q0 + 64, p, c24, c25, c26, c27);
-        Store4(c, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
-        Store4(c, cBase, r0 + 3, q0 + 64, p, c34, c35, c36, c37);
-        Store4(c, cBase, r0 + 64, q0, p, c40, c41, c42, c43);
-        Store4(c, cBase, r0 + 64, q0 + 64, p, c44, c45, c46, c47);
-        Store4(c, cBase, r0 + 65, q0, p, c50, c51, c52, c53);
-        Store4(c, cBase, r0 + 65, q0 + 64, p, c54, c55, c56, c57);
-        Store4(c, cBase, r0 + 66, q0, p, c60, c61, c62, c63);
-        Store4(c, cBase, r0 + 66, q0 + 64, p, c64, c65, c66, c67);
-        Store4(c, cBase, r0 + 67, q0, p, c70, c71, c72, c73);
-        Store4(c, cBase, r0 + 67, q0 + 64, p, c74, c75, c76, c77);
-    }
-
-    // Four consecutive outputs of one row, each bounds-checked.
-    private static void Store4(ArrayView<float> c, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
-    {
-        if (row >= p.M) return;
-        int at = cBase + row * p.N + col;
-        if (col + 0 < p.N) c[at + 0] = p.Accumulate != 0 ? c[at + 0] + p.Alpha * v0 : p.Alpha * v0;
-        if (col + 1 < p.N) c[at + 1] = p.Accumulate != 0 ? c[at + 1] + p.Alpha * v1 : p.Alpha * v1;
-        if (col + 2 < p.N) c[at + 2] = p.Accumulate != 0 ? c[at + 2] + p.Alpha * v2 : p.Alpha * v2;
-        if (col + 3 < p.N) c[at + 3] = p.Accumulate != 0 ? c[at + 3] + p.Alpha * v3 : p.Alpha * v3;
+        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
+        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0 + 64, p, c04, c05, c06, c07);
+        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
+        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0 + 64, p, c14, c15, c16, c17);
+        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
+        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0 + 64, p, c24, c25, c26, c27);
+        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
+        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0 + 64, p, c34, c35, c36, c37);
+        MatMulKernels.Store(c, bias, cBase, r0 + 64, q0, p, c40, c41, c42, c43);
+        MatMulKernels.Store(c, bias, cBase, r0 + 64, q0 + 64, p, c44, c45, c46, c47);
+        MatMulKernels.Store(c, bias, cBase, r0 + 65, q0, p, c50, c51, c52, c53);
+        MatMulKernels.Store(c, bias, cBase, r0 + 65, q0 + 64, p, c54, c55, c56, c57);
+        MatMulKernels.Store(c, bias, cBase, r0 + 66, q0, p, c60, c61, c62, c63);
+        MatMulKernels.Store(c, bias, cBase, r0 + 66, q0 + 64, p, c64, c65, c66, c67);
+        MatMulKernels.Store(c, bias, cBase, r0 + 67, q0, p, c70, c71, c72, c73);
+        MatMulKernels.Store(c, bias, cBase, r0 + 67, q0 + 64, p, c74, c75, c76, c77);
     }
 }

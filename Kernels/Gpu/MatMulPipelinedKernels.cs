@@ -35,7 +35,7 @@ public static class MatMulPipelinedKernels
     private const int Slab = TileK * RowQuads;   // Quads per slab
 
     [GpuKernel]
-    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, MatMulKernelArgs p)
+    public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs p)
     {
         var As4 = SharedMemory.Allocate<Quad>(2 * Slab);   // slab s: As[s * Slab * 4 + k * Pad + row]
         var Bs4 = SharedMemory.Allocate<Quad>(2 * Slab);
@@ -120,10 +120,10 @@ public static class MatMulPipelinedKernels
         }
 
         int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
-        MatMulKernels.Store(c, cBase, r0 + 0, q0, p, acc.C00, acc.C01, acc.C02, acc.C03);
-        MatMulKernels.Store(c, cBase, r0 + 1, q0, p, acc.C10, acc.C11, acc.C12, acc.C13);
-        MatMulKernels.Store(c, cBase, r0 + 2, q0, p, acc.C20, acc.C21, acc.C22, acc.C23);
-        MatMulKernels.Store(c, cBase, r0 + 3, q0, p, acc.C30, acc.C31, acc.C32, acc.C33);
+        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0, p, acc.C00, acc.C01, acc.C02, acc.C03);
+        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0, p, acc.C10, acc.C11, acc.C12, acc.C13);
+        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0, p, acc.C20, acc.C21, acc.C22, acc.C23);
+        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0, p, acc.C30, acc.C31, acc.C32, acc.C33);
     }
 
     // Element (row, k) of op(A), or 0 outside the matrix or this K slice.

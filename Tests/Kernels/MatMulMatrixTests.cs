@@ -75,7 +75,7 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
         if (backend == BackendMatrix.NoBackend) return; // VIT_TEST_BACKENDS selected no GPU backend
         var k = (GpuKernels)fixture.Get(backend);
         k.MatMulTiles = MatMulTiling.Large;
-        try { Check(k, c); }
+        try { Check(k, c); CheckWithBias(k, c); }
         finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
@@ -87,18 +87,17 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
         if (backend == BackendMatrix.NoBackend) return;
         var k = (GpuKernels)fixture.Get(backend);
         k.MatMulTiles = MatMulTiling.Pipelined;
-        try { Check(k, c); }
+        try { Check(k, c); CheckWithBias(k, c); }
         finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
-    // The Linear layer's fused bias: C (=|+=) alpha op(A) op(B) + bias[j] on every row, for every
-    // case whose C is contiguous (the contract for a bias), on every backend.
-    public static TheoryData<string, MatMulCase> BiasRows => BackendMatrix.Rows(slow => MatMulCase.For(slow).Where(c => !c.Padded));
+    // The Linear layer's fused bias: C (=|+=) alpha op(A) op(B) + bias[j] on every row of every
+    // batch, on every backend (the forced GPU tilings above check it too).
+    [Theory, MemberData(nameof(Rows))]
+    public void MatMulWithBias(string backend, MatMulCase c) => CheckWithBias(fixture.Get(backend), c);
 
-    [Theory, MemberData(nameof(BiasRows))]
-    public void MatMulWithBias(string backend, MatMulCase c)
+    private static void CheckWithBias(IKernels k, MatMulCase c)
     {
-        var k = fixture.Get(backend);
         var rng = TestRandom.For($"matmul+bias {c}");
         var s = c.Shape;
         using var run = new OpRun(k);
@@ -110,11 +109,14 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
         R.MatMul(a.Init.Abs(), b.Init.Abs(), mag, s, Math.Abs(c.Alpha), accumulate: true);
         k.MatMul(a, b, cc, s, c.Alpha, c.Accumulate, bias);
         R.MatMul(a.Ref, b.Ref, cc.Ref, s, c.Alpha, c.Accumulate);
-        for (int i = 0; i < c.LengthC; i++)
-        {
-            cc.Ref[i] += bias.Ref[i % c.N];
-            mag[i] += Math.Abs(bias.Ref[i % c.N]);
-        }
+        for (int bt = 0; bt < c.Batch; bt++)
+            for (int r = 0; r < c.M; r++)
+                for (int j = 0; j < c.N; j++)
+                {
+                    long at = bt * s.StrideC + (long)r * c.N + j; // gaps between padded batches get no bias
+                    cc.Ref[at] += bias.Ref[j];
+                    mag[at] += Math.Abs(bias.Ref[j]);
+                }
         run.Check(cc, i => (c.K + 3) * U * mag[i]); // one more rounding: the bias add
         run.CheckRest();
     }
