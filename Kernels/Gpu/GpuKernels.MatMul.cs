@@ -28,6 +28,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   global loads are coalesced for all four transpose combinations. Out-of-range elements (ragged
 //   M, N, K) load as 0, so the inner loop needs no bounds checks; only the final store checks.
 // Stores: the 4 store instructions of a warp together cover 2 rows x 64 consecutive columns of C.
+//   A Linear layer's bias is added there too (HasBias: bias[col]), so y = x Wᵀ + b is one launch.
 // Split-K: a single product whose tiles cannot fill the device (a weight gradient, K = batch x
 //   tokens) cuts K into slices; grid z then walks slices instead of batches, each slice writes
 //   its own partial [M, N], and the column reduction of GpuKernels.Reduce.cs sums them into C.
