@@ -18,6 +18,7 @@ public static class Curves
         Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
+        EpochTicks(loss);
         loss.ShowLegend(Alignment.UpperRight);
 
         var acc = multi.GetPlot(1);
@@ -25,6 +26,7 @@ public static class Curves
         Line(acc, epochs, rows.Select(r => r.TestAccuracy * 100), "test");
         acc.Title($"accuracy (best test {rows.Max(r => r.TestAccuracy) * 100:F2}%)");
         acc.XLabel("epoch");
+        EpochTicks(acc);
         acc.YLabel("%");
         acc.ShowLegend(Alignment.LowerRight);
 
@@ -33,6 +35,10 @@ public static class Curves
         multi.SavePng(tmp, 1100, 420);
         File.Move(tmp, full, overwrite: true);
     }
+
+    // Epochs are whole numbers: no 1.5, 2.5 ticks on a short run.
+    private static void EpochTicks(Plot plot) =>
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
 
     private static void Line(Plot plot, double[] xs, IEnumerable<double> ys, string label)
     {
