@@ -66,6 +66,15 @@ public interface IKernels : IDisposable
     /// <summary>dx += dy * keep / (1 - p), with the same mask as the forward pass.</summary>
     void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed);
 
+    // ---- patches ---------------------------------------------------------------------------
+    /// <summary>
+    /// images [B, C, H, W] → patches [B, (H/p)(W/p), p·p·C] (KernelMath.PatchIndex gives the order).
+    /// One call: as strided copies it took p·p·C of them (48 for CIFAR's 4x4 patches of 3 channels).
+    /// </summary>
+    void PatchifyForward(DeviceBuffer images, DeviceBuffer patches, int batch, int channels, int height, int width, int patch);
+    /// <summary>dImages (=|+=) dPatches put back in image order: the inverse of the forward permutation.</summary>
+    void PatchifyBackward(DeviceBuffer dPatches, DeviceBuffer dImages, int batch, int channels, int height, int width, int patch, bool accumulate);
+
     // ---- matmul ----------------------------------------------------------------------------
     /// <summary>
     /// For each batch b: C_b (=|+=) alpha * op(A_b) op(B_b), where op(A_b) is [M, K] and op(B_b) is

@@ -53,6 +53,17 @@ public static class KernelMath
         return u >= p;
     }
 
+    /// <summary>
+    /// Where image element (b, ch, y, x) of [B, C, H, W] lands in the patch matrix
+    /// [B, (H/p)(W/p), p·p·C]: token gy·(W/p) + gx, then (row in patch, column in patch, channel),
+    /// as vit-pytorch's Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)').
+    /// </summary>
+    public static int PatchIndex(int b, int ch, int y, int x, int c, int h, int w, int p)
+    {
+        int gw = w / p, n = h / p * gw, gy = y / p, gx = x / p;
+        return (b * n + gy * gw + gx) * (p * p * c) + ((y - gy * p) * p + (x - gx * p)) * c + ch;
+    }
+
     /// <summary>A 32-bit integer finaliser (lowbias32): every input bit affects every output bit.</summary>
     public static uint Mix(uint x)
     {

@@ -83,6 +83,10 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
         var l = layout;
         Time("data movement", 0, () => inner.CopyStrided(x, y, l, accumulate));
     }
+    public void PatchifyForward(DeviceBuffer images, DeviceBuffer patches, int batch, int channels, int height, int width, int patch) =>
+        Time("data movement", 0, () => inner.PatchifyForward(images, patches, batch, channels, height, width, patch));
+    public void PatchifyBackward(DeviceBuffer dPatches, DeviceBuffer dImages, int batch, int channels, int height, int width, int patch, bool accumulate) =>
+        Time("data movement", 0, () => inner.PatchifyBackward(dPatches, dImages, batch, channels, height, width, patch, accumulate));
     public void AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, float alpha) =>
         Time("elementwise", 0, () => inner.AddBroadcast(x, b, y, outer, mid, inner_, alpha));
     public void MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, bool accumulate) =>

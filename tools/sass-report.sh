@@ -85,7 +85,7 @@ declare -A BLOCK=(
     [ActivationKernels.Dropout]=256 [ActivationKernels.GeluBackward]=256 [ActivationKernels.GeluForward]=256
     [AttentionKernels.BackwardDkDv]=256 [AttentionKernels.BackwardDq]=256 [AttentionKernels.Forward]=256 [AttentionKernels.RowDot]=256
     [ElementwiseKernels.AddBroadcast]=256 [ElementwiseKernels.CopyStrided]=256 [ElementwiseKernels.Fill]=256
-    [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256
+    [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256 [PatchKernels.Patchify]=256
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
     [MatMulKernels.MatMul]=256
     [MatMulLargeKernels.MatMul]=256

@@ -2,10 +2,12 @@ using ViTScratch.Kernels;
 
 namespace ViTScratch.Engine;
 
-// Shape and data-movement ops. Every one of them is a CopyStrided (three strided loops around a
-// contiguous run) or a reduction over one axis, and each backward pass is the same copy run the
-// other way: overwriting or adding by the engine's `=` / `+=` rule (Autograd.cs), after zeroing
-// first where the copy covers only part of the input's gradient.
+// Shape and data-movement ops. Every one of them but Patchify is a CopyStrided (three strided
+// loops around a contiguous run) or a reduction over one axis, and each backward pass is the same
+// copy run the other way: overwriting or adding by the engine's `=` / `+=` rule (Autograd.cs),
+// after zeroing first where the copy covers only part of the input's gradient. Patchify has its
+// own kernel pair: interleaving channels inside a patch vector took one strided copy per
+// (row, column, channel) of a patch, 48 launches for CIFAR's 4x4 patches.
 public static partial class Ops
 {
     /// <summary>Same values, new shape (one dimension may be -1). The data is copied: tensors never alias.</summary>
@@ -165,37 +167,9 @@ public static partial class Ops
             throw new ViTScratchException($"Patchify: image size {h}x{w} is not divisible by patch size {patch}");
         int gh = h / patch, gw = w / patch, pd = patch * patch * c;
         var y = Result("Patchify", Dims(b, gh * gw, pd), images); // y: [B, N, p·p·C]
-        var layouts = PatchLayouts(b, c, h, w, patch);
-        foreach (var l in layouts) images.K.CopyStrided(images.Data, y.Data, l, accumulate: false);
-        OnBackward(y, () =>
-        {
-            Tensor.ZeroIfUnwritten(images); // each layout writes part of the image gradient
-            foreach (var l in layouts) images.K.CopyStrided(y.Grad!, images.Grad!, Reverse(l), accumulate: true);
-        });
+        images.K.PatchifyForward(images.Data, y.Data, b, c, h, w, patch);
+        OnBackward(y, () => images.K.PatchifyBackward(y.Grad!, images.Grad!, b, c, h, w, patch, Tensor.AccumulateInto(images)));
         return y;
-    }
-
-    // One copy per (row-in-patch p1, channel ch), moving whole rows of patches at once when C = 1
-    // (runs of p pixels are contiguous on both sides) and single pixels otherwise: channels are
-    // planar in the input but interleaved in a patch vector.
-    private static StridedCopy[] PatchLayouts(int b, int c, int h, int w, int p)
-    {
-        int gh = h / p, gw = w / p, pd = p * p * c, n = gh * gw;
-        var list = new List<StridedCopy>();
-        for (int p1 = 0; p1 < p; p1++)
-            for (int ch = 0; ch < c; ch++)
-            {
-                if (c == 1)
-                    list.Add(new StridedCopy(b, gh, gw, p,
-                        p1 * w, c * h * w, p * w, p,
-                        p1 * p, n * pd, gw * pd, pd));
-                else
-                    for (int p2 = 0; p2 < p; p2++)
-                        list.Add(new StridedCopy(b, gh, gw, 1,
-                            ch * h * w + p1 * w + p2, c * h * w, p * w, p,
-                            (p1 * p + p2) * c + ch, n * pd, gw * pd, pd));
-            }
-        return list.ToArray();
     }
 
     private static StridedCopy Reverse(StridedCopy l) => new(l.N0, l.N1, l.N2, l.Inner,

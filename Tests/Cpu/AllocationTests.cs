@@ -39,7 +39,7 @@ public class AllocationTests
         "matmul 129x65x257", "matmul batched 12x65x65x32 Bᵀ", "matmul 129x257x65 Aᵀ columns",
         "softmax 200x129", "log-softmax 200x129", "cross-entropy 512x100", "cross-entropy 64x1500",
         "layernorm 257x192", "attention bh=12 n=65 d=32 dropout", "adamw 100000", "sgd 100000",
-        "gelu 300000", "dropout 300000", "scale 300000", "copy-strided heads 4x65x3x64",
+        "gelu 300000", "dropout 300000", "scale 300000", "copy-strided heads 4x65x3x64", "patchify 16x3x32x32 p4",
         "add-broadcast bias 257x192", "add-broadcast elementwise 49344", "add-broadcast per-row 257x192",
         "mul-broadcast bias 257x192", "mul-broadcast elementwise 49344", "mul-broadcast per-row 257x192",
         "sum-mid columns 257x192", "sum-mid rows 257x192", "mul-sum-mid columns 257x192");
@@ -181,6 +181,12 @@ public class AllocationTests
                 var layout = new StridedCopy(4, 65, 3, 64, 0, 65 * 192, 192, 64, 0, 3 * 65 * 64, 64, 65 * 64);
                 DeviceBuffer x = Buf(4 * 65 * 192), y = Buf(4 * 65 * 192);
                 return () => k.CopyStrided(x, y, layout, accumulate: false);
+            }
+            case "patchify 16x3x32x32 p4":
+            {
+                const int N = 16 * 3 * 32 * 32;
+                DeviceBuffer img = Buf(N), pat = Buf(N);
+                return () => { k.PatchifyForward(img, pat, 16, 3, 32, 32, 4); k.PatchifyBackward(pat, img, 16, 3, 32, 32, 4, accumulate: true); };
             }
             case "add-broadcast bias 257x192":
             case "mul-broadcast bias 257x192":
