@@ -13,8 +13,8 @@ namespace ViTScratch.Kernels.Cpu;
 // scores of one block, S [rows, np], live in a per-thread scratch buffer (np = N rounded up to a
 // whole vector; 65 x 72 floats = 18 KB: L1/L2 resident) and are never written out for the whole
 // batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these sizes
-// packing and edge tiles cost more than the multiply (the general Gemm made attention at N = 17
-// about 1.4x slower forward and 1.8x slower backward). The keys and values are transposed once per pair into Kt, Vt [d, np]
+// packing and edge tiles cost more than the multiply (attention in a vit-micro step at N = 17 went
+// from about 26 to 16 ms with this, `vit bench --profile`, docs/performance.md). The keys and values are transposed once per pair into Kt, Vt [d, np]
 // (zero-padded columns), which makes every score product a plain row-major one.
 //
 // Forward, per query block:

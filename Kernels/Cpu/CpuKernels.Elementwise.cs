@@ -140,7 +140,8 @@ public sealed partial class CpuKernels
         if (mid == 1)
         {
             // Nothing to reduce: the gradient of a same-shape add or multiply. Summing 1-element
-            // rows one call each made a residual connection's backward cost ~1 ms (5% of a step).
+            // rows one call each was most of the elementwise time of a vit-micro step (about 14 of
+            // 16 ms per step before this, 5 after, `vit bench --profile`).
             if (w is null) Scale(x, y, outer * inner, alpha, accumulate);
             else MulBroadcast(x, w, y, outer * inner, 1, 1, accumulate);
             return;
