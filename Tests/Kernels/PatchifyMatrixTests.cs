@@ -30,10 +30,12 @@ public class PatchifyMatrixTests(BackendFixture fixture) : IClassFixture<Backend
 {
     public static TheoryData<string, PatchCase> Rows => BackendMatrix.Rows(PatchCase.For);
 
-    [Theory, MemberData(nameof(Rows))]
+    // The forward pass always overwrites, so only the `=` cases.
+    public static TheoryData<string, PatchCase> ForwardRows => BackendMatrix.Rows(slow => PatchCase.For(slow).Where(c => !c.Accumulate));
+
+    [Theory, MemberData(nameof(ForwardRows))]
     public void ForwardMatchesTheRearrange(string backend, PatchCase c)
     {
-        if (c.Accumulate) return; // the forward pass always overwrites
         var k = fixture.Get(backend);
         using var run = new OpRun(k);
         var images = run.With("images", TestRandom.For($"patchify {c}").Floats(c.Length));
