@@ -24,13 +24,13 @@ internal static class Gelu
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
-                Vector512.StoreUnsafe(v * Phi(v), ref yr, (nuint)i);
+                Vector512.StoreUnsafe(v * Phi(v, out _), ref yr, (nuint)i);
             }
         else if (Vector256.IsHardwareAccelerated)
             for (; i <= n - 8; i += 8)
             {
                 var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                Vector256.StoreUnsafe(v * Phi(v), ref yr, (nuint)i);
+                Vector256.StoreUnsafe(v * Phi(v, out _), ref yr, (nuint)i);
             }
         for (; i < n; i++)
         {
@@ -50,16 +50,16 @@ internal static class Gelu
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
-                var pdf = Vector512.Create(InvSqrt2Pi) * Simd.Exp(Vector512.Create(-0.5f) * v * v);
-                var d = Phi(v) + v * pdf;
+                var phi = Phi(v, out var gauss);
+                var d = Vector512.FusedMultiplyAdd(v * Vector512.Create(InvSqrt2Pi), gauss, phi);
                 Vector512.StoreUnsafe(Vector512.FusedMultiplyAdd(d, Vector512.LoadUnsafe(ref gr, (nuint)i), Vector512.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
             }
         else if (Vector256.IsHardwareAccelerated)
             for (; i <= n - 8; i += 8)
             {
                 var v = Vector256.LoadUnsafe(ref xr, (nuint)i);
-                var pdf = Vector256.Create(InvSqrt2Pi) * Simd.Exp(Vector256.Create(-0.5f) * v * v);
-                var d = Phi(v) + v * pdf;
+                var phi = Phi(v, out var gauss);
+                var d = Vector256.FusedMultiplyAdd(v * Vector256.Create(InvSqrt2Pi), gauss, phi);
                 Vector256.StoreUnsafe(Vector256.FusedMultiplyAdd(d, Vector256.LoadUnsafe(ref gr, (nuint)i), Vector256.LoadUnsafe(ref dr, (nuint)i)), ref dr, (nuint)i);
             }
         for (; i < n; i++)
@@ -70,36 +70,38 @@ internal static class Gelu
         }
     }
 
-    // Phi(v) = (1 + erf(v / sqrt 2)) / 2 with the erf polynomial, lane by lane.
-    private static Vector512<float> Phi(Vector512<float> v)
+    // Phi(v) = (1 + erf(v / sqrt 2)) / 2 with the erf polynomial, lane by lane. The erf needs
+    // exp(-z^2) with z = v / sqrt 2, which is exp(-v^2 / 2): the unnormalised normal density that
+    // the backward pass needs too, so it comes back in gauss instead of being computed twice.
+    private static Vector512<float> Phi(Vector512<float> v, out Vector512<float> gauss)
     {
         var z = v * Vector512.Create(InvSqrt2);
         var az = Vector512.Abs(z);
-        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(Erf.P) * az);
-        var poly = Vector512.Create(Erf.A5);
-        poly = poly * t + Vector512.Create(Erf.A4);
-        poly = poly * t + Vector512.Create(Erf.A3);
-        poly = poly * t + Vector512.Create(Erf.A2);
-        poly = poly * t + Vector512.Create(Erf.A1);
+        var t = Vector512<float>.One / Vector512.FusedMultiplyAdd(Vector512.Create(Erf.P), az, Vector512<float>.One);
+        var poly = Vector512.FusedMultiplyAdd(Vector512.Create(Erf.A5), t, Vector512.Create(Erf.A4));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(Erf.A3));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(Erf.A2));
+        poly = Vector512.FusedMultiplyAdd(poly, t, Vector512.Create(Erf.A1));
         poly *= t;
-        var erfAbs = Vector512<float>.One - poly * Simd.Exp(-(az * az));
+        gauss = Simd.Exp(-(az * az));
+        var erfAbs = Vector512.FusedMultiplyAdd(-poly, gauss, Vector512<float>.One);
         var erf = Vector512.ConditionalSelect(Vector512.LessThan(z, Vector512<float>.Zero), -erfAbs, erfAbs);
-        return Vector512.Create(0.5f) * (Vector512<float>.One + erf);
+        return Vector512.FusedMultiplyAdd(Vector512.Create(0.5f), erf, Vector512.Create(0.5f));
     }
 
-    private static Vector256<float> Phi(Vector256<float> v)
+    private static Vector256<float> Phi(Vector256<float> v, out Vector256<float> gauss)
     {
         var z = v * Vector256.Create(InvSqrt2);
         var az = Vector256.Abs(z);
-        var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(Erf.P) * az);
-        var poly = Vector256.Create(Erf.A5);
-        poly = poly * t + Vector256.Create(Erf.A4);
-        poly = poly * t + Vector256.Create(Erf.A3);
-        poly = poly * t + Vector256.Create(Erf.A2);
-        poly = poly * t + Vector256.Create(Erf.A1);
+        var t = Vector256<float>.One / Vector256.FusedMultiplyAdd(Vector256.Create(Erf.P), az, Vector256<float>.One);
+        var poly = Vector256.FusedMultiplyAdd(Vector256.Create(Erf.A5), t, Vector256.Create(Erf.A4));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(Erf.A3));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(Erf.A2));
+        poly = Vector256.FusedMultiplyAdd(poly, t, Vector256.Create(Erf.A1));
         poly *= t;
-        var erfAbs = Vector256<float>.One - poly * Simd.Exp(-(az * az));
+        gauss = Simd.Exp(-(az * az));
+        var erfAbs = Vector256.FusedMultiplyAdd(-poly, gauss, Vector256<float>.One);
         var erf = Vector256.ConditionalSelect(Vector256.LessThan(z, Vector256<float>.Zero), -erfAbs, erfAbs);
-        return Vector256.Create(0.5f) * (Vector256<float>.One + erf);
+        return Vector256.FusedMultiplyAdd(Vector256.Create(0.5f), erf, Vector256.Create(0.5f));
     }
 }
