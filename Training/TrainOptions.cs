@@ -15,6 +15,12 @@ public sealed record TrainOptions
     public string Model { get; init; } = "vit-micro";
     /// <summary>Patch size; 0 takes the preset's (4).</summary>
     public int Patch { get; init; }
+    /// <summary>Model width, depth, heads, width per head and MLP width; 0 takes the preset's.</summary>
+    public int Dim { get; init; }
+    public int Depth { get; init; }
+    public int Heads { get; init; }
+    public int DimHead { get; init; }
+    public int MlpDim { get; init; }
     public string Pool { get; init; } = "cls";
     public float Dropout { get; init; }
     public float EmbDropout { get; init; }
@@ -66,6 +72,7 @@ public sealed record TrainOptions
           --data DIR              where the dataset files are (else the cache, else download)
           --model NAME            vit-micro, vit-tiny, vit-small
           --patch N               patch size
+          --dim N --depth N --heads N --dim-head N --mlp-dim N   override the preset's sizes
           Defaults follow the dataset. Fashion-MNIST/MNIST (the CPU recipe): vit-micro, patch 7,
           8 epochs, lr 2e-3, weight decay 0.2, warmup 0.3, no augmentation. CIFAR (the GPU recipe): vit-small, patch 4,
           200 epochs, lr 1e-3, warmup 5, crop,flip,randaugment.
@@ -106,6 +113,11 @@ public sealed record TrainOptions
             DataDir = a.Optional("data"),
             Model = model,
             Patch = a.Int("patch", cifar ? 4 : 7, 1, 64),
+            Dim = a.Int("dim", 0, 1, 8192),
+            Depth = a.Int("depth", 0, 1, 256),
+            Heads = a.Int("heads", 0, 1, 256),
+            DimHead = a.Int("dim-head", 0, 1, 1024),
+            MlpDim = a.Int("mlp-dim", 0, 1, 32768),
             Pool = a.Choice("pool", "cls", "cls", "mean"),
             Dropout = a.Float("dropout", 0f, 0f, 0.95f),
             EmbDropout = a.Float("emb-dropout", 0f, 0f, 0.95f),
@@ -140,6 +152,14 @@ public sealed record TrainOptions
     {
         var preset = global::ViTScratch.Model.ViTPresets.Get(Model);
         if (Patch > 0) preset = preset with { PatchSize = Patch };
+        preset = preset with
+        {
+            Dim = Dim > 0 ? Dim : preset.Dim,
+            Depth = Depth > 0 ? Depth : preset.Depth,
+            Heads = Heads > 0 ? Heads : preset.Heads,
+            DimHead = DimHead > 0 ? DimHead : preset.DimHead,
+            MlpDim = MlpDim > 0 ? MlpDim : preset.MlpDim,
+        };
         return preset.ToConfig(channels, height, width, classes, global::ViTScratch.Model.ViTConfig.ParsePool(Pool), Dropout, EmbDropout);
     }
 

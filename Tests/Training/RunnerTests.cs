@@ -130,6 +130,20 @@ public class RunnerTests : IDisposable
         Assert.Equal(wantFlip, l.HorizontalFlip);
     }
 
+    [Fact]
+    public void SizeFlagsOverrideOnlyWhatTheyName()
+    {
+        var o = TrainOptions.Parse(new ViTScratch.Training.Cli.ArgParser("train", ["--dim", "96", "--depth", "6", "--mlp-dim", "384"]));
+        var c = o.ModelConfig(1, 28, 28, 10);
+        var micro = ViTScratch.Model.ViTPresets.Micro;
+        Assert.Equal((96, 6, 384), (c.Dim, c.Depth, c.MlpDim));
+        Assert.Equal((micro.Heads, micro.DimHead, 7), (c.Heads, c.DimHead, c.PatchSize)); // from the preset and the 28x28 recipe
+
+        var plain = TrainOptions.Parse(new ViTScratch.Training.Cli.ArgParser("train", [])).ModelConfig(1, 28, 28, 10);
+        Assert.Equal((micro.Dim, micro.Depth, micro.Heads, micro.DimHead, micro.MlpDim),
+            (plain.Dim, plain.Depth, plain.Heads, plain.DimHead, plain.MlpDim));
+    }
+
     [Theory]
     [InlineData(new[] { "train", "--epochs", "zero" }, "--epochs expects a whole number")]
     [InlineData(new[] { "train", "--epoch", "3" }, "unknown option --epoch")]
@@ -137,6 +151,7 @@ public class RunnerTests : IDisposable
     [InlineData(new[] { "train", "--augment", "crop,rotate" }, "unknown augmentation 'rotate'")]
     [InlineData(new[] { "train", "--lr", "-1" }, "--lr must be between")]
     [InlineData(new[] { "train", "--crop-padding", "-2" }, "--crop-padding must be between")]
+    [InlineData(new[] { "train", "--heads", "0" }, "--heads must be between")]
     [InlineData(new[] { "train", "--resume", "/nonexistent/run" }, "does not exist")]
     [InlineData(new[] { "eval", "--checkpoint", "/nonexistent.safetensors" }, "does not exist")]
     [InlineData(new[] { "eval" }, "--checkpoint is required")]
