@@ -119,13 +119,15 @@ public interface IKernels : IDisposable
     /// o = dropout(softmax(scale * q kᵀ)) v, and lse[bh, i] = logsumexp_j(scale * q_i . k_j),
     /// saved for the backward pass. The N x N scores of a (batch, head) are never written out.
     /// Dropout on the attention weights uses DropoutMask.Keep(seed, (bh*N + i)*N + j, p).
+    /// <paramref name="layout"/> (default: dense [BH, N, D]) says where the rows are, so the
+    /// kernels can read q, k, v straight out of a to_qkv output and write o with heads merged.
     /// </summary>
     void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
-        int bh, int n, int d, float scale, float dropoutP, uint seed);
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null);
     /// <summary>dq += ..., dk += ..., dv += ...: recomputes P from lse (FlashAttention style).</summary>
     void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
-        int bh, int n, int d, float scale, float dropoutP, uint seed);
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null);
 
     // ---- optimizers ------------------------------------------------------------------------
     /// <summary>result[0] (=|+=) sum of x[i]^2. Accumulate over parameters for a global norm.</summary>

@@ -26,6 +26,39 @@ public readonly record struct MatMulShape(
 }
 
 /// <summary>
+/// Where attention finds its rows. Pair bh = b·Heads + h (batch b, head h) reads row i of q, k, v,
+/// and writes row i of dq, dk, dv, at b·InBatch + h·D + i·InRow of its buffer; row i of o and dO
+/// sits at b·OutBatch + h·D + i·OutRow. Rows are D contiguous floats; lse stays dense [BH, N].
+/// </summary>
+/// <remarks>
+/// Dense: q, k, v, o are [BH, N, D] (Heads 1). Packed: q, k, v are the three column blocks of a
+/// to_qkv output [B, N, 3·H·D] (slices at 0, H·D, 2·H·D) and o is [B, N, H·D], heads side by
+/// side. Packed attention reads and writes the layer's own activations in place, so the head
+/// split and merge (four copies forward, four backward per layer) never happen.
+/// </remarks>
+public readonly record struct AttentionLayout(int Heads, int InBatch, int InRow, int OutBatch, int OutRow)
+{
+    /// <summary>Separate contiguous q, k, v, o: [BH, N, D].</summary>
+    public static AttentionLayout Dense(int n, int d) => new(1, n * d, d, n * d, d);
+
+    /// <summary>q, k, v sliced from qkv: [B, N, 3·heads·d]; o: [B, N, heads·d].</summary>
+    public static AttentionLayout Packed(int heads, int n, int d) => new(heads, n * 3 * heads * d, 3 * heads * d, n * heads * d, heads * d);
+
+    /// <summary>Offset of row 0 of pair bh in q, k, v, dq, dk, dv.</summary>
+    public int InBase(int bh, int d) => bh / Heads * InBatch + bh % Heads * d;
+
+    /// <summary>Offset of row 0 of pair bh in o and dO.</summary>
+    public int OutBase(int bh, int d) => bh / Heads * OutBatch + bh % Heads * d;
+
+    /// <summary>Floats a buffer needs to hold bh pairs of n rows: (in, out).</summary>
+    public (long In, long Out) Extent(int bh, int n, int d)
+    {
+        if (bh <= 0 || n <= 0) return (0, 0);
+        return ((long)InBase(bh - 1, d) + (long)(n - 1) * InRow + d, (long)OutBase(bh - 1, d) + (long)(n - 1) * OutRow + d);
+    }
+}
+
+/// <summary>
 /// Hyper-parameters of one AdamW step. The bias corrections 1 - beta^t are computed here once,
 /// in double, so every backend uses the same numbers.
 /// </summary>

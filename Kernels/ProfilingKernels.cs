@@ -127,10 +127,10 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
 
     // Attention FLOPs: forward 2·(QKᵀ + PV) = 4·n²·d per (batch, head); backward about twice that
     // plus the recomputation of QKᵀ: 10·n²·d.
-    public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, int bh, int n, int d, float scale, float dropoutP, uint seed) =>
-        Time("attention", 4.0 * bh * n * n * d, () => inner.AttentionForward(q, k, v, o, lse, bh, n, d, scale, dropoutP, seed));
-    public void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, int bh, int n, int d, float scale, float dropoutP, uint seed) =>
-        Time("attention", 10.0 * bh * n * n * d, () => inner.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, bh, n, d, scale, dropoutP, seed));
+    public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null) =>
+        Time("attention", 4.0 * bh * n * n * d, () => inner.AttentionForward(q, k, v, o, lse, bh, n, d, scale, dropoutP, seed, layout));
+    public void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null) =>
+        Time("attention", 10.0 * bh * n * n * d, () => inner.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, bh, n, d, scale, dropoutP, seed, layout));
 
     public void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate) => Time("optimizer", 0, () => inner.SumSquares(x, n, result, accumulate));
     public void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n, in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm)

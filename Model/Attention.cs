@@ -10,7 +10,8 @@ public sealed record AttentionMap(int[] Shape, float[] Weights);
 /// <summary>
 /// Multi-head self-attention with its pre-norm, vit-pytorch's Attention:
 /// x → LayerNorm → to_qkv (no bias) → split q, k, v into heads → softmax(q kᵀ / √d) v, with dropout on
-/// the weights → merge heads → to_out (Linear + Dropout). to_out is left out (identity) when a single
+/// the weights → merge heads → to_out (Linear + Dropout). The split, attention and merge are one
+/// op, <see cref="Ops.AttentionPacked"/>, which reads the heads in place. to_out is left out (identity) when a single
 /// head already has the model width (heads = 1 and dimHead = dim), as in vit-pytorch.
 /// </summary>
 public sealed class Attention : Module
@@ -59,25 +60,25 @@ public sealed class Attention : Module
         int inner = Heads * DimHead;
         x = Norm.Forward(x);                                // x: [B, N, D]
         var qkv = ToQkv.Forward(x);                         // qkv: [B, N, 3·H·d], chunks q | k | v
-        var q = Ops.SplitHeads(qkv, Heads, DimHead, 0);          // q: [B, H, N, d]
-        var k = Ops.SplitHeads(qkv, Heads, DimHead, inner);      // k: [B, H, N, d]
-        var v = Ops.SplitHeads(qkv, Heads, DimHead, 2 * inner);  // v: [B, H, N, d]
 
-        if (CaptureWeights) LastWeights = Weights(q, k);
+        if (CaptureWeights) LastWeights = Weights(qkv, inner);
 
         float p = Training ? DropoutP : 0f;
         uint seed = p > 0f ? _seeds.SeedFor(_attentionDropoutSite) : 0u;
-        var o = Ops.Attention(q, k, v, Scale, p, seed);     // o: [B, H, N, d]
-        var merged = Ops.MergeHeads(o);                     // merged: [B, N, H·d]
+        // Split into heads, attend, merge heads, in one op: the kernels read q, k, v where to_qkv
+        // wrote them and write o with the heads side by side, so no head is ever copied.
+        var merged = Ops.AttentionPacked(qkv, Heads, DimHead, Scale, p, seed); // merged: [B, N, H·d]
         if (ToOut is null) return merged;                   // identity to_out: H·d = D
         return OutDropout!.Forward(ToOut.Forward(merged));  // [B, N, D]
     }
 
     // The fused kernel never writes the N x N weights out, so to look at them we recompute them
     // the plain way, outside autograd, and copy them to the host before the step's scope ends.
-    private AttentionMap Weights(Tensor q, Tensor k)
+    private AttentionMap Weights(Tensor qkv, int inner)
     {
         using var _ = Tensor.NoGrad();
+        var q = Ops.SplitHeads(qkv, Heads, DimHead, 0);                 // q: [B, H, N, d]
+        var k = Ops.SplitHeads(qkv, Heads, DimHead, inner);             // k: [B, H, N, d]
         var scores = Ops.Scale(Ops.MatMul(q, k, transB: true), Scale); // scores: [B, H, N, N]
         var weights = Ops.Softmax(scores);                              // weights: [B, H, N, N]
         return new AttentionMap((int[])weights.Shape.Clone(), weights.ToArray());

@@ -1,3 +1,5 @@
+using ViTScratch.Kernels;
+
 namespace ViTScratch.Engine;
 
 public static partial class Ops
@@ -28,6 +30,41 @@ public static partial class Ops
         });
         return o;
     }
+
+    /// <summary>
+    /// Multi-head attention straight from a to_qkv output: qkv: [B, N, 3·H·d], column blocks q | k | v,
+    /// each H heads of d side by side → o: [B, N, H·d], heads side by side (what to_out reads).
+    /// The same numbers as SplitHeads ×3 → <see cref="Attention"/> → MergeHeads (the same kernels
+    /// with AttentionLayout.Packed), without the eight copies per layer that those cost.
+    /// </summary>
+    public static Tensor AttentionPacked(Tensor qkv, int heads, int dimHead, float scale, float dropoutP = 0f, uint seed = 0)
+    {
+        RequireRank("AttentionPacked", qkv, 3, "[B, N, 3·H·d]");
+        if (heads <= 0 || dimHead <= 0 || qkv.Shape[2] != 3 * heads * dimHead)
+            throw new ViTScratchException($"AttentionPacked: shape {ShapeOf.Format(qkv.Shape)} is not [B, N, 3·{heads}·{dimHead}]");
+        if (dropoutP is < 0f or >= 1f) throw new ViTScratchException($"AttentionPacked: dropout {dropoutP} must be in [0, 1)");
+        int b = qkv.Shape[0], n = qkv.Shape[1], d = dimHead, inner = heads * d, bh = b * heads;
+        var layout = AttentionLayout.Packed(heads, n, d);
+        var o = Result("AttentionPacked", Dims(b, n, inner), qkv); // o: [B, N, H·d]
+        var lse = Tensor.Empty(qkv.Device, Dims(bh, n));           // lse: [B·H, N]
+        var (q, k, v) = Thirds(qkv, qkv.Data, inner);
+        qkv.K.AttentionForward(q, k, v, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed, layout);
+        OnBackward(o, () =>
+        {
+            // The kernel adds into dq, dk, dv, which together cover every element of the gradient.
+            Tensor.ZeroIfUnwritten(qkv);
+            var (dq, dk, dv) = Thirds(qkv, qkv.Grad!, inner);
+            qkv.K.AttentionBackward(q, k, v, o.Data, lse.Data, o.Grad!, dq, dk, dv, bh, n, d, scale, dropoutP, seed, layout);
+        });
+        return o;
+    }
+
+    // Views of a [B, N, 3·inner] buffer starting at columns 0, inner and 2·inner; each runs to the
+    // buffer's end, which covers its last row (the layout's row stride steps over the other two).
+    private static (DeviceBuffer Q, DeviceBuffer K, DeviceBuffer V) Thirds(Tensor qkv, DeviceBuffer buffer, int inner) =>
+        (qkv.K.Slice(buffer, 0, qkv.Length),
+         qkv.K.Slice(buffer, inner, qkv.Length - inner),
+         qkv.K.Slice(buffer, 2 * inner, qkv.Length - 2 * inner));
 
     /// <summary>
     /// The same attention, unfused: S = scale q kᵀ, P = softmax(S), o = P v, materialising the

@@ -4,7 +4,10 @@ using ViTScratch.Kernels.Cpu.MatMul;
 
 namespace ViTScratch.Kernels.Cpu;
 
-// Fused scaled dot-product attention on the CPU. q, k, v, o, dO: [BH, N, D]; lse: [BH, N].
+// Fused scaled dot-product attention on the CPU. q, k, v, o, dO: [BH, N, D] (or any
+// AttentionLayout: rows of D floats, InRow / OutRow apart); lse: [BH, N]. Every product below
+// takes its row stride as a parameter, so the packed layout (q, k, v read straight out of the
+// to_qkv output, o written with heads merged) costs nothing over the dense one.
 //
 // Threading: the BH (batch, head) pairs are split into one contiguous range per core; a pair is
 // never split, so no two threads write the same dq/dk/dv rows.
@@ -36,35 +39,53 @@ public sealed partial class CpuKernels
     private readonly record struct AttentionJob(
         CpuBuffer Q, CpuBuffer K, CpuBuffer V, CpuBuffer O, CpuBuffer Lse,
         CpuBuffer? DO, CpuBuffer? DQ, CpuBuffer? DK, CpuBuffer? DV,
-        int N, int D, float Scale, float DropoutP, uint Seed, SimdPath Path);
+        int N, int D, float Scale, float DropoutP, uint Seed, SimdPath Path, AttentionLayout Layout);
+
+    // The kernels below address rows through raw pointers, so a layout that does not fit its
+    // buffers must fail here rather than read or write past an array.
+    private static AttentionLayout CheckedLayout(AttentionLayout? layout, int bh, int n, int d,
+        DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o,
+        DeviceBuffer? dO = null, DeviceBuffer? dq = null, DeviceBuffer? dk = null, DeviceBuffer? dv = null)
+    {
+        var l = layout ?? AttentionLayout.Dense(n, d);
+        var (inExtent, outExtent) = l.Extent(bh, n, d);
+        int inLength = Math.Min(Math.Min(q.Length, k.Length), v.Length), outLength = o.Length;
+        if (dq is not null) inLength = Math.Min(inLength, Math.Min(Math.Min(dq.Length, dk!.Length), dv!.Length));
+        if (dO is not null) outLength = Math.Min(outLength, dO.Length);
+        if (inExtent > inLength || outExtent > outLength)
+            throw new ArgumentException($"attention layout {l} over {bh} pairs of {n} x {d} needs {inExtent} floats in q, k, v (and their gradients) and {outExtent} in o (and dO); the shortest are {inLength} and {outLength}");
+        return l;
+    }
 
     public unsafe void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
-        int bh, int n, int d, float scale, float dropoutP, uint seed)
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null)
     {
         if (bh <= 0 || n <= 0) return;
         var job = new AttentionJob(CpuBuffer.Of(q), CpuBuffer.Of(k), CpuBuffer.Of(v), CpuBuffer.Of(o), CpuBuffer.Of(lse),
-            null, null, null, null, n, d, scale, dropoutP, seed, SimdPath);
+            null, null, null, null, n, d, scale, dropoutP, seed, SimdPath, CheckedLayout(layout, bh, n, d, q, k, v, o));
         Par.For(bh, 4L * n * n * d, job, static (in AttentionJob j, int start, int end) =>
         {
             int n = j.N, d = j.D;
             float scale = j.Scale, dropoutP = j.DropoutP, keepScale = 1f / (1f - dropoutP);
             var path = j.Path;
             var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
+            var lay = j.Layout;
+            int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v and of o
             int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
             float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
             {
                 for (int h = start; h < end; h++)
                 {
-                    long pair = (long)h * n * d;
-                    float* Q = q0 + qs.Offset + pair, K = k0 + ks.Offset + pair, V = v0 + vs.Offset + pair, O = o0 + os.Offset + pair;
+                    int pin = lay.InBase(h, d), pout = lay.OutBase(h, d);
+                    float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
                     float* L = l0 + ls.Offset + (long)h * n;
-                    Transpose(K, n, d, d, Kt, np); // Kt: [d, np], zero-padded keys
+                    Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np], zero-padded keys
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
                         // S [rows, np] = scale Q[i0.., :] Kᵀ
-                        SmallGemm.Run(path, rows, np, d, Q + i0 * d, d, 1, Kt, np, S, np, scale, false);
+                        SmallGemm.Run(path, rows, np, d, Q + i0 * ldi, ldi, 1, Kt, np, S, np, scale, false);
                         for (int r = 0; r < rows; r++)
                         {
                             var row = new Span<float>(S + r * np, n);
@@ -79,7 +100,7 @@ public sealed partial class CpuKernels
                             else Simd.Scale(row, row, 1f / sum, accumulate: false);
                         }
                         // O[i0.., :] = P V
-                        SmallGemm.Run(path, rows, d, n, S, np, 1, V, d, O + i0 * d, d, 1f, false);
+                        SmallGemm.Run(path, rows, d, n, S, np, 1, V, ldi, O + i0 * ldo, ldo, 1f, false);
                     }
                 }
             }
@@ -88,11 +109,12 @@ public sealed partial class CpuKernels
 
     public unsafe void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
-        int bh, int n, int d, float scale, float dropoutP, uint seed)
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null)
     {
         if (bh <= 0 || n <= 0) return;
         var job = new AttentionJob(CpuBuffer.Of(q), CpuBuffer.Of(k), CpuBuffer.Of(v), CpuBuffer.Of(o), CpuBuffer.Of(lse),
-            CpuBuffer.Of(dO), CpuBuffer.Of(dq), CpuBuffer.Of(dk), CpuBuffer.Of(dv), n, d, scale, dropoutP, seed, SimdPath);
+            CpuBuffer.Of(dO), CpuBuffer.Of(dq), CpuBuffer.Of(dk), CpuBuffer.Of(dv), n, d, scale, dropoutP, seed, SimdPath,
+            CheckedLayout(layout, bh, n, d, q, k, v, o, dO, dq, dk, dv));
         Par.For(bh, 10L * n * n * d, job, static (in AttentionJob j, int start, int end) =>
         {
             int n = j.N, d = j.D;
@@ -100,6 +122,8 @@ public sealed partial class CpuKernels
             var path = j.Path;
             var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
             var (gs, dqs, dks, dvs) = (j.DO!, j.DQ!, j.DK!, j.DV!);
+            var lay = j.Layout;
+            int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v, dq, dk, dv and of o, dO
             int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
             float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out float* G, out float* Kt, out float* Vt);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array,
@@ -107,24 +131,24 @@ public sealed partial class CpuKernels
             {
                 for (int h = start; h < end; h++)
                 {
-                    long pair = (long)h * n * d;
-                    float* Q = q0 + qs.Offset + pair, K = k0 + ks.Offset + pair, V = v0 + vs.Offset + pair, O = o0 + os.Offset + pair;
-                    float* dOut = g0 + gs.Offset + pair, dQ = dq0 + dqs.Offset + pair, dK = dk0 + dks.Offset + pair, dV = dv0 + dvs.Offset + pair;
+                    int pin = lay.InBase(h, d), pout = lay.OutBase(h, d);
+                    float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
+                    float* dOut = g0 + gs.Offset + pout, dQ = dq0 + dqs.Offset + pin, dK = dk0 + dks.Offset + pin, dV = dv0 + dvs.Offset + pin;
                     float* L = l0 + ls.Offset + (long)h * n;
-                    Transpose(K, n, d, d, Kt, np); // Kt: [d, np]
-                    Transpose(V, n, d, d, Vt, np); // Vt: [d, np]
+                    Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np]
+                    Transpose(V, n, d, ldi, Vt, np); // Vt: [d, np]
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
-                        float* Qb = Q + i0 * d, Gb = dOut + i0 * d;
-                        SmallGemm.Run(path, rows, np, d, Qb, d, 1, Kt, np, S, np, scale, false); // S = scale Q Kᵀ
-                        SmallGemm.Run(path, rows, np, d, Gb, d, 1, Vt, np, G, np, 1f, false);    // G = dO Vᵀ
+                        float* Qb = Q + i0 * ldi, Gb = dOut + i0 * ldo;
+                        SmallGemm.Run(path, rows, np, d, Qb, ldi, 1, Kt, np, S, np, scale, false); // S = scale Q Kᵀ
+                        SmallGemm.Run(path, rows, np, d, Gb, ldo, 1, Vt, np, G, np, 1f, false);    // G = dO Vᵀ
                         for (int r = 0; r < rows; r++)
                         {
                             int i = i0 + r;
                             var p = new Span<float>(S + r * np, n);
                             var g = new Span<float>(G + r * np, n);
-                            float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * d, d), new ReadOnlySpan<float>(O + i * d, d));
+                            float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
                             Simd.ExpShifted(p, L[i], p); // Pd = exp(S - lse)
                             if (dropoutP > 0f)
                             {
@@ -134,9 +158,9 @@ public sealed partial class CpuKernels
                             else SoftmaxGrad(p, g, D); // g = dS
                         }
                         // The transposed operands (Pᵀ, dSᵀ) are the same scratch rows read with swapped strides.
-                        SmallGemm.Run(path, n, d, rows, S, 1, np, Gb, d, dV, d, 1f, true);          // dV += Pᵀ dO
-                        SmallGemm.Run(path, rows, d, n, G, np, 1, K, d, dQ + i0 * d, d, scale, true); // dQ += scale dS K
-                        SmallGemm.Run(path, n, d, rows, G, 1, np, Qb, d, dK, d, scale, true);       // dK += scale dSᵀ Q
+                        SmallGemm.Run(path, n, d, rows, S, 1, np, Gb, ldo, dV, ldi, 1f, true);              // dV += Pᵀ dO
+                        SmallGemm.Run(path, rows, d, n, G, np, 1, K, ldi, dQ + i0 * ldi, ldi, scale, true); // dQ += scale dS K
+                        SmallGemm.Run(path, n, d, rows, G, 1, np, Qb, ldi, dK, ldi, scale, true);           // dK += scale dSᵀ Q
                     }
                 }
             }

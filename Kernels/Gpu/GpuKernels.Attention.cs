@@ -45,18 +45,20 @@ namespace ViTScratch.Kernels.Gpu;
 public sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnForward;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _attnRowDot;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnRowDot;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDq;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDkDv;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDq;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDkDv;
 
-    private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed)
+    private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout)
     {
         if (d > AttentionKernels.MaxHeadDim)
             throw new ArgumentOutOfRangeException(nameof(d), $"the GPU attention kernels support head dimensions up to {AttentionKernels.MaxHeadDim}, got {d}");
-        return new AttentionArgs(bh, n, d, scale, dropoutP, seed, dropoutP > 0f ? 1f / (1f - dropoutP) : 1f);
+        var l = layout ?? AttentionLayout.Dense(n, d);
+        return new AttentionArgs(bh, n, d, scale, dropoutP, seed, dropoutP > 0f ? 1f / (1f - dropoutP) : 1f,
+            l.Heads, l.InBatch, l.InRow, l.OutBatch, l.OutRow);
     }
 
     private static KernelConfig AttnGrid(int bh, int n) =>
@@ -67,10 +69,10 @@ public sealed partial class GpuKernels
         new(new Index2D(AttentionSmallKernels.SmallGeometry(n, d).Chunks, bh), new Index2D(AttentionSmallKernels.GroupSize, 1));
 
     public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
-        int bh, int n, int d, float scale, float dropoutP, uint seed)
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null)
     {
         if (bh == 0 || n == 0) return;
-        var a = AttnArgs(bh, n, d, scale, dropoutP, seed);
+        var a = AttnArgs(bh, n, d, scale, dropoutP, seed, layout);
         if (AttentionSmallKernels.Fits(n, d))
         {
             (_attnSmallForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.Forward))(
@@ -83,13 +85,13 @@ public sealed partial class GpuKernels
 
     public void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
-        int bh, int n, int d, float scale, float dropoutP, uint seed)
+        int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null)
     {
         if (bh == 0 || n == 0) return;
-        var a = AttnArgs(bh, n, d, scale, dropoutP, seed);
+        var a = AttnArgs(bh, n, d, scale, dropoutP, seed, layout);
         var rowDot = Scratch("attention-D", bh * n);
-        (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(AttentionKernels.RowDot))(
-            WarpPerRow(bh * n), V(dO), V(o), rowDot, bh * n, d);
+        (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.RowDot))(
+            WarpPerRow(bh * n), V(dO), V(o), rowDot, a);
         if (AttentionSmallKernels.Fits(n, d))
         {
             (_attnSmallDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.BackwardDq))(
@@ -105,8 +107,9 @@ public sealed partial class GpuKernels
     }
 }
 
-/// <summary>Attention shape and hyper-parameters as one kernel parameter.</summary>
-public readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale);
+/// <summary>Attention shape, hyper-parameters and <see cref="AttentionLayout"/> as one kernel parameter.</summary>
+public readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale,
+    int Heads, int InBatch, int InRow, int OutBatch, int OutRow);
 
 /// <summary>The kernels of GpuKernels.Attention.cs.</summary>
 public static class AttentionKernels
@@ -116,27 +119,32 @@ public static class AttentionKernels
     private const int Pad = MaxHeadDim + 1;           // padded row stride of [32][d] tiles
     private const int Rows = GpuKernels.WarpsPerGroup;
 
+    // Row 0 of pair h in q, k, v, dq, dk, dv (rows InRow apart), and in o, dO (rows OutRow apart):
+    // AttentionLayout.InBase / OutBase, written out because kernels take the flat AttentionArgs.
+    public static int InHead(in AttentionArgs a, int h) => h / a.Heads * a.InBatch + h % a.Heads * a.D;
+    public static int OutHead(in AttentionArgs a, int h) => h / a.Heads * a.OutBatch + h % a.Heads * a.D;
+
     // keep / (1 - p) for element (i, j) of head h, or 1 without dropout.
     private static float Keep(in AttentionArgs a, int h, int i, int j) =>
         a.DropoutP > 0f
             ? (KernelMath.DropoutKeep(a.Seed, ((uint)h * (uint)a.N + (uint)i) * (uint)a.N + (uint)j, a.DropoutP) ? a.KeepScale : 0f)
             : 1f;
 
-    // Copies rows [r0, r0 + 32) of a [N, d] matrix into tile[32][Pad], zero past row N.
-    private static void LoadTile(ArrayView<float> src, int rowBase, int r0, in AttentionArgs a, ArrayView<float> tile)
+    // Copies rows [r0, r0 + 32) of an [N, d] matrix (rows ld apart) into tile[32][Pad], zero past row N.
+    private static void LoadTile(ArrayView<float> src, int rowBase, int ld, int r0, in AttentionArgs a, ArrayView<float> tile)
     {
         for (int e = Group.IdxX; e < T * a.D; e += GpuKernels.GroupSize)
         {
             int rr = e / a.D, dd = e - rr * a.D, r = r0 + rr;
-            tile[rr * Pad + dd] = r < a.N ? src[rowBase + r * a.D + dd] : 0f;
+            tile[rr * Pad + dd] = r < a.N ? src[rowBase + r * ld + dd] : 0f;
         }
     }
 
-    // Copies this warp's row of a [N, d] matrix into rowBuf[warp][MaxHeadDim], times `scale`.
-    private static void LoadRow(ArrayView<float> src, int rowBase, int row, bool valid, in AttentionArgs a, float scale, ArrayView<float> rowBuf)
+    // Copies this warp's row of an [N, d] matrix (rows ld apart) into rowBuf[warp][MaxHeadDim], times `scale`.
+    private static void LoadRow(ArrayView<float> src, int rowBase, int ld, int row, bool valid, in AttentionArgs a, float scale, ArrayView<float> rowBuf)
     {
         for (int dd = Warp.LaneIdx; dd < a.D; dd += T)
-            rowBuf[Warp.WarpIdx * MaxHeadDim + dd] = valid ? src[rowBase + row * a.D + dd] * scale : 0f;
+            rowBuf[Warp.WarpIdx * MaxHeadDim + dd] = valid ? src[rowBase + row * ld + dd] * scale : 0f;
     }
 
     // sum over dd < d of rowBuf[warp][dd] * tile[lane][dd].
@@ -161,15 +169,15 @@ public static class AttentionKernels
         var Ws = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = i < a.N;
-        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
-        LoadRow(q, head, i, valid, a, a.Scale, Qs);   // q pre-scaled: s = (scale q) . k
+        int head = InHead(a, h), wo = Warp.WarpIdx * T;
+        LoadRow(q, head, a.InRow, i, valid, a, a.Scale, Qs);   // q pre-scaled: s = (scale q) . k
 
         float m = float.NegativeInfinity, l = 0f, o0 = 0f, o1 = 0f, o2 = 0f, o3 = 0f;
         for (int j0 = 0; j0 < a.N; j0 += T)
         {
             Group.Barrier();   // the previous tile is consumed (and Qs is written)
-            LoadTile(k, head, j0, a, Ks);
-            LoadTile(v, head, j0, a, Vs);
+            LoadTile(k, head, a.InRow, j0, a, Ks);
+            LoadTile(v, head, a.InRow, j0, a, Vs);
             Group.Barrier();
 
             int j = j0 + lane;
@@ -194,7 +202,7 @@ public static class AttentionKernels
         }
         if (!valid) return;
         float inv = 1f / l;
-        int at = head + i * a.D + lane;
+        int at = OutHead(a, h) + i * a.OutRow + lane;
         if (lane < a.D) o[at] = o0 * inv;
         if (lane + 32 < a.D) o[at + 32] = o1 * inv;
         if (lane + 64 < a.D) o[at + 64] = o2 * inv;
@@ -202,15 +210,18 @@ public static class AttentionKernels
         if (lane == 0) lse[h * a.N + i] = m + MathF.Log(l);
     }
 
-    // result[r] = x[r] . y[r] over rows of length d: one warp per row.
+    // result[bh N + i] = x_i . y_i for row i of pair bh of two o-layout matrices (dO and o): one warp per row.
     [GpuKernel]
-    public static void RowDot(ArrayView<float> x, ArrayView<float> y, ArrayView<float> result, int rows, int d)
+    public static void RowDot(ArrayView<float> x, ArrayView<float> y, ArrayView<float> result, AttentionArgs a)
     {
         int row = Grid.IdxX * Rows + Warp.WarpIdx;
-        bool valid = row < rows;
+        bool valid = row < a.BH * a.N;
         float s = 0f;
         if (valid)
-            for (int c = Warp.LaneIdx; c < d; c += T) s += x[row * d + c] * y[row * d + c];
+        {
+            int h = row / a.N, at = OutHead(a, h) + (row - h * a.N) * a.OutRow;
+            for (int c = Warp.LaneIdx; c < a.D; c += T) s += x[at + c] * y[at + c];
+        }
         s = WarpMath.Sum(s);
         if (valid && Warp.LaneIdx == 0) result[row] = s;
     }
@@ -226,17 +237,17 @@ public static class AttentionKernels
         var Ws = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, i = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = i < a.N;
-        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
-        LoadRow(q, head, i, valid, a, a.Scale, Qs);
-        LoadRow(dO, head, i, valid, a, 1f, Gs);
+        int head = InHead(a, h), wo = Warp.WarpIdx * T;
+        LoadRow(q, head, a.InRow, i, valid, a, a.Scale, Qs);
+        LoadRow(dO, OutHead(a, h), a.OutRow, i, valid, a, 1f, Gs);
         float lsei = valid ? lse[h * a.N + i] : 0f, Di = valid ? rowDot[h * a.N + i] : 0f;
 
         float g0 = 0f, g1 = 0f, g2 = 0f, g3 = 0f;
         for (int j0 = 0; j0 < a.N; j0 += T)
         {
             Group.Barrier();
-            LoadTile(k, head, j0, a, Ks);
-            LoadTile(v, head, j0, a, Vs);
+            LoadTile(k, head, a.InRow, j0, a, Ks);
+            LoadTile(v, head, a.InRow, j0, a, Vs);
             Group.Barrier();
 
             int j = j0 + lane;
@@ -260,7 +271,7 @@ public static class AttentionKernels
             }
         }
         if (!valid) return;
-        int at = head + i * a.D + lane;
+        int at = head + i * a.InRow + lane;
         if (lane < a.D) dq[at] += g0;
         if (lane + 32 < a.D) dq[at + 32] += g1;
         if (lane + 64 < a.D) dq[at + 64] += g2;
@@ -281,16 +292,16 @@ public static class AttentionKernels
         var Cs = SharedMemory.Allocate<float>(Rows * T);
         int h = Grid.IdxY, j = Grid.IdxX * Rows + Warp.WarpIdx, lane = Warp.LaneIdx;
         bool valid = j < a.N;
-        int head = h * a.N * a.D, wo = Warp.WarpIdx * T;
-        LoadRow(k, head, j, valid, a, a.Scale, Kr);   // k pre-scaled: s = q . (scale k)
-        LoadRow(v, head, j, valid, a, 1f, Vr);
+        int head = InHead(a, h), outHead = OutHead(a, h), wo = Warp.WarpIdx * T;
+        LoadRow(k, head, a.InRow, j, valid, a, a.Scale, Kr);   // k pre-scaled: s = q . (scale k)
+        LoadRow(v, head, a.InRow, j, valid, a, 1f, Vr);
 
         float k0 = 0f, k1 = 0f, k2 = 0f, k3 = 0f, v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
         for (int i0 = 0; i0 < a.N; i0 += T)
         {
             Group.Barrier();
-            LoadTile(q, head, i0, a, Qs);
-            LoadTile(dO, head, i0, a, Gs);
+            LoadTile(q, head, a.InRow, i0, a, Qs);
+            LoadTile(dO, outHead, a.OutRow, i0, a, Gs);
             if (Group.IdxX < T)
             {
                 int r = i0 + Group.IdxX;
@@ -321,7 +332,7 @@ public static class AttentionKernels
             }
         }
         if (!valid) return;
-        int at = head + j * a.D + lane;
+        int at = head + j * a.InRow + lane;
         if (lane < a.D) { dk[at] += k0; dv[at] += v0; }
         if (lane + 32 < a.D) { dk[at + 32] += k1; dv[at + 32] += v1; }
         if (lane + 64 < a.D) { dk[at + 64] += k2; dv[at + 64] += v2; }

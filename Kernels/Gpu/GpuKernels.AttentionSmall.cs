@@ -153,12 +153,13 @@ public static class AttentionSmallKernels
              : e == 12 ? z.C30 : e == 13 ? z.C31 : e == 14 ? z.C32 : z.C33;
     }
 
-    // Copies rows [row0, row0 + rows) of a [N, d] matrix (rows past `valid` as 0) into shared
-    // rows of stride `stride` floats at `dst`, times `scale`; columns d .. 4 dq4 are zeroed.
-    // The rows are contiguous in global memory, so thread t walks elements t, t + 128, ... of
-    // that span (coalesced), four loads in flight per iteration (ILGPU does not unroll); the
-    // (row, column) of an element advances by a fixed step instead of a division per element.
-    private static void Stage(ArrayView<float> src, int srcBase, int rows, int valid, int d, int dq4, float scale,
+    // Copies `rows` rows of d floats, srcRow apart in global memory from srcBase (rows past `valid`
+    // as 0), into shared rows of stride `stride` floats at `dst`, times `scale`; columns
+    // d .. 4 dq4 are zeroed. Thread t walks elements t, t + 128, ... of the rows taken end to end
+    // (coalesced within a row; the whole span when srcRow = d), four loads in flight per iteration
+    // (ILGPU does not unroll); the (row, column) of an element advances by a fixed step instead of
+    // a division per element.
+    private static void Stage(ArrayView<float> src, int srcBase, int srcRow, int rows, int valid, int d, int dq4, float scale,
         ArrayView<float> sh, int dst, int stride)
     {
         int tid = Group.IdxX, total = valid * d;
@@ -166,18 +167,19 @@ public static class AttentionSmallKernels
         int dr = GroupSize / d, dc = GroupSize - dr * d;
         for (int t = tid; t < total; t += 4 * GroupSize)
         {
-            float v0 = src[srcBase + t] * scale;
-            float v1 = t + GroupSize < total ? src[srcBase + t + GroupSize] * scale : 0f;
-            float v2 = t + 2 * GroupSize < total ? src[srcBase + t + 2 * GroupSize] * scale : 0f;
-            float v3 = t + 3 * GroupSize < total ? src[srcBase + t + 3 * GroupSize] * scale : 0f;
+            // (row, column) of this thread's four elements, GroupSize apart in row-major order.
+            int r1 = r + dr, c1 = c + dc; if (c1 >= d) { c1 -= d; r1++; }
+            int r2 = r1 + dr, c2 = c1 + dc; if (c2 >= d) { c2 -= d; r2++; }
+            int r3 = r2 + dr, c3 = c2 + dc; if (c3 >= d) { c3 -= d; r3++; }
+            float v0 = src[srcBase + r * srcRow + c] * scale;
+            float v1 = t + GroupSize < total ? src[srcBase + r1 * srcRow + c1] * scale : 0f;
+            float v2 = t + 2 * GroupSize < total ? src[srcBase + r2 * srcRow + c2] * scale : 0f;
+            float v3 = t + 3 * GroupSize < total ? src[srcBase + r3 * srcRow + c3] * scale : 0f;
             sh[dst + r * stride + c] = v0;
-            r += dr; c += dc; if (c >= d) { c -= d; r++; }
-            if (t + GroupSize < total) sh[dst + r * stride + c] = v1;
-            r += dr; c += dc; if (c >= d) { c -= d; r++; }
-            if (t + 2 * GroupSize < total) sh[dst + r * stride + c] = v2;
-            r += dr; c += dc; if (c >= d) { c -= d; r++; }
-            if (t + 3 * GroupSize < total) sh[dst + r * stride + c] = v3;
-            r += dr; c += dc; if (c >= d) { c -= d; r++; }
+            if (t + GroupSize < total) sh[dst + r1 * stride + c1] = v1;
+            if (t + 2 * GroupSize < total) sh[dst + r2 * stride + c2] = v2;
+            if (t + 3 * GroupSize < total) sh[dst + r3 * stride + c3] = v3;
+            r = r3 + dr; c = c3 + dc; if (c >= d) { c -= d; r++; }
         }
         // Pad columns of the valid rows, then whole pad rows.
         int padCols = 4 * dq4 - d;
@@ -208,11 +210,11 @@ public static class AttentionSmallKernels
         var sh = sh4.Cast<float>();
         var g = SmallGeometry(a.N, a.D);
         int h = Grid.IdxY, i0 = Grid.IdxX * g.R, tid = Group.IdxX;
-        int rows = Math.Min(g.R, a.N - i0), head = h * a.N * a.D;
+        int rows = Math.Min(g.R, a.N - i0), head = AttentionKernels.InHead(a, h), ld = a.InRow;
         int rb = g.R / 4, C = g.Np4, np = 4 * g.Np4;
 
-        Stage(q, head + i0 * a.D, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);   // A = scale Q_c
-        Stage(k, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                    // X = K
+        Stage(q, head + i0 * ld, ld, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);   // A = scale Q_c
+        Stage(k, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                    // X = K
         Group.Barrier();
 
         // S = A Xᵀ [R x Np]: block (r4, cb) holds rows 4 r4 .. +3, columns cb + t C.
@@ -229,7 +231,7 @@ public static class AttentionSmallKernels
 
         // X = V (K is consumed) while the warps turn S rows into P: warp per row, lane j holds
         // keys j, j + 32, j + 64, j + 96.
-        Stage(v, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);
+        Stage(v, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);
         int lane = Warp.LaneIdx;
         for (int r = Warp.WarpIdx; r < g.R; r += Warps)
         {
@@ -262,7 +264,7 @@ public static class AttentionSmallKernels
             for (int r = 0; r < 4; r++)
             {
                 if (4 * r4 + r >= rows) break;
-                int at = head + (i0 + 4 * r4 + r) * a.D + 4 * cq;
+                int at = AttentionKernels.OutHead(a, h) + (i0 + 4 * r4 + r) * a.OutRow + 4 * cq;
                 for (int t = 0; t < 4; t++)
                     if (4 * cq + t < a.D) o[at + t] = Get(z, r, t);
             }
@@ -277,11 +279,11 @@ public static class AttentionSmallKernels
         var sh = sh4.Cast<float>();
         var g = SmallGeometry(a.N, a.D);
         int h = Grid.IdxY, i0 = Grid.IdxX * g.R, tid = Group.IdxX;
-        int rows = Math.Min(g.R, a.N - i0), head = h * a.N * a.D;
+        int rows = Math.Min(g.R, a.N - i0), head = AttentionKernels.InHead(a, h), ld = a.InRow;
         int rb = g.R / 4, C = g.Np4, np = 4 * g.Np4;
 
-        Stage(q, head + i0 * a.D, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);
-        Stage(k, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);
+        Stage(q, head + i0 * ld, ld, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);
+        Stage(k, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);
         Group.Barrier();
 
         // P = exp(S - lse) into the S buffer (0 outside the matrix).
@@ -300,8 +302,8 @@ public static class AttentionSmallKernels
         }
         Group.Barrier();
 
-        Stage(dO, head + i0 * a.D, g.R, rows, a.D, g.Dq4, 1f, sh, 4 * g.AOff, 4 * g.SD);   // A = dO_c
-        Stage(v, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                 // X = V
+        Stage(dO, AttentionKernels.OutHead(a, h) + i0 * a.OutRow, a.OutRow, g.R, rows, a.D, g.Dq4, 1f, sh, 4 * g.AOff, 4 * g.SD);   // A = dO_c
+        Stage(v, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                 // X = V
         Group.Barrier();
 
         // dS = scale P (keep dP - D), dP = dO_c Vᵀ; each thread rewrites only its own P entries.
@@ -323,7 +325,7 @@ public static class AttentionSmallKernels
         }
         Group.Barrier();
 
-        Stage(k, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                 // X = K again
+        Stage(k, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                 // X = K again
         Group.Barrier();
 
         int dqq = (a.D + 3) / 4;
@@ -334,7 +336,7 @@ public static class AttentionSmallKernels
             for (int r = 0; r < 4; r++)
             {
                 if (4 * r4 + r >= rows) break;
-                int at = head + (i0 + 4 * r4 + r) * a.D + 4 * cq;
+                int at = head + (i0 + 4 * r4 + r) * ld + 4 * cq;
                 for (int t = 0; t < 4; t++)
                     if (4 * cq + t < a.D) dq[at + t] += Get(z, r, t);
             }
@@ -349,13 +351,13 @@ public static class AttentionSmallKernels
         var sh = sh4.Cast<float>();
         var g = SmallGeometry(a.N, a.D);
         int h = Grid.IdxY, j0 = Grid.IdxX * g.R, tid = Group.IdxX;
-        int rows = Math.Min(g.R, a.N - j0), head = h * a.N * a.D;
+        int rows = Math.Min(g.R, a.N - j0), head = AttentionKernels.InHead(a, h), ld = a.InRow;
         int rb = g.R / 4, C = g.Np4, np = 4 * g.Np4;
         int r4 = tid / C, cb = tid - r4 * C;   // this thread's score block (SmallGeometry: rb C <= 128)
         bool mine = tid < rb * C;
 
-        Stage(k, head + j0 * a.D, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);   // A = scale K_c
-        Stage(q, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                    // X = Q
+        Stage(k, head + j0 * ld, ld, g.R, rows, a.D, g.Dq4, a.Scale, sh, 4 * g.AOff, 4 * g.SD);   // A = scale K_c
+        Stage(q, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);                    // X = Q
         Group.Barrier();
 
         // Pᵀ [R keys x Np queries] = exp(S - lse_i), lse per column.
@@ -373,8 +375,8 @@ public static class AttentionSmallKernels
         }
         Group.Barrier();
 
-        Stage(v, head + j0 * a.D, g.R, rows, a.D, g.Dq4, 1f, sh, 4 * g.AOff, 4 * g.SD);   // A = V_c
-        Stage(dO, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);               // X = dO
+        Stage(v, head + j0 * ld, ld, g.R, rows, a.D, g.Dq4, 1f, sh, 4 * g.AOff, 4 * g.SD);   // A = V_c
+        Stage(dO, AttentionKernels.OutHead(a, h), a.OutRow, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);               // X = dO
         Group.Barrier();
 
         // dPᵀ = V_c dOᵀ; dSᵀ = scale Pᵀ (keep dPᵀ - D_i) and Pkᵀ = keep Pᵀ stay in registers until
@@ -412,11 +414,11 @@ public static class AttentionSmallKernels
         {
             int b4 = blk / dqq, cq = blk - b4 * dqq;
             var z = NN(sh4, g.SOff + 4 * b4 * g.SN, g.SN, g.XOff + cq, g.SD, g.Np4);
-            AddRows(dv, head, j0, b4, cq, rows, a.D, z);
+            AddRows(dv, head, ld, j0, b4, cq, rows, a.D, z);
         }
         Group.Barrier();
 
-        Stage(q, head, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);   // X = Q again
+        Stage(q, head, ld, np, a.N, a.D, g.Dq4, 1f, sh, 4 * g.XOff, 4 * g.SD);   // X = Q again
         Group.Barrier();
 
         // dK_c += dSᵀ Q (scale is inside dS).
@@ -424,7 +426,7 @@ public static class AttentionSmallKernels
         {
             int b4 = blk / dqq, cq = blk - b4 * dqq;
             var z = NN(sh4, g.AOff + 4 * b4 * g.SN, g.SN, g.XOff + cq, g.SD, g.Np4);
-            AddRows(dk, head, j0, b4, cq, rows, a.D, z);
+            AddRows(dk, head, ld, j0, b4, cq, rows, a.D, z);
         }
     }
 
@@ -447,14 +449,14 @@ public static class AttentionSmallKernels
         ds3 = p3 * (k3 * dp3 - D3) * a.Scale; pk3 = p3 * k3;
     }
 
-    // dst[rows 4 b4 .. +3 of the chunk, columns 4 cq .. +3] += z (within N and d).
+    // dst[rows 4 b4 .. +3 of the chunk, columns 4 cq .. +3] += z (within N and d; rows ld apart).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddRows(ArrayView<float> dst, int head, int row0, int b4, int cq, int rows, int d, in Block z)
+    private static void AddRows(ArrayView<float> dst, int head, int ld, int row0, int b4, int cq, int rows, int d, in Block z)
     {
         for (int r = 0; r < 4; r++)
         {
             if (4 * b4 + r >= rows) break;
-            int at = head + (row0 + 4 * b4 + r) * d + 4 * cq;
+            int at = head + (row0 + 4 * b4 + r) * ld + 4 * cq;
             for (int t = 0; t < 4; t++)
                 if (4 * cq + t < d) dst[at + t] += Get(z, r, t);
         }

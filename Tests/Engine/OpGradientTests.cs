@@ -72,6 +72,30 @@ public class OpGradientTests : EngineTestBase
     public void AttentionWithDropout() => GradCheck(t => Ops.Attention(t[0], t[1], t[2], 0.5f, 0.2f, 7), [Rand(1, 2, 6, 3), Rand(1, 2, 6, 3), Rand(1, 2, 6, 3)]);
 
     [Fact]
+    public void AttentionPackedHeads() => GradCheck(t => Ops.AttentionPacked(t[0], 2, 3, 0.5f), [Rand(2, 5, 18)]);
+
+    [Fact]
+    public void AttentionPackedWithDropout() => GradCheck(t => Ops.AttentionPacked(t[0], 3, 2, 0.5f, 0.2f, 7), [Rand(1, 6, 18)]);
+
+    [Fact]
+    public void PackedAttentionIsSplitAttendMerge()
+    {
+        // The packed op must be exactly the three-op composition it replaces in the model, value and gradient.
+        var x = Rand(2, 7, 3 * 2 * 4);
+        var packed = Ops.AttentionPacked(x, 2, 4, 0.5f, 0.1f, 3);
+        var grad = Rand(false, 2, 7, 8);
+        Ops.Sum(Ops.Mul(packed, grad)).Backward();
+        var packedOut = packed.ToArray(); var packedGrad = x.GradToArray();
+
+        var y = Tensor.FromArray(Dev, x.ToArray(), x.Shape); y.RequiresGrad = true;
+        var q = Ops.SplitHeads(y, 2, 4, 0); var k = Ops.SplitHeads(y, 2, 4, 8); var v = Ops.SplitHeads(y, 2, 4, 16);
+        var split = Ops.MergeHeads(Ops.Attention(q, k, v, 0.5f, 0.1f, 3));
+        Ops.Sum(Ops.Mul(split, grad)).Backward();
+        Assert.Equal(split.ToArray(), packedOut);
+        Assert.Equal(y.GradToArray(), packedGrad);
+    }
+
+    [Fact]
     public void FusedAttentionMatchesUnfused()
     {
         var q = Rand(2, 3, 9, 4); var k = Rand(2, 3, 9, 4); var v = Rand(2, 3, 9, 4);
