@@ -132,6 +132,21 @@ public class AttentionLayoutTests(BackendFixture fixture) : IClassFixture<Backen
     }
 
     [Fact]
+    public void CpuRejectsALayoutLargerThanItsBuffers()
+    {
+        // The CPU kernels address rows through raw pointers: a layout that overruns a buffer
+        // must throw before any row is touched, not read past the array.
+        using var k = new ViTScratch.Kernels.Cpu.CpuKernels();
+        var layout = AttentionLayout.Packed(heads: 2, n: 5, d: 4);
+        // q's view of a [2, 5, 3·2·4] buffer needs all of it but v's and k's last columns: 240 - 16.
+        using var qkv = k.Allocate(2 * 5 * 24 - 2 * 8 - 1);
+        using var o = k.Allocate(2 * 5 * 8);
+        using var lse = k.Allocate(4 * 5);
+        var e = Assert.Throws<ArgumentException>(() => k.AttentionForward(qkv, qkv, qkv, o, lse, 4, 5, 4, 0.5f, 0f, 0, layout));
+        Assert.Contains("needs 224 floats", e.Message);
+    }
+
+    [Fact]
     public void PackedLayoutExtentIsTheBuffer()
     {
         // The packed layout's last row ends exactly where a [B, N, 3·H·D] buffer ends, so the
