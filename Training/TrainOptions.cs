@@ -99,9 +99,9 @@ public sealed record TrainOptions
         string dataset = a.Choice("dataset", "fashion-mnist", "fashion-mnist", "mnist", "cifar10", "cifar100");
         // Two recipes, chosen by the dataset; every flag overrides its part.
         // CPU (MNIST-like, 28x28x1): vit-micro with 7x7 patches (16 tokens + cls), 8 epochs, no
-        //   augmentation, weight decay 0.2: about 11 minutes on 2 cores. The model overfits at this
-        //   budget; weight decay 0.2 instead of 0.05 gave 89.40% instead of 88.42%, while horizontal
-        //   flips and batch 64 did not help (docs/fashion-cpu-trials.md).
+        //   augmentation, weight decay 0.2: about 11 minutes on 2 cores, 89.1-89.4%. The model
+        //   overfits at this budget; weight decay 0.2 instead of 0.05 gained a point, while flips,
+        //   crops, batch 64, mean pooling, dropout and 10 epochs did not (docs/fashion-cpu-trials.md).
         //   4x4 patches give 49 tokens and three times the work for no gain at this budget.
         // GPU (CIFAR, 32x32x3): vit-small, 4x4 patches, 200 epochs, 5 warmup epochs,
         //   crop + flip + RandAugment — the public recipe that reached about 91% on CIFAR-10.
