@@ -10,6 +10,17 @@ public sealed record ViTPreset(string Name, int Dim, int Depth, int Heads, int D
     public ViTConfig ToConfig(int channels, int height, int width, int numClasses,
         Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f) =>
         ViTConfig.ForImages(channels, height, width, PatchSize, numClasses, Dim, Depth, Heads, DimHead, MlpDim, pool, dropout, embDropout);
+
+    /// <summary>This preset with the sizes that are positive replaced (0 keeps the preset's): the `--patch`, `--dim`, ... flags.</summary>
+    public ViTPreset WithSizes(int patch = 0, int dim = 0, int depth = 0, int heads = 0, int dimHead = 0, int mlpDim = 0) => this with
+    {
+        PatchSize = patch > 0 ? patch : PatchSize,
+        Dim = dim > 0 ? dim : Dim,
+        Depth = depth > 0 ? depth : Depth,
+        Heads = heads > 0 ? heads : Heads,
+        DimHead = dimHead > 0 ? dimHead : DimHead,
+        MlpDim = mlpDim > 0 ? mlpDim : MlpDim,
+    };
 }
 
 /// <summary>One row of <see cref="ViTPresets.List"/>.</summary>

@@ -150,16 +150,7 @@ public sealed record TrainOptions
     /// <summary>The model configuration these options describe for images of the given shape.</summary>
     public global::ViTScratch.Model.ViTConfig ModelConfig(int channels, int height, int width, int classes)
     {
-        var preset = global::ViTScratch.Model.ViTPresets.Get(Model);
-        if (Patch > 0) preset = preset with { PatchSize = Patch };
-        preset = preset with
-        {
-            Dim = Dim > 0 ? Dim : preset.Dim,
-            Depth = Depth > 0 ? Depth : preset.Depth,
-            Heads = Heads > 0 ? Heads : preset.Heads,
-            DimHead = DimHead > 0 ? DimHead : preset.DimHead,
-            MlpDim = MlpDim > 0 ? MlpDim : preset.MlpDim,
-        };
+        var preset = global::ViTScratch.Model.ViTPresets.Get(Model).WithSizes(Patch, Dim, Depth, Heads, DimHead, MlpDim);
         return preset.ToConfig(channels, height, width, classes, global::ViTScratch.Model.ViTConfig.ParsePool(Pool), Dropout, EmbDropout);
     }
 

@@ -153,6 +153,7 @@ public class RunnerTests : IDisposable
     [InlineData(new[] { "train", "--lr", "-1" }, "--lr must be between")]
     [InlineData(new[] { "train", "--crop-padding", "-2" }, "--crop-padding must be between")]
     [InlineData(new[] { "train", "--heads", "0" }, "--heads must be between")]
+    [InlineData(new[] { "bench", "--dim", "0" }, "--dim must be between")]
     [InlineData(new[] { "train", "--resume", "/nonexistent/run" }, "does not exist")]
     [InlineData(new[] { "eval", "--checkpoint", "/nonexistent.safetensors" }, "does not exist")]
     [InlineData(new[] { "eval" }, "--checkpoint is required")]

@@ -15,7 +15,8 @@ namespace ViTScratch.Training.Commands;
 public static class BenchCommand
 {
     public const string Help = """
-        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--patch N] [--profile]
+        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--patch N]
+                  [--dim N] [--depth N] [--heads N] [--dim-head N] [--mlp-dim N] [--profile]
           measures training steps (forward, backward, AdamW) and inference forwards per second;
           --profile adds where one training step spends its time, by kernel category.
         """;
@@ -30,12 +31,14 @@ public static class BenchCommand
         int steps = a.Int("steps", 5, 1, 1000);
         bool profile = a.Flag("profile");
         int patch = a.Int("patch", 4, 1, 64);
+        var sizes = ViTPresets.Get(preset).WithSizes(patch, a.Int("dim", 0, 1, 8192), a.Int("depth", 0, 1, 256),
+            a.Int("heads", 0, 1, 256), a.Int("dim-head", 0, 1, 1024), a.Int("mlp-dim", 0, 1, 32768));
         a.RejectUnknown();
 
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
-        var model = new ViT((ViTPresets.Get(preset) with { PatchSize = patch }).ToConfig(c, hw, hw, 10), device, seed: 0);
+        var model = new ViT(sizes.ToConfig(c, hw, hw, 10), device, seed: 0);
         var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
         var rng = new Random(0);
@@ -44,7 +47,7 @@ public static class BenchCommand
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
         for (int i = 0; i < batch; i++) labels[i] = rng.Next(10);
 
-        stdout.WriteLine($"{preset}, {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}");
+        stdout.WriteLine($"{preset} (patch {sizes.PatchSize}, dim {sizes.Dim}, depth {sizes.Depth}, heads {sizes.Heads}x{sizes.DimHead}, mlp {sizes.MlpDim}), {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}");
         void TrainStep()
         {
             using var scope = new TensorScope();
