@@ -7,6 +7,7 @@ namespace ViTScratch.Model;
 /// (ViT) from Scratch"):
 ///   images → patches → LayerNorm → Linear → LayerNorm  (to_patch_embedding)
 ///          → prepend cls_token, add pos_embedding, dropout
+///          → (patch dropout: in training, keep a random subset of the patch tokens; off by default)
 ///          → Transformer (depth pre-norm blocks + final LayerNorm)
 ///          → pool (cls token or mean of tokens) → Linear head (mlp_head) → logits.
 /// Parameter names equal vit-pytorch's state_dict keys, so weights can be exchanged with PyTorch
@@ -35,6 +36,8 @@ public sealed partial class ViT : Module
         EmbDropout = AddChild("dropout", new Dropout(config.EmbDropout, _seeds));
         Transformer = AddChild("transformer", new Transformer(device, dim, config.Depth, config.Heads, config.DimHead, config.MlpDim, config.Dropout, _seeds));
         Head = AddChild("mlp_head", new Linear(device, dim, config.NumClasses));
+        // Last, so the dropout sites above keep the seeds they had before patch dropout existed.
+        PatchDropout = AddChild("patch_dropout", new PatchDropout(config.PatchDropout, config.NumPatches, _seeds));
 
         AssignNames();
         Initialization.Apply(this, seed);
@@ -65,6 +68,7 @@ public sealed partial class ViT : Module
     public Dropout EmbDropout { get; }
     public Transformer Transformer { get; }
     public Linear Head { get; }
+    public PatchDropout PatchDropout { get; }
 
     /// <summary>When on, every forward pass stores each layer's attention weights (see <see cref="AttentionMaps"/>).</summary>
     public bool CaptureAttention
@@ -92,6 +96,7 @@ public sealed partial class ViT : Module
         x = Ops.ConcatTokens(cls, x);                       // x: [B, N+1, D]
         x = Ops.Add(x, PosEmbedding.Value);                 // x: [B, N+1, D] (+ [1, N+1, D])
         x = EmbDropout.Forward(x);                          // x: [B, N+1, D]
+        x = PatchDropout.Forward(x);                        // x: [B, K+1, D] in training (K kept patches), else unchanged
         x = Transformer.Forward(x);                         // x: [B, N+1, D]
         var pooled = Config.Pool == Pooling.Mean
             ? Ops.MeanTokens(x)                             // pooled: [B, D]

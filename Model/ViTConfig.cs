@@ -29,7 +29,8 @@ public sealed record ViTConfig(
     int Channels = 3,
     int DimHead = 64,
     float Dropout = 0f,
-    float EmbDropout = 0f)
+    float EmbDropout = 0f,
+    float PatchDropout = 0f)
 {
     /// <summary>Tokens from patches (the cls token comes on top): (image / patch)².</summary>
     public int NumPatches => (ImageSize / PatchSize) * (ImageSize / PatchSize);
@@ -53,6 +54,7 @@ public sealed record ViTConfig(
             throw new ViTScratchException($"image size {ImageSize} is not divisible by patch size {PatchSize}; choose a patch size that divides the image size");
         if (Dropout is < 0f or >= 1f) throw new ViTScratchException($"dropout {Dropout} must be in [0, 1)");
         if (EmbDropout is < 0f or >= 1f) throw new ViTScratchException($"emb_dropout {EmbDropout} must be in [0, 1)");
+        if (PatchDropout is < 0f or >= 1f) throw new ViTScratchException($"patch_dropout {PatchDropout} must be in [0, 1)");
         if (ParameterCount > int.MaxValue) throw new ViTScratchException($"this configuration has {ParameterCount} parameters, more than this engine supports");
         return this;
     }
@@ -67,11 +69,12 @@ public sealed record ViTConfig(
     /// images (this ViT, like the article's, takes square ones) and sizes the patch does not divide.
     /// </summary>
     public static ViTConfig ForImages(int channels, int height, int width, int patchSize, int numClasses,
-        int dim, int depth, int heads, int dimHead, int mlpDim, Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f)
+        int dim, int depth, int heads, int dimHead, int mlpDim, Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f,
+        float patchDropout = 0f)
     {
         if (height != width)
             throw new ViTScratchException($"images are {height}x{width} but this ViT takes square images; resize or crop them to a square");
-        return new ViTConfig(height, patchSize, numClasses, dim, depth, heads, mlpDim, pool, channels, dimHead, dropout, embDropout).Validate();
+        return new ViTConfig(height, patchSize, numClasses, dim, depth, heads, mlpDim, pool, channels, dimHead, dropout, embDropout, patchDropout).Validate();
     }
 
     /// <summary>
@@ -95,7 +98,10 @@ public sealed record ViTConfig(
 
     /// <summary>The metadata keys this record writes; other keys in a dictionary are ignored when reading.</summary>
     public static readonly IReadOnlyList<string> MetadataKeys =
-        ["image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim", "pool", "channels", "dim_head", "dropout", "emb_dropout"];
+        ["image_size", "patch_size", "num_classes", "dim", "depth", "heads", "mlp_dim", "pool", "channels", "dim_head", "dropout", "emb_dropout", "patch_dropout"];
+
+    /// <summary>Keys added after the first files were written: optional when reading, with these defaults.</summary>
+    private static readonly IReadOnlyDictionary<string, string> OptionalMetadata = new Dictionary<string, string> { ["patch_dropout"] = "0" };
 
     public Dictionary<string, string> ToMetadata()
     {
@@ -114,13 +120,14 @@ public sealed record ViTConfig(
             ["dim_head"] = DimHead.ToString(inv),
             ["dropout"] = Dropout.ToString("R", inv), // shortest text that parses back to the same float
             ["emb_dropout"] = EmbDropout.ToString("R", inv),
+            ["patch_dropout"] = PatchDropout.ToString("R", inv),
         };
     }
 
-    /// <summary>Reads a config written by <see cref="ToMetadata"/>; every key is required.</summary>
+    /// <summary>Reads a config written by <see cref="ToMetadata"/>; every key is required but patch_dropout (later files).</summary>
     public static ViTConfig FromMetadata(IReadOnlyDictionary<string, string> metadata)
     {
-        string Get(string key) => metadata.TryGetValue(key, out var v)
+        string Get(string key) => metadata.TryGetValue(key, out var v) || OptionalMetadata.TryGetValue(key, out v)
             ? v
             : throw new ViTScratchException($"model metadata has no '{key}' entry (it needs all of: {string.Join(", ", MetadataKeys)}); was this file written by ViT.Save?");
         int Int(string key)
@@ -136,7 +143,7 @@ public sealed record ViTConfig(
                 ? v : throw new ViTScratchException($"model metadata '{key}' = '{s}' is not a number");
         }
         return new ViTConfig(Int("image_size"), Int("patch_size"), Int("num_classes"), Int("dim"), Int("depth"), Int("heads"),
-            Int("mlp_dim"), ParsePool(Get("pool")), Int("channels"), Int("dim_head"), Float("dropout"), Float("emb_dropout")).Validate();
+            Int("mlp_dim"), ParsePool(Get("pool")), Int("channels"), Int("dim_head"), Float("dropout"), Float("emb_dropout"), Float("patch_dropout")).Validate();
     }
 
     public static string PoolName(Pooling pool) => pool == Pooling.Mean ? "mean" : "cls";

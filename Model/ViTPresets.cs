@@ -8,8 +8,8 @@ public sealed record ViTPreset(string Name, int Dim, int Depth, int Heads, int D
 {
     /// <summary>The config for images [channels, height, width] (square, divisible by the patch) and <paramref name="numClasses"/> classes.</summary>
     public ViTConfig ToConfig(int channels, int height, int width, int numClasses,
-        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f) =>
-        ViTConfig.ForImages(channels, height, width, PatchSize, numClasses, Dim, Depth, Heads, DimHead, MlpDim, pool, dropout, embDropout);
+        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f, float patchDropout = 0f) =>
+        ViTConfig.ForImages(channels, height, width, PatchSize, numClasses, Dim, Depth, Heads, DimHead, MlpDim, pool, dropout, embDropout, patchDropout);
 
     /// <summary>This preset with the sizes that are positive replaced (0 keeps the preset's): the `--patch`, `--dim`, ... flags.</summary>
     public ViTPreset WithSizes(int patch = 0, int dim = 0, int depth = 0, int heads = 0, int dimHead = 0, int mlpDim = 0) => this with

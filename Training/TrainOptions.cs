@@ -24,6 +24,8 @@ public sealed record TrainOptions
     public string Pool { get; init; } = "cls";
     public float Dropout { get; init; }
     public float EmbDropout { get; init; }
+    /// <summary>Fraction of patch tokens left out of each training step (0 = off).</summary>
+    public float PatchDropout { get; init; }
     public int Epochs { get; init; } = 10;
     public int BatchSize { get; init; } = 128;
     public string Optimizer { get; init; } = "adamw";
@@ -78,6 +80,7 @@ public sealed record TrainOptions
           200 epochs, lr 1e-3, warmup 5, crop,flip,randaugment.
           --pool cls|mean         pooling before the head (default cls)
           --dropout P --emb-dropout P
+          --patch-dropout P       leave out this fraction of the patch tokens in each training step
           --epochs N              --batch N   (default 128)
           --opt adamw|sgd         (default adamw)  --lr X
           --wd X                  weight decay (CPU recipe 0.2, GPU recipe 0.05)  --momentum X --nesterov (SGD)
@@ -121,6 +124,7 @@ public sealed record TrainOptions
             Pool = a.Choice("pool", "cls", "cls", "mean"),
             Dropout = a.Float("dropout", 0f, 0f, 0.95f),
             EmbDropout = a.Float("emb-dropout", 0f, 0f, 0.95f),
+            PatchDropout = a.Float("patch-dropout", 0f, 0f, 0.95f),
             Epochs = a.Int("epochs", cifar ? 200 : 8, 1, 100_000),
             BatchSize = a.Int("batch", 128, 1, 65_536),
             Optimizer = a.Choice("opt", "adamw", "adamw", "sgd"),
@@ -151,7 +155,7 @@ public sealed record TrainOptions
     public global::ViTScratch.Model.ViTConfig ModelConfig(int channels, int height, int width, int classes)
     {
         var preset = global::ViTScratch.Model.ViTPresets.Get(Model).WithSizes(Patch, Dim, Depth, Heads, DimHead, MlpDim);
-        return preset.ToConfig(channels, height, width, classes, global::ViTScratch.Model.ViTConfig.ParsePool(Pool), Dropout, EmbDropout);
+        return preset.ToConfig(channels, height, width, classes, global::ViTScratch.Model.ViTConfig.ParsePool(Pool), Dropout, EmbDropout, PatchDropout);
     }
 
     /// <summary>The augmentation names in effect; "default" means the dataset's own crop/flip defaults.</summary>

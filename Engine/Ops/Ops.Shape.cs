@@ -122,6 +122,39 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>
+    /// Tokens <paramref name="tokens"/> (strictly ascending) of every sequence, the same ones for the
+    /// whole batch: x: [B, N, D] → [B, K, D] (patch dropout). One strided copy per run of
+    /// consecutive tokens, so it runs on every backend's CopyStrided; the gradient of the tokens
+    /// left out is zero.
+    /// </summary>
+    public static Tensor GatherTokens(Tensor x, ReadOnlySpan<int> tokens)
+    {
+        RequireRank("GatherTokens", x, 3, "[B, N, D]");
+        int b = x.Shape[0], n = x.Shape[1], d = x.Shape[2], k = tokens.Length;
+        if (k == 0) throw new ViTScratchException("GatherTokens: no tokens to keep");
+        for (int j = 0; j < k; j++)
+            if ((uint)tokens[j] >= (uint)n || (j > 0 && tokens[j] <= tokens[j - 1]))
+                throw new ViTScratchException($"GatherTokens: tokens must be ascending and inside {ShapeOf.Format(x.Shape)}; got [{string.Join(", ", tokens.ToArray())}]");
+        var runs = new List<StridedCopy>();
+        for (int j = 0; j < k;)
+        {
+            int start = j;
+            while (j + 1 < k && tokens[j + 1] == tokens[j] + 1) j++;
+            j++;
+            // Tokens tokens[start..j) are consecutive in x and land at rows start..j of y.
+            runs.Add(new StridedCopy(1, 1, b, (j - start) * d, tokens[start] * d, 0, 0, n * d, start * d, 0, 0, k * d));
+        }
+        var y = Result("GatherTokens", Dims(b, k, d), x); // y: [B, K, D]
+        foreach (var run in runs) x.K.CopyStrided(x.Data, y.Data, run, accumulate: false);
+        OnBackward(y, () =>
+        {
+            Tensor.ZeroIfUnwritten(x); // the tokens left out get no gradient
+            foreach (var run in runs) x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(run), accumulate: true);
+        });
+        return y;
+    }
+
     /// <summary>Mean over axis 1 (tokens): x: [B, N, D] → [B, D] (mean pooling).</summary>
     public static Tensor MeanTokens(Tensor x)
     {

@@ -45,4 +45,28 @@ public class BadInputTests : EngineTestBase
         Assert.Contains("10x10", err.Message);
         Assert.Contains("4", err.Message);
     }
+
+    [Theory]
+    [InlineData(new[] { 0, 3, 2 })]  // not ascending
+    [InlineData(new[] { 1, 1 })]     // repeated
+    [InlineData(new[] { 0, 4 })]     // outside the 4 tokens
+    [InlineData(new int[0])]         // nothing kept
+    public void GatherTokensRejectsBadIndices(int[] tokens)
+    {
+        var err = Assert.Throws<ViTScratchException>(() => Ops.GatherTokens(Rand(2, 4, 3), tokens));
+        Assert.StartsWith("GatherTokens:", err.Message);
+    }
+
+    [Fact]
+    public void GatherTokensCopiesTheChosenRows()
+    {
+        var x = Rand(3, 6, 5);
+        var y = Ops.GatherTokens(x, [1, 2, 5]).ToArray();
+        var v = x.ToArray();
+        int[] kept = [1, 2, 5];
+        for (int b = 0; b < 3; b++)
+            for (int j = 0; j < kept.Length; j++)
+                for (int d = 0; d < 5; d++)
+                    Assert.Equal(v[(b * 6 + kept[j]) * 5 + d], y[(b * 3 + j) * 5 + d]);
+    }
 }

@@ -46,6 +46,7 @@ public class OpGradientTests : EngineTestBase
     [Fact] public void ExpandBatch() => GradCheck(t => Ops.ExpandBatch(t[0], 3), [Rand(1, 1, 5)], 0.1f, Linear);
     [Fact] public void ConcatTokens() => GradCheck(t => Ops.ConcatTokens(t[0], t[1]), [Rand(2, 1, 5), Rand(2, 4, 5)], 0.1f, Linear);
     [Fact] public void SelectToken() => GradCheck(t => Ops.SelectToken(t[0], 2), [Rand(3, 4, 5)], 0.1f, Linear);
+    [Fact] public void GatherTokens() => GradCheck(t => Ops.GatherTokens(t[0], [0, 2, 3, 6]), [Rand(2, 7, 5)], 0.1f, Linear); // runs of 1, 2, 1
     [Fact] public void MeanTokens() => GradCheck(t => Ops.MeanTokens(t[0]), [Rand(3, 7, 5)], 0.1f, Linear);
     [Fact] public void SumAll() => GradCheck(t => Ops.Sum(t[0]), [Rand(3, 7)], 0.1f, Linear);
     [Fact] public void MeanAll() => GradCheck(t => Ops.Mean(t[0]), [Rand(3, 7)], 0.1f, Linear);

@@ -47,6 +47,51 @@ public class ModelBehaviourTests : ModelTestBase
     }
 
     [Fact]
+    public void PatchDropoutKeepsTheClsTokenAndAUniformSampleOfPatches()
+    {
+        var layer = new PatchDropout(0.5f, numPatches: 16, new DropoutSeeds(3));
+        Assert.Equal(8, layer.Keep);
+        var timesKept = new int[17];
+        const int draws = 4000;
+        for (uint seed = 0; seed < draws; seed++)
+        {
+            var kept = layer.KeptTokens(seed);
+            Assert.Equal(9, kept.Length);
+            Assert.Equal(0, kept[0]);
+            for (int j = 1; j < kept.Length; j++) Assert.True(kept[j] > kept[j - 1] && kept[j] <= 16, string.Join(",", kept));
+            foreach (int t in kept) timesKept[t]++;
+            Assert.Equal(kept, layer.KeptTokens(seed)); // a function of the seed
+        }
+        // Each patch is kept with probability 1/2: over 4000 draws the count's standard deviation is ~32.
+        for (int t = 1; t <= 16; t++) Assert.InRange(timesKept[t], draws / 2 - 160, draws / 2 + 160);
+        Assert.Equal(1, new PatchDropout(0.95f, 16, new DropoutSeeds(3)).Keep); // at least one patch
+        Assert.Throws<ViTScratchException>(() => new PatchDropout(1f, 16, new DropoutSeeds(3)));
+    }
+
+    [Fact]
+    public void PatchDropoutActsOnlyInTraining()
+    {
+        var config = TinyConfig() with { ImageSize = 16 }; // 16 patches of 4x4
+        var dropped = new ViT(config with { PatchDropout = 0.5f }, Dev, seed: 4);
+        var plain = new ViT(config, Dev, seed: 4);
+        var images = RandomImages(config, 3);
+
+        // Training: the attention sees the cls token and 8 of the 16 patches, a new set each step.
+        dropped.CaptureAttention = true;
+        var a = TrainLogits(dropped, images, step: 1);
+        Assert.Equal([3, 2, 9, 9], dropped.AttentionMaps[0].Shape);
+        Assert.Equal(a, TrainLogits(dropped, images, step: 1));
+        Assert.NotEqual(a, TrainLogits(dropped, images, step: 2));
+        Assert.NotEqual(a, TrainLogits(plain, images, step: 1));
+
+        // Evaluation: every token, exactly the model without patch dropout (same seed, same weights).
+        dropped.Eval();
+        plain.Eval();
+        Assert.Equal(Logits(plain, images), Logits(dropped, images));
+        Assert.Equal([3, 2, 17, 17], dropped.AttentionMaps[0].Shape);
+    }
+
+    [Fact]
     public void DropoutSitesGetDistinctSeeds()
     {
         var seeds = new DropoutSeeds(7);
@@ -143,7 +188,7 @@ public class ModelBehaviourTests : ModelTestBase
     public void ConfigRoundTripsThroughJsonAndMetadata()
     {
         var config = new ViTConfig(ImageSize: 28, PatchSize: 7, NumClasses: 13, Dim: 24, Depth: 3, Heads: 5, MlpDim: 65,
-            Pool: Pooling.Mean, Channels: 1, DimHead: 9, Dropout: 0.1f, EmbDropout: 1f / 3);
+            Pool: Pooling.Mean, Channels: 1, DimHead: 9, Dropout: 0.1f, EmbDropout: 1f / 3, PatchDropout: 0.25f);
         Assert.Equal(config, ViTConfig.FromJson(config.ToJson()));
         Assert.Equal(config, ViTConfig.FromMetadata(config.ToMetadata()));
         Assert.Contains("\"pool\": \"mean\"", config.ToJson());
@@ -152,6 +197,8 @@ public class ModelBehaviourTests : ModelTestBase
         Assert.Contains("dimm", Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson(json)).Message);
         Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson("{\"image_size\": 28}"));
         var meta = config.ToMetadata();
+        meta.Remove("patch_dropout"); // files written before the option existed
+        Assert.Equal(config with { PatchDropout = 0f }, ViTConfig.FromMetadata(meta));
         meta["heads"] = "five";
         Assert.Contains("'heads'", Assert.Throws<ViTScratchException>(() => ViTConfig.FromMetadata(meta)).Message);
     }

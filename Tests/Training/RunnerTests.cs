@@ -34,7 +34,7 @@ public class RunnerTests : IDisposable
     private TrainOptions Options(string name) => new()
     {
         Dataset = "fashion-mnist", DataDir = _dir.Path, Model = "vit-micro", Epochs = 2, BatchSize = 32,
-        Lr = 2e-3f, WarmupEpochs = 0.5f, Device = "cpu", Seed = 3, Workers = 2, Augment = "crop,flip",
+        Lr = 2e-3f, WarmupEpochs = 0.5f, Device = "cpu", Seed = 3, Workers = 2, Augment = "crop,flip", PatchDropout = 0.5f,
         OutDir = _dir.Combine(name),
     };
 
