@@ -16,8 +16,9 @@ public static class BenchCommand
 {
     public const string Help = """
         vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--patch N]
-                  [--dim N] [--depth N] [--heads N] [--dim-head N] [--mlp-dim N] [--profile]
+                  [--dim N] [--depth N] [--heads N] [--dim-head N] [--mlp-dim N] [--patch-dropout P] [--profile]
           measures training steps (forward, backward, AdamW) and inference forwards per second;
+          --patch-dropout P times training steps that keep 1 - P of the patch tokens (inference keeps all);
           --profile adds where one training step spends its time, by kernel category.
         """;
 
@@ -33,12 +34,13 @@ public static class BenchCommand
         int patch = a.Int("patch", 4, 1, 64);
         var sizes = ViTPresets.Get(preset).WithSizes(patch, a.Int("dim", 0, 1, 8192), a.Int("depth", 0, 1, 256),
             a.Int("heads", 0, 1, 256), a.Int("dim-head", 0, 1, 1024), a.Int("mlp-dim", 0, 1, 32768));
+        float patchDropout = a.Float("patch-dropout", 0f, 0f, 0.95f);
         a.RejectUnknown();
 
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
-        var model = new ViT(sizes.ToConfig(c, hw, hw, 10), device, seed: 0);
+        var model = new ViT(sizes.ToConfig(c, hw, hw, 10, patchDropout: patchDropout), device, seed: 0);
         var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
         var rng = new Random(0);
@@ -50,6 +52,7 @@ public static class BenchCommand
         stdout.WriteLine($"{preset} (patch {sizes.PatchSize}, dim {sizes.Dim}, depth {sizes.Depth}, heads {sizes.Heads}x{sizes.DimHead}, mlp {sizes.MlpDim}), {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}");
         void TrainStep()
         {
+            model.Step++; // patch dropout draws new tokens each step, as in training
             using var scope = new TensorScope();
             var x = Tensor.Input(device, images, batch, c, hw, hw);
             var y = Tensor.Input(device, labels, batch);
