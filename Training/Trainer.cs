@@ -59,7 +59,8 @@ public sealed class Trainer : IDisposable
         _log.WriteLine($"data    {train.Name}: {train.Count} train / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes");
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
-        _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}");
+        _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
+            (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step)" : ""));
         _log.WriteLine($"device  {_device.Name}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
