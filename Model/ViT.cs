@@ -97,7 +97,7 @@ public sealed partial class ViT : Module
         x = Ops.Add(x, PosEmbedding.Value);                 // x: [B, N+1, D] (+ [1, N+1, D])
         x = EmbDropout.Forward(x);                          // x: [B, N+1, D]
         x = PatchDropout.Forward(x);                        // x: [B, K+1, D] in training (K kept patches), else unchanged
-        x = Transformer.Forward(x);                         // x: [B, N+1, D]
+        x = Transformer.Forward(x);                         // x: [B, K+1, D] (K = N outside training or without patch dropout)
         var pooled = Config.Pool == Pooling.Mean
             ? Ops.MeanTokens(x)                             // pooled: [B, D]
             : Ops.SelectToken(x, 0);                        // pooled: [B, D]

@@ -8,7 +8,7 @@ namespace ViTScratch.Model;
 /// WACV 2023; timm's patch_drop_rate): in training mode, each step keeps the cls token and a random
 /// subset of round((1 − p)·N) patch tokens, after the positional embedding is added, so every kept
 /// token still knows where it came from. The transformer then runs on fewer tokens: with p = 0.5 a
-/// step costs about 0.6 of a full one, and the missing patches act as a regulariser, like cutout.
+/// step costs about half of a full one on the CPU (docs/performance.md), and the missing patches act as a regulariser, like cutout.
 /// Evaluation and prediction always see every token.
 /// </summary>
 /// <remarks>
