@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7, as one script for a lent CUDA machine (no network, no .NET):
 #   info, the whole test matrix with cuda (plus cpu), `vit kernels bench` (matmul vs cuBLAS,
-#   fused vs unfused attention, GB/s vs copy), a PyTorch cross-check, `vit bench` for vit-tiny
-#   and vit-small at several batches, `vit train` on Fashion-MNIST, then compute-sanitizer
-#   memcheck and racecheck over the kernel-matrix tests, each step under the time left.
+#   fused vs unfused attention, GB/s vs copy), compute-sanitizer memcheck and racecheck over the
+#   kernel-matrix tests, a PyTorch cross-check, `vit bench` for vit-tiny and vit-small at several
+#   batches next to PyTorch eager on the same model, `vit train` on Fashion-MNIST, a profiled
+#   step, Nsight Compute on the matmuls, and the CPU backend against PyTorch's CPU build on this
+#   host's AVX-512 cores, each step under the time left.
 # Prepare here with tools/device/pack.sh, then run there with .devkit carried:
 #   bash tools/device/gpu-check.sh [seconds] [steps]      steps: comma list, default all but sweep
 #   (sweep: tools/device/fashion-sweep.sh, the Fashion-MNIST recipe comparison)
@@ -11,7 +13,7 @@
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${1:-450}
-STEPS=${2:-info,tests,kernels,torch,bench,train,profile,memcheck,racecheck}
+STEPS=${2:-info,tests,kernels,torch,bench,train,profile,memcheck,racecheck,ncu,cpu512}
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -67,8 +69,14 @@ step memcheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck -
 step racecheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS
 step torch 40 python3 "$ROOT/tools/device/torch_reference.py"
 export BENCH_SET=${BENCH_SET:-"vit-tiny:128 vit-tiny:256 vit-tiny:512 vit-small:128 vit-small:256 vit-small:512 vit-micro:128"}
-bench() { for mb in $BENCH_SET; do $VIT bench --device $DEV --model ${mb%:*} --batch ${mb#*:} --steps 10; done; }
-want bench && { export -f bench; export VIT DEV; }
+# Ours, then PyTorch eager on the same model and shapes (tools/device/torch_vit.py), per size.
+bench() {
+  for mb in $BENCH_SET; do
+    $VIT bench --device $DEV --model ${mb%:*} --batch ${mb#*:} --steps 10
+    [[ $DEV == cuda ]] && python3 "$ROOT/tools/device/torch_vit.py" --device cuda --model ${mb%:*} --batch ${mb#*:} --steps 10
+  done
+}
+want bench && { export -f bench; export VIT DEV ROOT; }
 step bench 110 bash -c bench
 train() {
   cd $W && time $VIT train --device $DEV --data $W/fashion --out $W/runs/h100-fashion ${TRAIN_EXTRA:-}
@@ -77,10 +85,22 @@ train() {
 want train && { export -f train; export W OUT VIT DEV; }
 step train 150 bash -c train
 step profile 40 $VIT bench --device $DEV --model vit-tiny --batch 128 --steps 5 --profile
-# The CPU backend on this machine's AVX-512 cores, limited to 2 threads like the CI machine
-# (whose Zen 3 has no AVX-512): what the Vector512 kernels do where the hardware has them.
-cpu512() { export DOTNET_PROCESSOR_COUNT=2; $VIT bench --device cpu --model vit-micro --batch 128 --steps 3 --profile; $VIT bench --device cpu --model vit-tiny --batch 128 --steps 3; }
-want cpu512 && { export -f cpu512; export VIT; }
-step cpu512 90 bash -c cpu512
+# Nsight Compute on the matmul launches of a vit-tiny training step (after the first step's):
+# throughput against peak, occupancy and why warps stall, to steer the matmul kernels.
+NCU_SECTIONS="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis"
+step ncu 75 ncu $NCU_SECTIONS -k "regex:(?i)matmul" --launch-skip 40 --launch-count 8 $VIT bench --device $DEV --model vit-tiny --batch 128 --steps 1
+# The CPU backend on this machine's AVX-512 cores, on 2 cores like the CI machine (whose Zen 3
+# has no AVX-512): what the Vector512 kernels do where the hardware has them, each model
+# alternated with PyTorch's CPU build (2 threads, the same 2 cores) in the same call.
+cpu512() {
+  export DOTNET_PROCESSOR_COUNT=2
+  local pin=""; command -v taskset >/dev/null && pin="taskset -c 0,1"
+  for m in vit-micro vit-tiny; do
+    $pin $VIT bench --device cpu --model $m --batch 128 --steps 5
+    $pin python3 "$ROOT/tools/device/torch_vit.py" --device cpu --threads 2 --model $m --batch 128 --steps 5
+  done
+}
+want cpu512 && { export -f cpu512; export VIT ROOT; }
+step cpu512 160 bash -c cpu512
 step sweep 200 bash "$ROOT/tools/device/fashion-sweep.sh"
 echo "=== done after $(( $(date +%s) - T0 ))s"
