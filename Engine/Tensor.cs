@@ -129,6 +129,19 @@ public sealed partial class Tensor
         if (Grad is not null) K.Fill(Grad, 0f, Length);
     }
 
+    // FlatParameters: this (non-pooled) tensor now lives in slices of shared buffers. The old
+    // buffers are freed; no other tensor shares them (ops never alias a tensor's buffer).
+    internal void MoveStorage(DeviceBuffer data, DeviceBuffer grad)
+    {
+        if (data.Length != Length || grad.Length != Length) throw new ArgumentException($"MoveStorage: buffers of {data.Length} and {grad.Length} floats for {Length} elements");
+        var oldData = Data;
+        var oldGrad = Grad;
+        _data = data;
+        Grad = grad;
+        oldData.Dispose();
+        oldGrad?.Dispose();
+    }
+
     internal void Release()
     {
         if (_data is null) return;

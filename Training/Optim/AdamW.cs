@@ -10,14 +10,15 @@ namespace ViTScratch.Training.Optim;
 /// </summary>
 public sealed class AdamW : Optimizer
 {
-    private readonly Tensor[] _m, _v;
+    private readonly DeviceBuffer _mFlat, _vFlat;
+    private readonly Tensor[] _m, _v;   // per-parameter views of the flat moments, for checkpoints
 
     public AdamW(IReadOnlyList<OptimParam> parameters, float weightDecay = 0.05f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
         WeightDecay = weightDecay; Beta1 = beta1; Beta2 = beta2; Eps = eps;
-        _m = parameters.Select(p => StateLike(p.Tensor)).ToArray();
-        _v = parameters.Select(p => StateLike(p.Tensor)).ToArray();
+        (_mFlat, _m) = StateLikeParams();
+        (_vFlat, _v) = StateLikeParams();
     }
 
     public float WeightDecay { get; }
@@ -25,12 +26,12 @@ public sealed class AdamW : Optimizer
     public float Beta2 { get; }
     public float Eps { get; }
 
-    protected override void Update(int i, float lr, DeviceBuffer? gradNormSq)
+    protected override void Update(float lr, DeviceBuffer? gradNormSq) => ForEachRange((offset, length, decays) =>
     {
-        var p = Params[i];
-        var args = new AdamWArgs(lr, Beta1, Beta2, Eps, p.Decay ? WeightDecay : 0f, StepCount);
-        K.AdamWStep(p.Tensor.Data, p.Tensor.Grad!, _m[i].Data, _v[i].Data, p.Tensor.Length, args, gradNormSq, MaxGradNorm);
-    }
+        var args = new AdamWArgs(lr, Beta1, Beta2, Eps, decays ? WeightDecay : 0f, StepCount);
+        K.AdamWStep(K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length),
+            K.Slice(_mFlat, offset, length), K.Slice(_vFlat, offset, length), length, args, gradNormSq, MaxGradNorm);
+    });
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {

@@ -10,20 +10,40 @@ public sealed record OptimParam(string Name, Tensor Tensor, bool Decay);
 /// Base of SGD and AdamW: owns the per-parameter state tensors, the gradient-norm buffer used for
 /// clipping by global norm, and checkpointing of that state. A step never reads anything back to
 /// the host: the squared norm is accumulated on the device and each update kernel reads it there.
+///
+/// The parameters are packed into one buffer (<see cref="FlatParameters"/>), those with weight
+/// decay first, so a step is one gradient-norm sum, at most two update launches (with and without
+/// decay) and one fill to zero the gradients, whatever the number of parameter tensors. The
+/// update is elementwise, so this changes no value; only the gradient norm is summed in one pass
+/// instead of tensor by tensor. Every parameter handed to the optimizer is updated on every step:
+/// one that the loss does not reach has a zero gradient (AdamW still decays it), as in PyTorch
+/// with zero_grad(set_to_none=False).
 /// </summary>
 public abstract class Optimizer
 {
     private readonly Tensor _gradNormSq;
+    private readonly int[] _flatIndex;   // Params[i] is Flat.Tensors[_flatIndex[i]]
 
     protected Optimizer(IReadOnlyList<OptimParam> parameters, float maxGradNorm)
     {
         if (parameters.Count == 0) throw new ViTScratchException("optimizer: no parameters to optimise");
         Params = parameters;
         MaxGradNorm = maxGradNorm;
-        _gradNormSq = Tensor.Zeros(parameters[0].Tensor.Device, 1);
+        var order = Enumerable.Range(0, parameters.Count).OrderBy(i => parameters[i].Decay ? 0 : 1).ToArray();  // stable
+        Flat = new FlatParameters(order.Select(i => parameters[i].Tensor).ToList());
+        _flatIndex = new int[parameters.Count];
+        for (int f = 0; f < order.Length; f++) _flatIndex[order[f]] = f;
+        DecayedLength = Flat.Offset(parameters.Count(p => p.Decay));
+        _gradNormSq = Tensor.Zeros(Flat.Device, 1);
     }
 
     public IReadOnlyList<OptimParam> Params { get; }
+
+    /// <summary>The parameters and gradients as two flat buffers: decayed ones in [0, DecayedLength), the rest after.</summary>
+    protected FlatParameters Flat { get; }
+
+    /// <summary>How many floats at the start of the flat buffers take weight decay.</summary>
+    protected int DecayedLength { get; }
 
     /// <summary>Clip the global gradient norm to this value before the update; 0 or less disables clipping.</summary>
     public float MaxGradNorm { get; }
@@ -31,37 +51,43 @@ public abstract class Optimizer
     /// <summary>Number of updates done so far.</summary>
     public int StepCount { get; protected set; }
 
-    protected IKernels K => Params[0].Tensor.Device.Kernels;
+    protected IKernels K => Flat.Device.Kernels;
 
-    /// <summary>Applies one update with learning rate <paramref name="lr"/> to every parameter that has a gradient.</summary>
+    /// <summary>Applies one update with learning rate <paramref name="lr"/> to every parameter.</summary>
     public void Step(float lr)
     {
         DeviceBuffer? normSq = null;
         if (MaxGradNorm > 0)
         {
-            bool first = true;
-            foreach (var p in Params)
-            {
-                if (p.Tensor.Grad is null) continue;
-                K.SumSquares(p.Tensor.Grad, p.Tensor.Length, _gradNormSq.Data, accumulate: !first);
-                first = false;
-            }
+            K.SumSquares(Flat.Grad, Flat.Length, _gradNormSq.Data, accumulate: false);
             normSq = _gradNormSq.Data;
         }
         StepCount++;
-        for (int i = 0; i < Params.Count; i++)
-            if (Params[i].Tensor.Grad is not null) Update(i, lr, normSq);
+        Update(lr, normSq);
     }
 
     /// <summary>The squared global gradient norm of the last step (a host read; for logging only).</summary>
     public float LastGradNormSquared() => _gradNormSq.Item();
 
-    public void ZeroGrad()
+    /// <summary>Zeroes every parameter's gradient (one fill over the flat gradient buffer).</summary>
+    public void ZeroGrad() => K.Fill(Flat.Grad, 0f, Flat.Length);
+
+    /// <summary>One update of all parameters; the decayed ones are [0, DecayedLength) of the flat buffers.</summary>
+    protected abstract void Update(float lr, DeviceBuffer? gradNormSq);
+
+    /// <summary>A flat state buffer shaped like the parameters, and its per-parameter tensors in Params order (for checkpoints).</summary>
+    protected (DeviceBuffer Flat, Tensor[] PerParam) StateLikeParams()
     {
-        foreach (var p in Params) p.Tensor.ZeroGrad();
+        var (flat, perTensor) = Flat.StateBuffers();
+        return (flat, _flatIndex.Select(f => perTensor[f]).ToArray());
     }
 
-    protected abstract void Update(int index, float lr, DeviceBuffer? gradNormSq);
+    /// <summary>Runs <paramref name="update"/> on the decayed range, then on the rest, each as (offset, length, decays).</summary>
+    protected void ForEachRange(Action<int, int, bool> update)
+    {
+        if (DecayedLength > 0) update(0, DecayedLength, true);
+        if (Flat.Length > DecayedLength) update(DecayedLength, Flat.Length - DecayedLength, false);
+    }
 
     /// <summary>Named state tensors for checkpoints ("{kind}.{param}"), including the step count.</summary>
     public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();
@@ -89,6 +115,4 @@ public abstract class Optimizer
         StepCount = state.TryGetValue("optimizer.step", out var s) ? (int)s.Values[0]
             : throw new ViTScratchException("checkpoint has no 'optimizer.step'");
     }
-
-    protected static Tensor StateLike(Tensor p) => Tensor.Zeros(p.Device, p.Shape);
 }

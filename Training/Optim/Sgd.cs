@@ -9,26 +9,27 @@ namespace ViTScratch.Training.Optim;
 /// </summary>
 public sealed class Sgd : Optimizer
 {
-    private readonly Tensor[] _momentum;
+    private readonly DeviceBuffer _momentumFlat;
+    private readonly Tensor[] _momentum;   // per-parameter views, for checkpoints
 
     public Sgd(IReadOnlyList<OptimParam> parameters, float momentum = 0.9f, bool nesterov = false, float weightDecay = 0f,
         float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
         if (nesterov && momentum <= 0) throw new ViTScratchException("SGD: Nesterov momentum needs a momentum above 0");
         Momentum = momentum; Nesterov = nesterov; WeightDecay = weightDecay;
-        _momentum = parameters.Select(p => StateLike(p.Tensor)).ToArray();
+        (_momentumFlat, _momentum) = StateLikeParams();
     }
 
     public float Momentum { get; }
     public bool Nesterov { get; }
     public float WeightDecay { get; }
 
-    protected override void Update(int i, float lr, DeviceBuffer? gradNormSq)
+    protected override void Update(float lr, DeviceBuffer? gradNormSq) => ForEachRange((offset, length, decays) =>
     {
-        var p = Params[i];
-        var args = new SgdArgs(lr, Momentum, Nesterov, p.Decay ? WeightDecay : 0f, FirstStep: StepCount == 1);
-        K.SgdStep(p.Tensor.Data, p.Tensor.Grad!, _momentum[i].Data, p.Tensor.Length, args, gradNormSq, MaxGradNorm);
-    }
+        var args = new SgdArgs(lr, Momentum, Nesterov, decays ? WeightDecay : 0f, FirstStep: StepCount == 1);
+        K.SgdStep(K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length),
+            K.Slice(_momentumFlat, offset, length), length, args, gradNormSq, MaxGradNorm);
+    });
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {

@@ -77,14 +77,16 @@ bench() {
   done
 }
 want bench && { export -f bench; export VIT DEV ROOT; }
-step bench 110 bash -c bench
+step bench ${BENCH_LIMIT:-110} bash -c bench
 train() {
   cd $W && time $VIT train --device $DEV --data $W/fashion --out $W/runs/h100-fashion ${TRAIN_EXTRA:-}
   cp $W/runs/h100-fashion/metrics.csv "$OUT/train-metrics.csv"; cp $W/runs/h100-fashion/curves.png "$OUT/train-curves.png"
 }
 want train && { export -f train; export W OUT VIT DEV; }
 step train 150 bash -c train
-step profile 40 $VIT bench --device $DEV --model vit-tiny --batch 128 --steps 5 --profile
+profile() { for b in ${PROFILE_BATCHES:-128}; do $VIT bench --device $DEV --model vit-tiny --batch $b --steps 5 --profile; done; }
+want profile && { export -f profile; export VIT DEV; }
+step profile 60 bash -c profile
 # Nsight Compute on the matmul launches of a vit-tiny training step (after the first step's):
 # throughput against peak, occupancy and why warps stall, to steer the matmul kernels.
 NCU_SECTIONS="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis"
