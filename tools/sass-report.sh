@@ -91,6 +91,7 @@ declare -A BLOCK=(
     [MatMulLargeKernels.MatMul]=256
     [MatMulPipelinedKernels.MatMul]=256
     [AttentionSmallKernels.Forward]=128
+    [AttentionSmallKernels.Backward]=128
     [AttentionSmallKernels.BackwardDq]=128
     [AttentionSmallKernels.BackwardDkDv]=128
     [LayerNormKernels.Backward]=256

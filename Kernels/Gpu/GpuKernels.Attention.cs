@@ -51,6 +51,14 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDq;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDkDv;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallBackward;
+
+    /// <summary>
+    /// The short-sequence backward pass as one launch (AttentionSmallKernels.Backward) rather than
+    /// its Dq and DkDv halves one after the other. On by default; `vit kernels bench` turns it off
+    /// to time the two launches against it.
+    /// </summary>
+    public bool AttentionBackwardMerged { get; set; } = true;
 
     private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout)
     {
@@ -92,6 +100,14 @@ public sealed partial class GpuKernels
         var rowDot = Scratch("attention-D", bh * n);
         (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.RowDot))(
             WarpPerRow(bh * n), V(dO), V(o), rowDot, a);
+        if (AttentionSmallKernels.Fits(n, d) && AttentionBackwardMerged)
+        {
+            var g = AttentionSmallKernels.SmallGeometry(n, d);
+            (_attnSmallBackward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.Backward))(
+                new KernelConfig(new Index2D(2 * g.Chunks, bh), new Index2D(AttentionSmallKernels.GroupSize, 1)),
+                V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dq), V(dk), V(dv), a);
+            return;
+        }
         if (AttentionSmallKernels.Fits(n, d))
         {
             (_attnSmallDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionSmallKernels.BackwardDq))(

@@ -38,7 +38,8 @@ namespace ViTScratch.Kernels.Gpu;
 // (so the row stride dq4 + 1 in Quads is odd); chunk rows R = multiple of 4, the chunks balanced
 // (N = 65 gives 3 chunks of 24, 24, 17 rows, not 32, 32, 1) and small enough that the R/4 x Np/4
 // score blocks fit the 128 threads once (DkDv holds its block in registers across a barrier).
-// Launch: grid (chunks, BH), group 128 = 4 warps.
+// Launch: grid (chunks, BH), group 128 = 4 warps; the backward pass runs Dq and DkDv as one
+// launch of grid (2 chunks, BH) (Backward).
 // Shared memory, one static 32 KB array carved at run time (in Quads):
 //   X  Np x (dq4 + 1)             the whole head's K, V, Q or dO, one at a time
 //   A  R x max(dq4 + 1, Np/4 + 1) the chunk's Q, dO, K or V rows, or DkDv's dSᵀ
@@ -271,14 +272,40 @@ public static class AttentionSmallKernels
         }
     }
 
+    // The backward pass as one launch: grid x holds the Dq chunks, then the DkDv chunks, of each
+    // (batch, head). Why one launch: each half alone is 1.45 waves on an H100 (N = 65: 3 chunks x
+    // 384 heads = 1,152 groups, 6 resident per SM), so the partial last wave idles much of the GPU
+    // twice (Nsight Compute's estimate: up to 50% of each kernel); together they are 2.9 waves and
+    // the Dq and DkDv groups of a head run side by side. Both halves write different outputs, so
+    // there is no ordering between them. The two kernels below run the halves alone (the merged
+    // launch can be switched off for comparison: GpuKernels.AttentionBackwardMerged).
     [GpuKernel]
-    public static void BackwardDq(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
-        ArrayView<float> dO, ArrayView<float> dq, AttentionArgs a)
+    public static void Backward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
+        ArrayView<float> dO, ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)
     {
         var sh4 = SharedMemory.Allocate<Quad>(BudgetFloats / 4);
+        int chunks = SmallGeometry(a.N, a.D).Chunks;
+        if (Grid.IdxX < chunks) DqChunk(Grid.IdxX, sh4, q, k, v, lse, rowDot, dO, dq, a);     // uniform per group
+        else DkDvChunk(Grid.IdxX - chunks, sh4, q, k, v, lse, rowDot, dO, dk, dv, a);
+    }
+
+    [GpuKernel]
+    public static void BackwardDq(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
+        ArrayView<float> dO, ArrayView<float> dq, AttentionArgs a) =>
+        DqChunk(Grid.IdxX, SharedMemory.Allocate<Quad>(BudgetFloats / 4), q, k, v, lse, rowDot, dO, dq, a);
+
+    [GpuKernel]
+    public static void BackwardDkDv(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
+        ArrayView<float> dO, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a) =>
+        DkDvChunk(Grid.IdxX, SharedMemory.Allocate<Quad>(BudgetFloats / 4), q, k, v, lse, rowDot, dO, dk, dv, a);
+
+    // dQ for query rows chunk R .. of head Grid.IdxY.
+    private static void DqChunk(int chunk, ArrayView<Quad> sh4, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse,
+        ArrayView<float> rowDot, ArrayView<float> dO, ArrayView<float> dq, AttentionArgs a)
+    {
         var sh = sh4.Cast<float>();
         var g = SmallGeometry(a.N, a.D);
-        int h = Grid.IdxY, i0 = Grid.IdxX * g.R, tid = Group.IdxX;
+        int h = Grid.IdxY, i0 = chunk * g.R, tid = Group.IdxX;
         int rows = Math.Min(g.R, a.N - i0), head = AttentionKernels.InHead(a, h), ld = a.InRow;
         int rb = g.R / 4, C = g.Np4, np = 4 * g.Np4;
 
@@ -343,14 +370,13 @@ public static class AttentionSmallKernels
         }
     }
 
-    [GpuKernel]
-    public static void BackwardDkDv(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
-        ArrayView<float> dO, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)
+    // dK and dV for key rows chunk R .. of head Grid.IdxY.
+    private static void DkDvChunk(int chunk, ArrayView<Quad> sh4, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse,
+        ArrayView<float> rowDot, ArrayView<float> dO, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)
     {
-        var sh4 = SharedMemory.Allocate<Quad>(BudgetFloats / 4);
         var sh = sh4.Cast<float>();
         var g = SmallGeometry(a.N, a.D);
-        int h = Grid.IdxY, j0 = Grid.IdxX * g.R, tid = Group.IdxX;
+        int h = Grid.IdxY, j0 = chunk * g.R, tid = Group.IdxX;
         int rows = Math.Min(g.R, a.N - j0), head = AttentionKernels.InHead(a, h), ld = a.InRow;
         int rb = g.R / 4, C = g.Np4, np = 4 * g.Np4;
         int r4 = tid / C, cb = tid - r4 * C;   // this thread's score block (SmallGeometry: rb C <= 128)

@@ -1,3 +1,5 @@
+using ViTScratch.Kernels;
+using ViTScratch.Kernels.Gpu;
 using ViTScratch.Tests.TestSupport;
 using Xunit;
 using R = ViTScratch.Tests.Reference.ReferenceKernels;
@@ -93,9 +95,24 @@ public class AttentionMatrixTests(BackendFixture fixture) : IClassFixture<Backen
     }
 
     [Theory, MemberData(nameof(Rows))]
-    public void AttentionBackward(string backend, AttentionCase c)
+    public void AttentionBackward(string backend, AttentionCase c) => CheckBackward(fixture.Get(backend), c);
+
+    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward);
+    // its two halves as separate launches stay selectable, so they are checked too.
+    public static TheoryData<string, AttentionCase> GpuRows => BackendMatrix.Rows(AttentionCase.For, gpuOnly: true);
+
+    [Theory, MemberData(nameof(GpuRows))]
+    public void AttentionBackwardTwoLaunches(string backend, AttentionCase c)
     {
-        var k = fixture.Get(backend);
+        if (backend == BackendMatrix.NoBackend) return; // VIT_TEST_BACKENDS selected no GPU backend
+        var k = (GpuKernels)fixture.Get(backend);
+        k.AttentionBackwardMerged = false;
+        try { CheckBackward(k, c); }
+        finally { k.AttentionBackwardMerged = true; }
+    }
+
+    private static void CheckBackward(IKernels k, AttentionCase c)
+    {
         var rng = TestRandom.For($"attention' {c}");
         uint seed = rng.NextUInt();
         float scale = (float)c.Scale;
