@@ -38,8 +38,8 @@ namespace ViTScratch.Kernels.Gpu;
 // (so the row stride dq4 + 1 in Quads is odd); chunk rows R = multiple of 4, the chunks balanced
 // (N = 65 gives 3 chunks of 24, 24, 17 rows, not 32, 32, 1) and small enough that the R/4 x Np/4
 // score blocks fit the 128 threads once (DkDv holds its block in registers across a barrier).
-// Launch: grid (chunks, BH), group 128 = 4 warps; the backward pass runs Dq and DkDv as one
-// launch of grid (2 chunks, BH) (Backward).
+// Launch: grid (chunks, BH), group 128 = 4 warps; for d > 32 the backward pass runs Dq and DkDv
+// as one launch of grid (2 chunks, BH) (Backward).
 // Shared memory, one static 32 KB array carved at run time (in Quads):
 //   X  Np x (dq4 + 1)             the whole head's K, V, Q or dO, one at a time
 //   A  R x max(dq4 + 1, Np/4 + 1) the chunk's Q, dO, K or V rows, or DkDv's dSᵀ
@@ -277,8 +277,9 @@ public static class AttentionSmallKernels
     // 384 heads = 1,152 groups, 6 resident per SM), so the partial last wave idles much of the GPU
     // twice (Nsight Compute's estimate: up to 50% of each kernel); together they are 2.9 waves and
     // the Dq and DkDv groups of a head run side by side. Both halves write different outputs, so
-    // there is no ordering between them. The two kernels below run the halves alone (the merged
-    // launch can be switched off for comparison: GpuKernels.AttentionBackwardMerged).
+    // there is no ordering between them. Measured on an H200 it wins at d = 64 (1.04-1.16x) and
+    // loses at d = 32 (0.93-0.95x), so the dispatcher uses it for d > 32 only and runs the two
+    // kernels below, the halves alone, otherwise (GpuKernels.AttentionBackwardLaunches).
     [GpuKernel]
     public static void Backward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
         ArrayView<float> dO, ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)

@@ -97,18 +97,23 @@ public class AttentionMatrixTests(BackendFixture fixture) : IClassFixture<Backen
     [Theory, MemberData(nameof(Rows))]
     public void AttentionBackward(string backend, AttentionCase c) => CheckBackward(fixture.Get(backend), c);
 
-    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward);
-    // its two halves as separate launches stay selectable, so they are checked too.
+    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward)
+    // or as its two halves, depending on d; each is forced here on every case.
     public static TheoryData<string, AttentionCase> GpuRows => BackendMatrix.Rows(AttentionCase.For, gpuOnly: true);
 
     [Theory, MemberData(nameof(GpuRows))]
-    public void AttentionBackwardTwoLaunches(string backend, AttentionCase c)
+    public void AttentionBackwardOneLaunch(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.One);
+
+    [Theory, MemberData(nameof(GpuRows))]
+    public void AttentionBackwardTwoLaunches(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.Two);
+
+    private void CheckBackwardForced(string backend, AttentionCase c, AttentionBackwardLaunch launches)
     {
         if (backend == BackendMatrix.NoBackend) return; // VIT_TEST_BACKENDS selected no GPU backend
         var k = (GpuKernels)fixture.Get(backend);
-        k.AttentionBackwardMerged = false;
+        k.AttentionBackwardLaunches = launches;
         try { CheckBackward(k, c); }
-        finally { k.AttentionBackwardMerged = true; }
+        finally { k.AttentionBackwardLaunches = AttentionBackwardLaunch.Auto; }
     }
 
     private static void CheckBackward(IKernels k, AttentionCase c)

@@ -100,6 +100,13 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
         }
     }
 
+    private double ForcedBackward(AttentionBackwardLaunch launches, Action op)
+    {
+        k.AttentionBackwardLaunches = launches;
+        try { return _timer.MedianMs(op); }
+        finally { k.AttentionBackwardLaunches = AttentionBackwardLaunch.Auto; }
+    }
+
     private double Forced(MatMulTiling tiling, Action op)
     {
         k.MatMulTiles = tiling;
@@ -115,8 +122,8 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             ? new[] { (b: 2, h: 2, n: 9, d: 8) }
             : new[] { (b: 128, h: 3, n: 65, d: 64), (b: 128, h: 6, n: 65, d: 64), (b: 128, h: 12, n: 65, d: 32), (b: 128, h: 4, n: 65, d: 32) };
         Section("Attention: fused kernels against the unfused path (matmul + softmax + matmul)",
-            "| B, H, N, d | fused fwd ms | unfused fwd ms | speed-up | fused bwd ms | fused bwd, 2 launches ms | unfused bwd ms | speed-up | rel. diff of o |",
-            "|---|---|---|---|---|---|---|---|---|");
+            "| B, H, N, d | fused fwd ms | unfused fwd ms | speed-up | fused bwd ms | fused bwd, 1 launch ms | fused bwd, 2 launches ms | unfused bwd ms | speed-up | rel. diff of o |",
+            "|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (b, h, n, d) in configs)
         {
             int bh = b * h, len = bh * n * d, scores = bh * n * n;
@@ -153,13 +160,11 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             }
             double ff = _timer.MedianMs(FusedForward), uf = _timer.MedianMs(UnfusedForward);
             double fb = _timer.MedianMs(FusedBackward), ub = _timer.MedianMs(UnfusedBackward);
-            // The same fused backward with its Dq and DkDv halves as two launches.
-            double fb2;
-            k.AttentionBackwardMerged = false;
-            try { fb2 = _timer.MedianMs(FusedBackward); }
-            finally { k.AttentionBackwardMerged = true; }
+            // The fused backward with its Dq and DkDv halves forced into one launch, then into two.
+            double fb1 = ForcedBackward(AttentionBackwardLaunch.One, FusedBackward);
+            double fb2 = ForcedBackward(AttentionBackwardLaunch.Two, FusedBackward);
             FusedForward(); UnfusedForward();
-            Row($"| {b}, {h}, {n}, {d} | {ff:F3} | {uf:F3} | {uf / ff:F2}× | {fb:F3} | {fb2:F3} | {ub:F3} | {ub / fb:F2}× | {RelDiff(o, o2):E1} |");
+            Row($"| {b}, {h}, {n}, {d} | {ff:F3} | {uf:F3} | {uf / ff:F2}× | {fb:F3} | {fb1:F3} | {fb2:F3} | {ub:F3} | {ub / fb:F2}× | {RelDiff(o, o2):E1} |");
         }
     }
 
