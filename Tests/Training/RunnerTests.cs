@@ -145,6 +145,28 @@ public class RunnerTests : IDisposable
             (plain.Dim, plain.Depth, plain.Heads, plain.DimHead, plain.MlpDim));
     }
 
+    // `vit bench --profile` breaks down a training step and then an inference forward by kernel
+    // category; the inference forward has no backward or optimizer kernels, the step has both.
+    [Fact]
+    public void BenchProfileBreaksDownTrainingAndInference()
+    {
+        var stdout = new StringWriter();
+        int code = Program.Run(["bench", "--device", "cpu", "--input", "mnist", "--patch", "7", "--dim", "16", "--depth", "1",
+            "--heads", "2", "--dim-head", "8", "--mlp-dim", "32", "--batch", "4", "--steps", "1", "--profile"], stdout, new StringWriter());
+        Assert.Equal(0, code);
+        string text = stdout.ToString();
+        int train = text.IndexOf("one training step, by kernel category", StringComparison.Ordinal);
+        int infer = text.IndexOf("one inference forward, by kernel category", StringComparison.Ordinal);
+        Assert.True(train >= 0 && infer > train, text);
+        string trainPart = text[train..infer], inferPart = text[infer..];
+        Assert.Contains("  optimizer", trainPart);
+        Assert.Contains("AttentionBackward", trainPart);
+        Assert.Contains("  matmul", inferPart);
+        Assert.DoesNotContain("  optimizer", inferPart);
+        Assert.DoesNotContain("Backward", inferPart);
+        Assert.Contains("inference ", inferPart);
+    }
+
     [Theory]
     [InlineData(new[] { "train", "--epochs", "zero" }, "--epochs expects a whole number")]
     [InlineData(new[] { "train", "--epoch", "3" }, "unknown option --epoch")]

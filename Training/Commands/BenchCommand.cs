@@ -19,7 +19,7 @@ public static class BenchCommand
                   [--dim N] [--depth N] [--heads N] [--dim-head N] [--mlp-dim N] [--patch-dropout P] [--profile]
           measures training steps (forward, backward, AdamW) and inference forwards per second;
           --patch-dropout P times training steps that keep 1 - P of the patch tokens (inference keeps all);
-          --profile adds where one training step spends its time, by kernel category.
+          --profile adds where one training step and one inference forward spend their time, by kernel category.
         """;
 
     public static int Run(string[] args, TextWriter stdout)
@@ -74,19 +74,25 @@ public static class BenchCommand
         {
             profiler.Reset();
             for (int i = 0; i < steps; i++) TrainStep();
-            PrintProfile(stdout, profiler, steps);
+            PrintProfile(stdout, profiler, steps, "one training step");
         }
         model.Eval();
         double infer = Measure(InferStep, steps, batch);
+        if (profiler is not null)
+        {
+            profiler.Reset();
+            for (int i = 0; i < steps; i++) InferStep();
+            PrintProfile(stdout, profiler, steps, "one inference forward");
+        }
         stdout.WriteLine($"training  {train,8:F1} img/s");
         stdout.WriteLine($"inference {infer,8:F1} img/s");
         return 0;
     }
 
-    private static void PrintProfile(TextWriter stdout, ProfilingKernels profiler, int steps)
+    private static void PrintProfile(TextWriter stdout, ProfilingKernels profiler, int steps, string what)
     {
         double total = profiler.Categories.Values.Sum(e => e.Seconds);
-        stdout.WriteLine($"one training step, by kernel category (each call synchronised; {steps} steps):");
+        stdout.WriteLine($"{what}, by kernel category (each call synchronised; {steps} steps):");
         stdout.WriteLine($"  {"category",-16} {"ms/step",9} {"share",7} {"calls",7} {"GFLOP/s",9}");
         foreach (var (name, e) in profiler.Categories.OrderByDescending(kv => kv.Value.Seconds))
         {
@@ -95,7 +101,7 @@ public static class BenchCommand
         }
         stdout.WriteLine($"  {"total",-16} {total / steps * 1000,9:F2}");
         double gemm = profiler.Categories.TryGetValue("matmul", out var m) ? m.Seconds : 0;
-        stdout.WriteLine($"  {gemm / total * 100:F1}% of the step runs in matmul kernels");
+        stdout.WriteLine($"  {gemm / total * 100:F1}% of the time runs in matmul kernels");
         stdout.WriteLine($"the {KernelRows} most expensive kernels (matmuls by shape, M x K · K x N, ᵀ = read transposed):");
         foreach (var (name, e) in profiler.Kernels.OrderByDescending(kv => kv.Value.Seconds).Take(KernelRows))
         {
