@@ -73,6 +73,9 @@ internal static class Gelu
     // Phi(v) = (1 + erf(v / sqrt 2)) / 2 with the erf polynomial, lane by lane. The erf needs
     // exp(-z^2) with z = v / sqrt 2, which is exp(-v^2 / 2): the unnormalised normal density that
     // the backward pass needs too, so it comes back in gauss instead of being computed twice.
+    // Inlined on purpose: as a call, the JIT passed the vectors through the stack and the call
+    // and spills cost as much as the arithmetic (GELU forward 0.39 G elements/s on one Zen 3 core).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Phi(Vector512<float> v, out Vector512<float> gauss)
     {
         var z = v * Vector512.Create(InvSqrt2);
@@ -89,6 +92,7 @@ internal static class Gelu
         return Vector512.FusedMultiplyAdd(Vector512.Create(0.5f), erf, Vector512.Create(0.5f));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Phi(Vector256<float> v, out Vector256<float> gauss)
     {
         var z = v * Vector256.Create(InvSqrt2);

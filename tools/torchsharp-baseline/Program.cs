@@ -2,7 +2,8 @@
 // timed the same way on the same shapes (CIFAR-shaped 3x32x32 input, 4x4 patches, 10 classes).
 // Not part of ViTScratch.sln or CI; see README.md.
 //
-//   dotnet run -c Release --project tools/torchsharp-baseline -- [--model vit-micro|vit-tiny] [--batch 128] [--threads 2] [--steps 10]
+//   dotnet run -c Release --project tools/torchsharp-baseline -- [--model vit-micro|vit-tiny] [--batch 128] [--threads 2] [--steps 10] [--gemm]
+// --gemm times libtorch's matmul alone on the model's four Linear shapes (x Wᵀ over batch x 65 rows).
 
 using System.Diagnostics;
 using TorchSharp;
@@ -12,6 +13,7 @@ using static TorchSharp.torch.nn;
 
 string model = "vit-micro";
 int batch = 128, threads = 2, steps = 10;
+bool gemm = false;
 for (int i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -21,8 +23,9 @@ for (int i = 0; i < args.Length; i++)
         case "--batch": batch = int.Parse(Next()); break;
         case "--threads": threads = int.Parse(Next()); break;
         case "--steps": steps = int.Parse(Next()); break;
+        case "--gemm": gemm = true; break;
         default:
-            Console.Error.WriteLine($"unknown argument {args[i]}\nusage: [--model vit-micro|vit-tiny] [--batch 128] [--threads 2] [--steps 10]");
+            Console.Error.WriteLine($"unknown argument {args[i]}\nusage: [--model vit-micro|vit-tiny] [--batch 128] [--threads 2] [--steps 10] [--gemm]");
             return 2;
     }
 }
@@ -40,6 +43,22 @@ const int Image = 32, Patch = 4, Channels = 3, Classes = 10;
 GlibcxxCompat.Apply(); // before the first use of torch: see GlibcxxCompat.cs
 torch.set_num_threads(threads);
 torch.manual_seed(0);
+
+if (gemm)
+{
+    // The Linear layers of one forward: y [rows, out] = x [rows, in] Wᵀ, W stored [out, in] as
+    // nn.Linear keeps it (our engine's layout too). Rows = batch x (64 patches + cls).
+    int rows = batch * 65, inner = heads * dimHead;
+    Console.WriteLine($"libtorch {torch.__version__} (TorchSharp) matmul, {threads} threads, rows {rows}");
+    foreach (var (name, k, n) in new[] { ("qkv", dim, 3 * inner), ("proj", inner, dim), ("mlp up", dim, mlp), ("mlp down", mlp, dim) })
+    {
+        using var x = torch.randn(rows, k);
+        using var w = torch.randn(n, k);
+        double s = Measure(() => { using var y = torch.mm(x, w.t()); });
+        Console.WriteLine($"  {name,-9} {rows}x{k} · {k}x{n}ᵀ  {s * 1000,8:F2} ms  {2.0 * rows * k * n / s / 1e9,7:F1} GFLOP/s");
+    }
+    return 0;
+}
 
 var vit = new ViT(Image, Patch, Classes, dim, depth, heads, mlp, Channels, dimHead);
 long parameters = vit.parameters().Sum(p => p.numel());
