@@ -9,12 +9,18 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --filter '*Attention*' --job short   (quick: 3 iterations)
 ///   dotnet run -c Release --project Benchmarks -- --list flat                          (what exists)
 ///   add --inProcess to skip BenchmarkDotNet's per-run rebuild of a boilerplate project.
+///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-block-k           (A/B, interleaved)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
 /// boilerplate project's build alone can take longer.
 /// See docs/performance.md for the measured numbers.
 /// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
-        .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
+    public static void Main(string[] args)
+    {
+        // A/B comparisons that must interleave their two sides to survive the shared host's drift.
+        if (args is [GemmBlockKInterleaved.Flag]) { GemmBlockKInterleaved.Run(); return; }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
+            .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
+    }
 }

@@ -23,9 +23,12 @@ public sealed partial class CpuKernels
     /// </summary>
     internal SimdPath SimdPath { get; init; } = SimdPaths.Detected;
 
+    /// <summary>The matmul's K block; 0 = the SIMD path's default (Gemm.BlockK). Benchmarks set it to compare.</summary>
+    internal int GemmBlockK { get; init; }
+
     // One task is a whole batch (Splits == 1) or one slab of rows (ByRows) or columns of one batch.
     private readonly record struct MatMulJob(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape Shape, SimdPath Path,
-        float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR);
+        float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR, int BlockK);
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
@@ -39,7 +42,7 @@ public sealed partial class CpuKernels
 
         if (workers <= 1 || sh.Flops < 1 << 20)
         {
-            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
+            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, GemmBlockK, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
             return;
         }
         // batch >= workers: whole batches per task; otherwise `splits` slabs per batch, so that
@@ -47,7 +50,7 @@ public sealed partial class CpuKernels
         // of tasks, and the flops test above already decided that this product goes parallel.
         int splits = sh.Batch >= workers ? 1 : (workers + sh.Batch - 1) / sh.Batch;
         int tasks = sh.Batch * splits;
-        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr);
+        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr, GemmBlockK);
         Par.For(tasks, (long)Math.Ceiling(sh.Flops / tasks), job, static (in MatMulJob j, int t0, int t1) =>
         {
             var sh = j.Shape;
@@ -55,11 +58,11 @@ public sealed partial class CpuKernels
             {
                 int bt = t / j.Splits, piece = t % j.Splits;
                 if (j.Splits == 1)
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.BlockK, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
                 else if (j.ByRows)
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.BlockK, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
                 else
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.BlockK, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
             }
         });
     }
@@ -73,7 +76,7 @@ public sealed partial class CpuKernels
     }
 
     // C_bt[i0..i1, j0..j1] of one batch: the slab's corner of A, B and C, handed to Gemm.
-    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape sh, SimdPath path,
+    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape sh, SimdPath path, int blockK,
         int bt, int i0, int i1, int j0, int j1, float alpha, bool accumulate)
     {
         if (i1 <= i0 || j1 <= j0) return;
@@ -87,6 +90,6 @@ public sealed partial class CpuKernels
                 pa + A.Offset + aOff, lda, sh.TransA,
                 pb + B.Offset + bOff, ldb, sh.TransB,
                 pc + C.Offset + cOff, sh.N, alpha, accumulate,
-                pbias is null ? null : pbias + Bias!.Offset + j0);
+                pbias is null ? null : pbias + Bias!.Offset + j0, blockK);
     }
 }

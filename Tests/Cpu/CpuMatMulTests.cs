@@ -10,9 +10,10 @@ namespace ViTScratch.Tests.Cpu;
 /// (Vector512 runs emulated, slowly but exactly, where the CPU lacks AVX-512).
 ///
 /// Tolerance. Each output is a float32 sum of K products. The kernel runs one FMA chain per K
-/// block of at most KC = 256 terms (one rounding per term), adds each block into C (one rounding
-/// per block), and rounds once more for alpha and once for `+=`. Its error is therefore bounded,
-/// to first order, by (min(K, 256) + ceil(K / 256) + 2) u (|alpha| sum_k |a_ik b_kj| + |C0_ij|),
+/// block of at most KC terms (Gemm.BlockK: 384 on the AVX2 path, 256 on AVX-512; one rounding per
+/// term), adds each block into C (one rounding per block), and rounds once more for alpha and once
+/// for `+=`. Its error is therefore bounded, to first order, by
+/// (min(K, KC) + ceil(K / KC) + 2) u (|alpha| sum_k |a_ik b_kj| + |C0_ij|),
 /// u = 2^-24; the test allows +2 terms of slack for the reference's own double rounding. This is
 /// a worst-case bound, tight enough to catch a single dropped or doubled term for every K tested
 /// (one term is ~1/K of the sum; the bound is below 1/K for K up to ~4000).
@@ -25,12 +26,14 @@ public class CpuMatMulTests
     {
         var data = new TheoryData<string, int, int, int, int, int>();
         string[] paths = ["V256", "V512"];
-        // batch, M, N, K; ragged against 6x16 and 8x32 tiles, MC = 120/128 rows and KC = 256.
+        // batch, M, N, K; ragged against 6x16 and 8x32 tiles, MC = 120/128 rows and KC = 256 (AVX-512)
+        // or 384 (AVX2): K one below, at and above each K block, and over two and three blocks.
         (int, int, int, int)[] shapes =
         [
             (1, 1, 1, 1), (1, 7, 5, 3), (1, 1, 65, 64), (1, 65, 1, 64), (1, 6, 16, 256), (1, 8, 32, 257),
             (1, 65, 65, 64), (1, 129, 33, 257), (1, 121, 17, 513), (3, 7, 129, 65), (1, 65, 129, 257),
-            (1, 130, 48, 300), (2, 66, 40, 255),
+            (1, 130, 48, 300), (2, 66, 40, 255), (1, 6, 16, 384), (1, 13, 40, 385), (1, 20, 33, 769),
+            (1, 127, 18, 383),
         ];
         foreach (var path in paths)
             foreach (var (b, m, n, k) in shapes)
@@ -105,7 +108,8 @@ public class CpuMatMulTests
         var got = new float[lenC];
         kern.Download(bufC, got);
 
-        int kc = Math.Min(s.K, 256), blocks = (s.K + 255) / 256;
+        int block = Gemm.BlockK(kern.SimdPath);
+        int kc = Math.Min(s.K, block), blocks = (s.K + block - 1) / block;
         double factor = (kc + blocks + 4) * U;
         for (int bt = 0; bt < s.Batch; bt++)
             for (int i = 0; i < s.M; i++)

@@ -32,8 +32,19 @@ internal static unsafe class Gemm
 {
     private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
 
-    private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 256, MC: 120, NC: 2048);
+    // KC 384 on AVX2: vit-tiny's products with K = 384 and 576 and its weight gradients ran
+    // 10-20% faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384;
+    // Benchmarks/GemmBlockKBenchmarks.cs, docs/performance.md), though a 384 x 16 B micro-panel
+    // (24 KB) and six A rows no longer both fit L1 with room to spare. AVX-512 keeps 256: it could
+    // not be timed on AVX-512 hardware.
+    private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
+
+    /// <summary>The largest K block a caller may ask for (the per-thread scratch is sized for it).</summary>
+    public const int MaxBlockK = 384;
+
+    /// <summary>The K block (KC) <paramref name="path"/> uses by default.</summary>
+    public static int BlockK(SimdPath path) => path == SimdPath.Vector512 ? Avx512.KC : Avx2.KC;
 
     /// <summary>The row and column granularity of <paramref name="path"/>: split work across threads on multiples of these.</summary>
     public static (int MR, int NR) Tile(SimdPath path) => path == SimdPath.Vector512
@@ -45,9 +56,10 @@ internal static unsafe class Gemm
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
     /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
+    /// <param name="blockK">the K block, 1..MaxBlockK; 0 = the path's default (benchmarks compare)</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
-        float* c, long ldc, float alpha, bool accumulate, float* bias = null)
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null, int blockK = 0)
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
@@ -60,6 +72,7 @@ internal static unsafe class Gemm
         }
 
         var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
+        if (blockK > 0) bl = bl with { KC = Math.Min(blockK, MaxBlockK) };
         var s = Scratch.For(bl);
         // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
@@ -194,12 +207,12 @@ internal static unsafe class Gemm
 
         public static Scratch For(in Blocking bl)
         {
-            // Sized for both blockings so switching paths never reallocates.
+            // Sized for both blockings at the largest K block so switching never reallocates.
             var s = _current;
             if (s is null)
             {
-                int aLen = Math.Max(Avx2.MC * Avx2.KC, Avx512.MC * Avx512.KC);
-                int bLen = Math.Max(Avx2.KC * Avx2.NC, Avx512.KC * Avx512.NC);
+                int aLen = Math.Max(Avx2.MC, Avx512.MC) * MaxBlockK;
+                int bLen = MaxBlockK * Math.Max(Avx2.NC, Avx512.NC);
                 int tLen = Math.Max(Avx2.MR * Avx2.NR, Avx512.MR * Avx512.NR);
                 _current = s = new Scratch(aLen, bLen, tLen);
             }
