@@ -1,3 +1,4 @@
+using ViTScratch.Tests.TestSupport;
 using ViTScratch.Kernels;
 using ViTScratch.Kernels.Cpu;
 using Xunit;
@@ -53,12 +54,12 @@ public class CpuAttentionTests
         float scale = 1f / MathF.Sqrt(d);
         uint seed = 1234567u + (uint)n;
 
-        var Q = Up(kern, q); var K = Up(kern, k); var V = Up(kern, v); var dO = Up(kern, gO);
-        var O = Up(kern, Rand(rnd, len, 1)); var L = Up(kern, Rand(rnd, bh * n, 1)); // garbage: forward must overwrite
-        var dQ = Up(kern, dq0); var dK = Up(kern, dk0); var dV = Up(kern, dv0);
+        var Q = kern.Upload(q); var K = kern.Upload(k); var V = kern.Upload(v); var dO = kern.Upload(gO);
+        var O = kern.Upload(Rand(rnd, len, 1)); var L = kern.Upload(Rand(rnd, bh * n, 1)); // garbage: forward must overwrite
+        var dQ = kern.Upload(dq0); var dK = kern.Upload(dk0); var dV = kern.Upload(dv0);
         kern.AttentionForward(Q, K, V, O, L, bh, n, d, scale, dropoutP, seed);
         kern.AttentionBackward(Q, K, V, O, L, dO, dQ, dK, dV, bh, n, d, scale, dropoutP, seed);
-        float[] o = Down(kern, O), lse = Down(kern, L), dq = Down(kern, dQ), dk = Down(kern, dK), dv = Down(kern, dV);
+        float[] o = kern.Download(O), lse = kern.Download(L), dq = kern.Download(dQ), dk = kern.Download(dK), dv = kern.Download(dV);
 
         for (int h = 0; h < bh; h++)
         {
@@ -177,17 +178,4 @@ public class CpuAttentionTests
         return x;
     }
 
-    private static DeviceBuffer Up(IKernels kern, float[] data)
-    {
-        var b = kern.Allocate(data.Length);
-        kern.Upload(data, b);
-        return b;
-    }
-
-    private static float[] Down(IKernels kern, DeviceBuffer b)
-    {
-        var x = new float[b.Length];
-        kern.Download(b, x);
-        return x;
-    }
 }

@@ -82,7 +82,7 @@ public class FlatOptimizerTests
         var opt = new AdamW(ps.Select((p, i) => new OptimParam("p" + i, p, Layout[i].Decay)).ToList(), weightDecay: 0.1f);
 
         // Reference: the same kernel on separate buffers, one launch per parameter.
-        var refP = values.Select(v => Upload(k, v)).ToArray();
+        var refP = values.Select(v => k.Upload(v)).ToArray();
         var refM = values.Select(v => k.Allocate(v.Length)).ToArray();
         var refV = values.Select(v => k.Allocate(v.Length)).ToArray();
         for (int step = 1; step <= 3; step++)
@@ -92,15 +92,15 @@ public class FlatOptimizerTests
             opt.Step(0.01f);
             for (int i = 0; i < ps.Length; i++)
             {
-                var g = Upload(k, grads[i].Select(x => x * step).ToArray());
+                var g = k.Upload(grads[i].Select(x => x * step).ToArray());
                 var args = new AdamWArgs(0.01f, opt.Beta1, opt.Beta2, opt.Eps, Layout[i].Decay ? 0.1f : 0f, step);
                 k.AdamWStep(refP[i], g, refM[i], refV[i], values[i].Length, args, null, 0f);
             }
         }
-        for (int i = 0; i < ps.Length; i++) Assert.Equal(Download(k, refP[i]), ps[i].ToArray());
+        for (int i = 0; i < ps.Length; i++) Assert.Equal(k.Download(refP[i]), ps[i].ToArray());
         // The checkpoint view of the moments is per parameter, in the order given.
         var state = opt.SaveState();
-        for (int i = 0; i < ps.Length; i++) Assert.Equal(Download(k, refM[i]), state["adamw.m.p" + i].Values);
+        for (int i = 0; i < ps.Length; i++) Assert.Equal(k.Download(refM[i]), state["adamw.m.p" + i].Values);
     }
 
     [Theory, MemberData(nameof(Backends))]
@@ -138,19 +138,5 @@ public class FlatOptimizerTests
         var t = Tensor.Zeros(dev, 3);
         var e = Assert.Throws<ViTScratchException>(() => new FlatParameters([t, t]));
         Assert.Contains("listed twice", e.Message);
-    }
-
-    private static DeviceBuffer Upload(IKernels k, float[] v)
-    {
-        var b = k.Allocate(v.Length);
-        k.Upload(v, b);
-        return b;
-    }
-
-    private static float[] Download(IKernels k, DeviceBuffer b)
-    {
-        var v = new float[b.Length];
-        k.Download(b, v);
-        return v;
     }
 }

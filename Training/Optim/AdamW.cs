@@ -10,15 +10,17 @@ namespace ViTScratch.Training.Optim;
 /// </summary>
 public sealed class AdamW : Optimizer
 {
-    private readonly DeviceBuffer _mFlat, _vFlat;
-    private readonly Tensor[] _m, _v;   // per-parameter views of the flat moments, for checkpoints
+    private readonly Tensor[] _m, _v;               // per-parameter views of the flat moments, for checkpoints
+    private readonly DeviceBuffer[] _mRange, _vRange; // the same moments sliced like Ranges, for the update
 
     public AdamW(IReadOnlyList<OptimParam> parameters, float weightDecay = 0.05f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
         WeightDecay = weightDecay; Beta1 = beta1; Beta2 = beta2; Eps = eps;
-        (_mFlat, _m) = StateLikeParams();
-        (_vFlat, _v) = StateLikeParams();
+        (var m, _m) = StateLikeParams();
+        (var v, _v) = StateLikeParams();
+        _mRange = SliceByRange(m);
+        _vRange = SliceByRange(v);
     }
 
     public float WeightDecay { get; }
@@ -26,12 +28,15 @@ public sealed class AdamW : Optimizer
     public float Beta2 { get; }
     public float Eps { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq) => ForEachRange((offset, length, decays) =>
+    protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
-        var args = new AdamWArgs(lr, Beta1, Beta2, Eps, decays ? WeightDecay : 0f, StepCount);
-        K.AdamWStep(K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length),
-            K.Slice(_mFlat, offset, length), K.Slice(_vFlat, offset, length), length, args, gradNormSq, MaxGradNorm);
-    });
+        for (int r = 0; r < Ranges.Count; r++)
+        {
+            var range = Ranges[r];
+            var args = new AdamWArgs(lr, Beta1, Beta2, Eps, range.Decays ? WeightDecay : 0f, StepCount);
+            K.AdamWStep(range.Data, range.Grad, _mRange[r], _vRange[r], range.Length, args, gradNormSq, MaxGradNorm);
+        }
+    }
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {

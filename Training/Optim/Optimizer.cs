@@ -33,17 +33,24 @@ public abstract class Optimizer
         Flat = new FlatParameters(order.Select(i => parameters[i].Tensor).ToList());
         _flatIndex = new int[parameters.Count];
         for (int f = 0; f < order.Length; f++) _flatIndex[order[f]] = f;
-        DecayedLength = Flat.Offset(parameters.Count(p => p.Decay));
+        int decayed = Flat.Offset(parameters.Count(p => p.Decay));
+        var ranges = new List<ParamRange>();
+        if (decayed > 0) ranges.Add(Range(0, decayed, decays: true));
+        if (Flat.Length > decayed) ranges.Add(Range(decayed, Flat.Length - decayed, decays: false));
+        Ranges = ranges;
         _gradNormSq = Tensor.Zeros(Flat.Device, 1);
     }
 
     public IReadOnlyList<OptimParam> Params { get; }
 
-    /// <summary>The parameters and gradients as two flat buffers: decayed ones in [0, DecayedLength), the rest after.</summary>
+    /// <summary>The parameters and gradients as two flat buffers, the decayed parameters first.</summary>
     protected FlatParameters Flat { get; }
 
-    /// <summary>How many floats at the start of the flat buffers take weight decay.</summary>
-    protected int DecayedLength { get; }
+    /// <summary>One stretch of the flat buffers with one weight-decay setting, sliced once (a step allocates nothing).</summary>
+    protected sealed record ParamRange(int Offset, int Length, bool Decays, DeviceBuffer Data, DeviceBuffer Grad);
+
+    /// <summary>The decayed parameters, then the rest: one update launch each.</summary>
+    protected IReadOnlyList<ParamRange> Ranges { get; }
 
     /// <summary>Clip the global gradient norm to this value before the update; 0 or less disables clipping.</summary>
     public float MaxGradNorm { get; }
@@ -72,7 +79,7 @@ public abstract class Optimizer
     /// <summary>Zeroes every parameter's gradient (one fill over the flat gradient buffer).</summary>
     public void ZeroGrad() => K.Fill(Flat.Grad, 0f, Flat.Length);
 
-    /// <summary>One update of all parameters; the decayed ones are [0, DecayedLength) of the flat buffers.</summary>
+    /// <summary>One update of all parameters, one launch per entry of <see cref="Ranges"/>.</summary>
     protected abstract void Update(float lr, DeviceBuffer? gradNormSq);
 
     /// <summary>A flat state buffer shaped like the parameters, and its per-parameter tensors in Params order (for checkpoints).</summary>
@@ -82,12 +89,11 @@ public abstract class Optimizer
         return (flat, _flatIndex.Select(f => perTensor[f]).ToArray());
     }
 
-    /// <summary>Runs <paramref name="update"/> on the decayed range, then on the rest, each as (offset, length, decays).</summary>
-    protected void ForEachRange(Action<int, int, bool> update)
-    {
-        if (DecayedLength > 0) update(0, DecayedLength, true);
-        if (Flat.Length > DecayedLength) update(DecayedLength, Flat.Length - DecayedLength, false);
-    }
+    /// <summary>Slices of a flat state buffer (from <see cref="StateLikeParams"/>) matching <see cref="Ranges"/>.</summary>
+    protected DeviceBuffer[] SliceByRange(DeviceBuffer flat) => Ranges.Select(r => K.Slice(flat, r.Offset, r.Length)).ToArray();
+
+    private ParamRange Range(int offset, int length, bool decays) =>
+        new(offset, length, decays, K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length));
 
     /// <summary>Named state tensors for checkpoints ("{kind}.{param}"), including the step count.</summary>
     public abstract IEnumerable<(string Name, Tensor Tensor)> StateTensors();

@@ -9,27 +9,31 @@ namespace ViTScratch.Training.Optim;
 /// </summary>
 public sealed class Sgd : Optimizer
 {
-    private readonly DeviceBuffer _momentumFlat;
-    private readonly Tensor[] _momentum;   // per-parameter views, for checkpoints
+    private readonly Tensor[] _momentum;            // per-parameter views, for checkpoints
+    private readonly DeviceBuffer[] _momentumRange; // the same buffer sliced like Ranges, for the update
 
     public Sgd(IReadOnlyList<OptimParam> parameters, float momentum = 0.9f, bool nesterov = false, float weightDecay = 0f,
         float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
         if (nesterov && momentum <= 0) throw new ViTScratchException("SGD: Nesterov momentum needs a momentum above 0");
         Momentum = momentum; Nesterov = nesterov; WeightDecay = weightDecay;
-        (_momentumFlat, _momentum) = StateLikeParams();
+        (var flat, _momentum) = StateLikeParams();
+        _momentumRange = SliceByRange(flat);
     }
 
     public float Momentum { get; }
     public bool Nesterov { get; }
     public float WeightDecay { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq) => ForEachRange((offset, length, decays) =>
+    protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
-        var args = new SgdArgs(lr, Momentum, Nesterov, decays ? WeightDecay : 0f, FirstStep: StepCount == 1);
-        K.SgdStep(K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length),
-            K.Slice(_momentumFlat, offset, length), length, args, gradNormSq, MaxGradNorm);
-    });
+        for (int r = 0; r < Ranges.Count; r++)
+        {
+            var range = Ranges[r];
+            var args = new SgdArgs(lr, Momentum, Nesterov, range.Decays ? WeightDecay : 0f, FirstStep: StepCount == 1);
+            K.SgdStep(range.Data, range.Grad, _momentumRange[r], range.Length, args, gradNormSq, MaxGradNorm);
+        }
+    }
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
