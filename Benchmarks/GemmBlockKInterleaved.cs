@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ViTScratch.Kernels;
 using ViTScratch.Kernels.Cpu;
 using ViTScratch.Kernels.Cpu.MatMul;
@@ -12,10 +11,7 @@ namespace ViTScratch.Benchmarks;
 /// and how much of L1 a B micro-panel takes (KC x 16 floats: 16 KB at 256, 24 KB at 384). The
 /// K = 192 product is the control: one block either way, the same code.
 ///
-/// Not a BenchmarkDotNet class on purpose: BenchmarkDotNet times one method after the other, and
-/// on the shared 2-core host the control itself came out 1.48x apart between the two (identical)
-/// methods. Here every round runs 256 then 384 on the same buffers, so the host's drift hits both;
-/// the medians of 25 rounds and their ratio are printed.
+/// Timed with <see cref="Interleaved"/> (256 then 384 in every round), not BenchmarkDotNet: see there.
 /// Run: dotnet run -c Release --project Benchmarks -- --interleaved-gemm-block-k
 /// </summary>
 public static class GemmBlockKInterleaved
@@ -35,38 +31,14 @@ public static class GemmBlockKInterleaved
             ("qkv dW 576x8320x192 TN", MatMulShape.Single(576, 192, 8320, transA: true), true),
         ];
         var rnd = new Random(1);
-        DeviceBuffer Filled(int n)
-        {
-            var x = new float[n];
-            for (int i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
-            var b = kc256.Allocate(n);
-            kc256.Upload(x, b);
-            return b;
-        }
+        DeviceBuffer Filled(int n) => Interleaved.Filled(kc256, n, rnd);
 
-        Console.WriteLine($"AVX2 matmul, K block 256 against 384, {Par.Workers} threads, medians of 25 interleaved rounds");
-        Console.WriteLine("| shape | KC 256 ms | GFLOP/s | KC 384 ms | GFLOP/s | 256 / 384 |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        var rows = new List<Interleaved.Case>();
         foreach (var (name, s, acc) in cases)
         {
             var a = Filled(s.M * s.K); var b = Filled(s.K * s.N); var c = Filled(s.M * s.N);
-            for (int w = 0; w < 5; w++) { kc256.MatMul(a, b, c, s, 1f, acc); kc384.MatMul(a, b, c, s, 1f, acc); }
-            const int Rounds = 25;
-            var t256 = new double[Rounds];
-            var t384 = new double[Rounds];
-            for (int r = 0; r < Rounds; r++)
-            {
-                var sw = Stopwatch.StartNew();
-                kc256.MatMul(a, b, c, s, 1f, acc);
-                t256[r] = sw.Elapsed.TotalMilliseconds;
-                sw.Restart();
-                kc384.MatMul(a, b, c, s, 1f, acc);
-                t384[r] = sw.Elapsed.TotalMilliseconds;
-            }
-            Array.Sort(t256);
-            Array.Sort(t384);
-            double m256 = t256[Rounds / 2], m384 = t384[Rounds / 2];
-            Console.WriteLine($"| {name} | {m256:F2} | {s.Flops / m256 / 1e6:F1} | {m384:F2} | {s.Flops / m384 / 1e6:F1} | {m256 / m384:F2} |");
+            rows.Add(new(name, s.Flops, () => kc256.MatMul(a, b, c, s, 1f, acc), () => kc384.MatMul(a, b, c, s, 1f, acc)));
         }
+        Interleaved.Compare($"AVX2 matmul, K block 256 against 384, {Par.Workers} threads", "KC 256", "KC 384", rows);
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using ViTScratch.Kernels.Cpu.MatMul;
 
 namespace ViTScratch.Kernels.Cpu;
@@ -9,8 +8,9 @@ namespace ViTScratch.Kernels.Cpu;
 // takes its row stride as a parameter, so the packed layout (q, k, v read straight out of the
 // to_qkv output, o written with heads merged) costs nothing over the dense one.
 //
-// Threading: the BH (batch, head) pairs are split into one contiguous range per core; a pair is
-// never split, so no two threads write the same dq/dk/dv rows.
+// Threading: the BH (batch, head) pairs are split into contiguous ranges, a few per core
+// (ChunksPerWorker) so that a faster core takes over more of them; a pair is never split, so no
+// two threads write the same dq/dk/dv rows.
 //
 // Per pair, queries go in blocks of up to QB rows (all N rows at once for a ViT's N = 17..65). The
 // scores of one block, S [rows, np], live in a per-thread scratch buffer (np = N rounded up to a
@@ -18,7 +18,9 @@ namespace ViTScratch.Kernels.Cpu;
 // batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these sizes
 // packing and edge tiles cost more than the multiply (attention in a vit-micro step at N = 17 went
 // from about 26 to 16 ms with this, `vit bench --profile`, docs/performance.md). The keys and values are transposed once per pair into Kt, Vt [d, np]
-// (zero-padded columns), which makes every score product a plain row-major one.
+// (zero-padded columns), which makes every score product a plain row-major one. The transposes
+// and the row-wise softmax steps are in AttentionRows.cs: at these sizes they took as long as
+// the products until they ran whole vectors only.
 //
 // Forward, per query block:
 //   S = scale Q Kᵀ = scale Q Kt           SmallGemm
@@ -71,7 +73,7 @@ public sealed partial class CpuKernels
             var (qs, ks, vs, os, ls) = (j.Q, j.K, j.V, j.O, j.Lse);
             var lay = j.Layout;
             int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v and of o
-            int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
+            int qb = Math.Min(QB, n), np = AttentionRows.PaddedKeys(n, path);
             float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
             {
@@ -80,7 +82,7 @@ public sealed partial class CpuKernels
                     int pin = lay.InBase(h, d), pout = lay.OutBase(h, d);
                     float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
                     float* L = l0 + ls.Offset + (long)h * n;
-                    Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np], zero-padded keys
+                    AttentionRows.Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np], zero-padded keys
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
@@ -88,23 +90,24 @@ public sealed partial class CpuKernels
                         SmallGemm.Run(path, rows, np, d, Q + i0 * ldi, ldi, 1, Kt, np, S, np, scale, false);
                         for (int r = 0; r < rows; r++)
                         {
-                            var row = new Span<float>(S + r * np, n);
-                            float max = Simd.Max(row);
-                            float sum = Simd.ExpShifted(row, max, row);
+                            float* row = S + r * np;
+                            float max = AttentionRows.Max(row, n);
+                            float sum = AttentionRows.ExpShifted(row, n, np, max, path); // padding -> 0
                             L[i0 + r] = max + MathF.Log(sum);
                             if (dropoutP > 0f)
                             {
                                 DropoutRow.Fill(j.Seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
-                                Simd.Mul(row, new ReadOnlySpan<float>(mask, n), row, accumulate: false);
+                                var pr = new Span<float>(row, n);
+                                Simd.Mul(pr, new ReadOnlySpan<float>(mask, n), pr, accumulate: false);
                             }
-                            else Simd.Scale(row, row, 1f / sum, accumulate: false);
+                            else AttentionRows.Scale(row, np, 1f / sum, path);
                         }
                         // O[i0.., :] = P V
                         SmallGemm.Run(path, rows, d, n, S, np, 1, V, ldi, O + i0 * ldo, ldo, 1f, false);
                     }
                 }
             }
-        });
+        }, chunks: Par.Workers * ChunksPerWorker);
     }
 
     public unsafe void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
@@ -124,7 +127,7 @@ public sealed partial class CpuKernels
             var (gs, dqs, dks, dvs) = (j.DO!, j.DQ!, j.DK!, j.DV!);
             var lay = j.Layout;
             int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v, dq, dk, dv and of o, dO
-            int qb = Math.Min(QB, n), np = PaddedKeys(n, path);
+            int qb = Math.Min(QB, n), np = AttentionRows.PaddedKeys(n, path);
             float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out float* G, out float* Kt, out float* Vt);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array,
                    g0 = gs.Array, dq0 = dqs.Array, dk0 = dks.Array, dv0 = dvs.Array)
@@ -135,8 +138,8 @@ public sealed partial class CpuKernels
                     float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
                     float* dOut = g0 + gs.Offset + pout, dQ = dq0 + dqs.Offset + pin, dK = dk0 + dks.Offset + pin, dV = dv0 + dvs.Offset + pin;
                     float* L = l0 + ls.Offset + (long)h * n;
-                    Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np]
-                    Transpose(V, n, d, ldi, Vt, np); // Vt: [d, np]
+                    AttentionRows.Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np]
+                    AttentionRows.Transpose(V, n, d, ldi, Vt, np); // Vt: [d, np]
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
                         int rows = Math.Min(qb, n - i0);
@@ -146,16 +149,15 @@ public sealed partial class CpuKernels
                         for (int r = 0; r < rows; r++)
                         {
                             int i = i0 + r;
-                            var p = new Span<float>(S + r * np, n);
-                            var g = new Span<float>(G + r * np, n);
+                            float* p = S + r * np, g = G + r * np;
                             float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
-                            Simd.ExpShifted(p, L[i], p); // Pd = exp(S - lse)
+                            AttentionRows.ExpShifted(p, n, np, L[i], path); // Pd = exp(S - lse), padding -> 0
                             if (dropoutP > 0f)
                             {
                                 DropoutRow.Fill(j.Seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
-                                SoftmaxGradDropout(p, g, new ReadOnlySpan<float>(mask, n), D); // g = dS, p = Pd∘M
+                                AttentionRows.SoftmaxGradDropout(p, g, mask, n, D); // g = dS, p = Pd∘M
                             }
-                            else SoftmaxGrad(p, g, D); // g = dS
+                            else AttentionRows.SoftmaxGrad(p, g, np, D, path); // g = dS
                         }
                         // The transposed operands (Pᵀ, dSᵀ) are the same scratch rows read with swapped strides.
                         SmallGemm.Run(path, n, d, rows, S, 1, np, Gb, ldo, dV, ldi, 1f, true);              // dV += Pᵀ dO
@@ -164,78 +166,7 @@ public sealed partial class CpuKernels
                     }
                 }
             }
-        });
-    }
-
-    // g_j = p_j (g_j - D): softmax backward for one row, no dropout.
-    private static void SoftmaxGrad(Span<float> p, Span<float> g, float D)
-    {
-        int n = p.Length, j = 0;
-        ref float pr = ref p[0]; ref float gr = ref g[0];
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var dv = Vector512.Create(D);
-            for (; j <= n - 16; j += 16)
-                Vector512.StoreUnsafe(Vector512.LoadUnsafe(ref pr, (nuint)j) * (Vector512.LoadUnsafe(ref gr, (nuint)j) - dv), ref gr, (nuint)j);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var dv = Vector256.Create(D);
-            for (; j <= n - 8; j += 8)
-                Vector256.StoreUnsafe(Vector256.LoadUnsafe(ref pr, (nuint)j) * (Vector256.LoadUnsafe(ref gr, (nuint)j) - dv), ref gr, (nuint)j);
-        }
-        for (; j < n; j++) Unsafe.Add(ref gr, j) = Unsafe.Add(ref pr, j) * (Unsafe.Add(ref gr, j) - D);
-    }
-
-    // With dropout mask m (0 or 1/(1-p)): g_j = p_j (m_j g_j - D), then p_j = p_j m_j (the weights dV needs).
-    private static void SoftmaxGradDropout(Span<float> p, Span<float> g, ReadOnlySpan<float> m, float D)
-    {
-        int n = p.Length, j = 0;
-        ref float pr = ref p[0]; ref float gr = ref g[0]; ref float mr = ref Unsafe.AsRef(in m[0]);
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var dv = Vector512.Create(D);
-            for (; j <= n - 16; j += 16)
-            {
-                var pv = Vector512.LoadUnsafe(ref pr, (nuint)j); var mv = Vector512.LoadUnsafe(ref mr, (nuint)j);
-                Vector512.StoreUnsafe(pv * (mv * Vector512.LoadUnsafe(ref gr, (nuint)j) - dv), ref gr, (nuint)j);
-                Vector512.StoreUnsafe(pv * mv, ref pr, (nuint)j);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var dv = Vector256.Create(D);
-            for (; j <= n - 8; j += 8)
-            {
-                var pv = Vector256.LoadUnsafe(ref pr, (nuint)j); var mv = Vector256.LoadUnsafe(ref mr, (nuint)j);
-                Vector256.StoreUnsafe(pv * (mv * Vector256.LoadUnsafe(ref gr, (nuint)j) - dv), ref gr, (nuint)j);
-                Vector256.StoreUnsafe(pv * mv, ref pr, (nuint)j);
-            }
-        }
-        for (; j < n; j++)
-        {
-            float pv = Unsafe.Add(ref pr, j), mv = Unsafe.Add(ref mr, j);
-            Unsafe.Add(ref gr, j) = pv * (mv * Unsafe.Add(ref gr, j) - D);
-            Unsafe.Add(ref pr, j) = pv * mv;
-        }
-    }
-
-    // Keys padded to a whole number of vectors, so the score products never take a scalar column.
-    private static int PaddedKeys(int n, SimdPath path)
-    {
-        int w = path == SimdPath.Vector512 ? 16 : 8;
-        return (n + w - 1) / w * w;
-    }
-
-    // t[c, j] = x[j, c] for j < n, and 0 for n <= j < np: x is [n, d] with rows ldx apart, t is [d, np].
-    private static unsafe void Transpose(float* x, int n, int d, long ldx, float* t, int np)
-    {
-        for (int c = 0; c < d; c++)
-        {
-            float* tr = t + (long)c * np;
-            for (int j = 0; j < n; j++) tr[j] = x[j * ldx + c];
-            for (int j = n; j < np; j++) tr[j] = 0f;
-        }
+        }, chunks: Par.Workers * ChunksPerWorker);
     }
 
     /// <summary>

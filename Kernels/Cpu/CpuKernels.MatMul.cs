@@ -12,8 +12,9 @@ namespace ViTScratch.Kernels.Cpu;
 // on its own slice of C, packing its own panels into per-thread scratch, so tasks never share
 // writable memory and never synchronise:
 // - batch >= cores (attention-sized batched products): a contiguous range of whole batches each;
-// - otherwise each product is cut into (cores / batch) slabs of rows, or of columns when C is
-//   wider than tall, on micro-tile boundaries so no slab creates extra ragged tiles.
+// - otherwise each product is cut into slabs of rows, or of columns when C is wider than tall,
+//   on micro-tile boundaries so no slab creates extra ragged tiles: several per core where the
+//   product is tall enough, so that a slower core does fewer of them (ChunksPerWorker).
 // Products under ~1 MFLOP run inline: waking a second core costs more than it saves.
 public sealed partial class CpuKernels
 {
@@ -45,12 +46,22 @@ public sealed partial class CpuKernels
             for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, GemmBlockK, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
             return;
         }
-        // batch >= workers: whole batches per task; otherwise `splits` slabs per batch, so that
-        // there are at least as many tasks as workers. Par.For hands each worker a contiguous range
-        // of tasks, and the flops test above already decided that this product goes parallel.
-        int splits = sh.Batch >= workers ? 1 : (workers + sh.Batch - 1) / sh.Batch;
+        // Aim for ChunksPerWorker pieces per worker, so a core that runs slower takes fewer of them
+        // (see ChunksPerWorker). batch >= that: whole batches per task; otherwise `splits` slabs
+        // per batch, but never slabs under MinSlab rows (or columns): every slab packs its own copy
+        // of the operand all slabs share (all of B for row slabs), so thin slabs multiply packing.
+        // The flops test above already decided that this product goes parallel.
+        const int MinSlab = 512;
+        int pieces = workers * Math.Max(1, ChunksPerWorker);
+        bool byRows = sh.M >= sh.N;
+        int splits = 1;
+        if (sh.Batch < pieces)
+        {
+            int least = (workers + sh.Batch - 1) / sh.Batch; // at least one task per worker
+            splits = Math.Max(least, Math.Min((pieces + sh.Batch - 1) / sh.Batch, (byRows ? sh.M : sh.N) / MinSlab));
+        }
         int tasks = sh.Batch * splits;
-        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, sh.M >= sh.N, mr, nr, GemmBlockK);
+        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, byRows, mr, nr, GemmBlockK);
         Par.For(tasks, (long)Math.Ceiling(sh.Flops / tasks), job, static (in MatMulJob j, int t0, int t1) =>
         {
             var sh = j.Shape;
@@ -64,7 +75,7 @@ public sealed partial class CpuKernels
                 else
                     Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.BlockK, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
             }
-        });
+        }, chunks: Math.Min(tasks, pieces));
     }
 
     // Boundary `piece` of `parts` near-equal pieces of [0, length), rounded to a multiple of `grain`.

@@ -22,11 +22,14 @@ internal static class Par
     /// <param name="costPerItem">rough work per item in flops or bytes; decides whether to go parallel</param>
     /// <param name="state">what the body reads: buffers, sizes, scalars</param>
     /// <param name="body">a static lambda <c>static (in S s, int start, int end) => ...</c></param>
-    public static void For<TState>(int count, long costPerItem, in TState state, ParBody<TState> body)
+    /// <param name="chunks">how many contiguous pieces to deal out; 0 = one per worker. More pieces
+    /// than workers balance the load: the pool hands out pieces as threads come free, so a core that
+    /// runs slower (another process on it, or on its host) ends up doing fewer of them.</param>
+    public static void For<TState>(int count, long costPerItem, in TState state, ParBody<TState> body, int chunks = 0)
         where TState : struct
     {
         const long InlineWork = 32_768;
-        int chunks = Math.Min(Workers, count);
+        chunks = Math.Min(chunks > 0 ? chunks : Workers, count);
         if (chunks <= 1 || count * costPerItem < InlineWork || !WorkerPool.Shared.TryRun(count, chunks, in state, body))
             body(in state, 0, count);
     }

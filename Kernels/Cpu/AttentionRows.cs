@@ -1,0 +1,194 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ViTScratch.Kernels.Cpu.MatMul;
+
+namespace ViTScratch.Kernels.Cpu;
+
+/// <summary>
+/// The work around the products in the CPU fused attention (CpuKernels.Attention.cs): the key and
+/// value transposes, and the row-wise softmax and its backward over one block of scores.
+///
+/// Why these are not the generic Simd helpers: a score row is N = 17..65 floats, so per-row
+/// overheads (scalar tails, span checks, strided scalar copies) are a visible share of the work.
+/// - Score rows are padded to np, a whole number of vectors (the keys are zero-padded to np). The
+///   padding columns are set to -inf before the softmax, so every loop below runs whole vectors
+///   with no scalar tail (a 65-wide row had one scalar MathF.Exp), and the padding comes out of
+///   exp as exact zeros, which keeps the padded columns of P and dS zero. This is for simpler
+///   loops more than for speed: the softmax steps take 7-9% of the kernels' time either way.
+/// - The transpose moves 8 x 8 blocks through registers (AVX) instead of one strided scalar load
+///   per element; a scalar loop remains for CPUs without AVX and for ragged edges. In `perf` on
+///   one thread over vit-tiny's shapes (N = 65, d = 64, forward + backward), the scalar transposes
+///   took 14% of the kernels' samples, the blocked ones 7.8%; what is left is mostly the first
+///   touch of k and v, which the transpose is the first to read (prefetching the next pair's rows
+///   was tried and measured no faster: docs/performance.md).
+/// </summary>
+internal static unsafe class AttentionRows
+{
+    /// <summary>Keys padded to a whole number of vectors, so the score products and rows never take a scalar column.</summary>
+    public static int PaddedKeys(int n, SimdPath path)
+    {
+        int w = path == SimdPath.Vector512 ? 16 : 8;
+        return (n + w - 1) / w * w;
+    }
+
+    /// <summary>t[c, j] = x[j, c] for j &lt; n and 0 for n &lt;= j &lt; np: x is [n, d] with rows ldx apart, t is [d, np].</summary>
+    public static void Transpose(float* x, int n, int d, long ldx, float* t, int np) =>
+        Transpose(x, n, d, ldx, t, np, Avx.IsSupported);
+
+    /// <param name="blocked">use the AVX 8 x 8 register transpose (tests run both ways)</param>
+    internal static void Transpose(float* x, int n, int d, long ldx, float* t, int np, bool blocked)
+    {
+        int n8 = blocked ? n / 8 * 8 : 0, d8 = blocked ? d / 8 * 8 : 0;
+        for (int j0 = 0; j0 < n8; j0 += 8)
+        {
+            for (int c0 = 0; c0 < d8; c0 += 8) Transpose8x8(x + j0 * ldx + c0, ldx, t + (long)c0 * np + j0, np);
+            for (int c = d8; c < d; c++) // ragged columns of these 8 rows
+                for (int j = j0; j < j0 + 8; j++) t[(long)c * np + j] = x[j * ldx + c];
+        }
+        for (int c = 0; c < d; c++) // ragged rows (all rows without AVX), then the zero padding
+        {
+            float* tr = t + (long)c * np;
+            for (int j = n8; j < n; j++) tr[j] = x[j * ldx + c];
+            for (int j = n; j < np; j++) tr[j] = 0f;
+        }
+    }
+
+    // The 8 x 8 block at x (rows ldx apart) into t (rows ldt apart), transposed: pairs of rows are
+    // interleaved (unpack), then pairs of pairs (shuffle), then the 128-bit halves swapped across.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* x, long ldx, float* t, long ldt)
+    {
+        var r0 = Avx.LoadVector256(x); var r1 = Avx.LoadVector256(x + ldx);
+        var r2 = Avx.LoadVector256(x + 2 * ldx); var r3 = Avx.LoadVector256(x + 3 * ldx);
+        var r4 = Avx.LoadVector256(x + 4 * ldx); var r5 = Avx.LoadVector256(x + 5 * ldx);
+        var r6 = Avx.LoadVector256(x + 6 * ldx); var r7 = Avx.LoadVector256(x + 7 * ldx);
+        // rows a..h: t0 = a0 b0 a1 b1 | a4 b4 a5 b5, t1 = a2 b2 a3 b3 | a6 b6 a7 b7, ...
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        // s0 = a0 b0 c0 d0 | a4 b4 c4 d4, s1 = a1 b1 c1 d1 | a5 b5 c5 d5, ...
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        // column c of the block = the low (c < 4) or high (c >= 4) halves of s(c % 4) and s(c % 4 + 4)
+        Avx.Store(t, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(t + ldt, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(t + 2 * ldt, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(t + 3 * ldt, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(t + 4 * ldt, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(t + 5 * ldt, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(t + 6 * ldt, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(t + 7 * ldt, Avx.Permute2x128(s3, s7, 0x31));
+    }
+
+    /// <summary>
+    /// row[j] = exp(row[j] - shift) over a padded score row: the n real scores, then np - n
+    /// padding columns, set to -inf first so that they come out as 0. np is a whole number of
+    /// <paramref name="path"/>'s vectors. Returns the sum.
+    /// </summary>
+    public static float ExpShifted(float* row, int n, int np, float shift, SimdPath path)
+    {
+        for (int j = n; j < np; j++) row[j] = float.NegativeInfinity;
+        if (path == SimdPath.Vector512)
+        {
+            var sh = Vector512.Create(shift);
+            var acc = Vector512<float>.Zero;
+            for (int j = 0; j < np; j += 16)
+            {
+                var e = Simd.Exp(Vector512.Load(row + j) - sh);
+                Vector512.Store(e, row + j);
+                acc += e;
+            }
+            return Vector512.Sum(acc);
+        }
+        else
+        {
+            var sh = Vector256.Create(shift);
+            var acc = Vector256<float>.Zero;
+            for (int j = 0; j < np; j += 8)
+            {
+                var e = Simd.Exp(Vector256.Load(row + j) - sh);
+                Vector256.Store(e, row + j);
+                acc += e;
+            }
+            return Vector256.Sum(acc);
+        }
+    }
+
+    /// <summary>The largest of row[0..n); the padding (n..np) is ignored.</summary>
+    public static float Max(float* row, int n)
+    {
+        int j = 0;
+        float m = float.NegativeInfinity;
+        if (n >= 8)
+        {
+            // MaxNative is one vmaxps; Vector256.Max orders -0 and NaN per IEEE and costs several.
+            // A NaN score still reaches the output through exp(NaN - max).
+            var acc = Vector256.Load(row);
+            for (j = 8; j <= n - 8; j += 8) acc = Vector256.MaxNative(acc, Vector256.Load(row + j));
+            for (int l = 0; l < 8; l++) m = MathF.Max(m, acc[l]);
+        }
+        for (; j < n; j++) m = MathF.Max(m, row[j]);
+        return m;
+    }
+
+    /// <summary>row[j] *= alpha over the padded row (np a whole number of vectors).</summary>
+    public static void Scale(float* row, int np, float alpha, SimdPath path)
+    {
+        if (path == SimdPath.Vector512)
+        {
+            var a = Vector512.Create(alpha);
+            for (int j = 0; j < np; j += 16) Vector512.Store(Vector512.Load(row + j) * a, row + j);
+        }
+        else
+        {
+            var a = Vector256.Create(alpha);
+            for (int j = 0; j < np; j += 8) Vector256.Store(Vector256.Load(row + j) * a, row + j);
+        }
+    }
+
+    /// <summary>g[j] = p[j] (g[j] - D) over padded rows: the softmax backward of one row, no dropout.</summary>
+    public static void SoftmaxGrad(float* p, float* g, int np, float D, SimdPath path)
+    {
+        if (path == SimdPath.Vector512)
+        {
+            var dv = Vector512.Create(D);
+            for (int j = 0; j < np; j += 16)
+                Vector512.Store(Vector512.Load(p + j) * (Vector512.Load(g + j) - dv), g + j);
+        }
+        else
+        {
+            var dv = Vector256.Create(D);
+            for (int j = 0; j < np; j += 8)
+                Vector256.Store(Vector256.Load(p + j) * (Vector256.Load(g + j) - dv), g + j);
+        }
+    }
+
+    /// <summary>
+    /// With dropout mask m (0 or 1/(1-p)) over the first n columns: g[j] = p[j] (m[j] g[j] - D),
+    /// then p[j] = p[j] m[j] (the weights dV needs). The padding columns of p are 0 and stay so.
+    /// </summary>
+    public static void SoftmaxGradDropout(float* p, float* g, float* m, int n, float D)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var dv = Vector256.Create(D);
+            for (; j <= n - 8; j += 8)
+            {
+                var pv = Vector256.Load(p + j); var mv = Vector256.Load(m + j);
+                Vector256.Store(pv * (mv * Vector256.Load(g + j) - dv), g + j);
+                Vector256.Store(pv * mv, p + j);
+            }
+        }
+        for (; j < n; j++)
+        {
+            float pv = p[j], mv = m[j];
+            g[j] = pv * (mv * g[j] - D);
+            p[j] = pv * mv;
+        }
+    }
+}

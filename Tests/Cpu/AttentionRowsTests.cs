@@ -1,0 +1,71 @@
+using ViTScratch.Kernels.Cpu;
+using ViTScratch.Kernels.Cpu.MatMul;
+using Xunit;
+
+namespace ViTScratch.Tests.Cpu;
+
+/// <summary>
+/// The helpers around the fused CPU attention's products (AttentionRows): the key/value transpose
+/// both ways (AVX 8 x 8 blocks and the plain loop the blocks fall back to), on ragged sizes with
+/// rows further apart than they are long, and the padded softmax row, whose padding columns must
+/// come out as exact zeros however large the row's real scores are.
+/// </summary>
+public unsafe class AttentionRowsTests
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(7, 13)]
+    [InlineData(8, 8)]
+    [InlineData(9, 17)]
+    [InlineData(17, 32)]
+    [InlineData(65, 64)]
+    [InlineData(30, 5)]
+    public void TransposeMatchesTheDefinitionBothWays(int n, int d)
+    {
+        var rnd = new Random(n * 100 + d);
+        long ldx = d + 5;
+        int np = AttentionRows.PaddedKeys(n, SimdPath.Vector256);
+        var x = new float[n * ldx];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
+        foreach (bool blocked in new[] { false, true })
+        {
+            var t = new float[d * np];
+            Array.Fill(t, float.NaN); // every element must be written
+            fixed (float* px = x, pt = t) AttentionRows.Transpose(px, n, d, ldx, pt, np, blocked);
+            for (int c = 0; c < d; c++)
+                for (int j = 0; j < np; j++)
+                    Assert.Equal(j < n ? x[j * ldx + c] : 0f, t[c * np + j]);
+        }
+    }
+
+    [Theory]
+    [InlineData("V256", 1)]
+    [InlineData("V256", 17)]
+    [InlineData("V256", 65)]
+    [InlineData("V512", 17)]
+    [InlineData("V512", 65)]
+    public void ExpShiftedZeroesThePaddingAndSumsTheRow(string pathName, int n)
+    {
+        var path = pathName == "V512" ? SimdPath.Vector512 : SimdPath.Vector256;
+        int np = AttentionRows.PaddedKeys(n, path);
+        var rnd = new Random(n);
+        var row = new float[np];
+        for (int j = 0; j < np; j++) row[j] = (float)(rnd.NextDouble() * 20 - 10); // padding holds garbage
+        var scores = row[..n];
+        fixed (float* p = row)
+        {
+            float max = AttentionRows.Max(p, n);
+            Assert.Equal(scores.Max(), max);
+            float sum = AttentionRows.ExpShifted(p, n, np, max, path);
+            double expected = 0;
+            for (int j = 0; j < n; j++)
+            {
+                double e = Math.Exp(scores[j] - max); // the float difference the kernel takes the exp of
+                expected += e;
+                Assert.Equal(e, row[j], e * 4e-7); // Simd.Exp is within 1.5e-7 relative
+            }
+            for (int j = n; j < np; j++) Assert.Equal(0f, row[j]);
+            Assert.Equal(expected, sum, expected * (n + 4) * 1.2e-7);
+        }
+    }
+}
