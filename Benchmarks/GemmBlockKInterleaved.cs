@@ -20,8 +20,8 @@ public static class GemmBlockKInterleaved
 
     public static void Run()
     {
-        var kc256 = new CpuKernels { SimdPath = SimdPath.Vector256, GemmBlockK = 256 };
-        var kc384 = new CpuKernels { SimdPath = SimdPath.Vector256, GemmBlockK = 384 };
+        var kc256 = new CpuKernels { SimdPath = SimdPath.Vector256, GemmOptions = new(BlockK: 256) };
+        var kc384 = new CpuKernels { SimdPath = SimdPath.Vector256, GemmOptions = new(BlockK: 384) };
         (string Name, MatMulShape Shape, bool Accumulate)[] cases =
         [
             ("qkv 8320x192x576 NT (control)", MatMulShape.Single(8320, 576, 192, transB: true), false),

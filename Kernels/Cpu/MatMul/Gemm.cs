@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace ViTScratch.Kernels.Cpu.MatMul;
 
@@ -28,13 +29,18 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// Scratch (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
 /// once: steady-state calls allocate nothing.
 /// </summary>
+/// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
+/// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
+/// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
+internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false);
+
 internal static unsafe class Gemm
 {
     private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 and 576 and its weight gradients ran
     // 10-20% faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384;
-    // Benchmarks/GemmBlockKBenchmarks.cs, docs/performance.md), though a 384 x 16 B micro-panel
+    // Benchmarks/GemmBlockKInterleaved.cs, docs/performance.md), though a 384 x 16 B micro-panel
     // (24 KB) and six A rows no longer both fit L1 with room to spare. AVX-512 keeps 256: it could
     // not be timed on AVX-512 hardware.
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
@@ -56,11 +62,12 @@ internal static unsafe class Gemm
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
     /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
-    /// <param name="blockK">the K block, 1..MaxBlockK; 0 = the path's default (benchmarks compare)</param>
+    /// <param name="options">tuning knobs that benchmarks compare; default = what the kernels use</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
-        float* c, long ldc, float alpha, bool accumulate, float* bias = null, int blockK = 0)
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null, GemmOptions options = default)
     {
+        int blockK = options.BlockK;
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
         {
@@ -97,7 +104,9 @@ internal static unsafe class Gemm
                         int full = mc / bl.MR * bl.MR;
                         if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
-                    MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile);
+                    // C is cold in the first K block only: later blocks find it where the first left it.
+                    bool prefetchC = pc == 0 && !options.NoPrefetchC;
+                    MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
                     // The bias goes on after the last K block, while this mc x nc block of C is
                     // still in L2: fusing it here saved the Linear layer a separate pass over C.
                     if (bias != null && pc + kc >= k) AddBias(c + ic * ldc + jc, ldc, mc, nc, bias + jc);
@@ -110,7 +119,7 @@ internal static unsafe class Gemm
     // panel ir at pa + ir kc) or read in place at aDirect + ir lda, with only its ragged last panel
     // packed at pa.
     private static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
-        float* pa, float* aDirect, long lda, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile)
+        float* pa, float* aDirect, long lda, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile, bool prefetchC)
     {
         int MR = bl.MR, NR = bl.NR;
         for (int jr = 0; jr < nc; jr += NR)
@@ -123,6 +132,7 @@ internal static unsafe class Gemm
                 int mr = Math.Min(MR, mc - ir);
                 float* ap = aDirect == null ? pa + (long)ir * kc : pa;
                 float* cp = c + ir * ldc + jr;
+                if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
                 if (aDirect != null && mr == MR)
                 {
                     // Only the AVX2 path reads A in place (see Run).
@@ -145,6 +155,27 @@ internal static unsafe class Gemm
                     CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                 }
             }
+        }
+    }
+
+    // Asks for the lines of an mr x nr tile of C before the micro-kernel's k loop runs, so that its
+    // stores (and, for `+=`, its loads) at the end do not wait for memory. A C that is written for
+    // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
+    // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
+    // input-gradient products 1.01-1.17x faster (Benchmarks --interleaved-gemm-prefetch,
+    // docs/performance.md); the weight gradients (K = 8320, C hot after the first K block) did not
+    // change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, long ldc, int mr, int nr)
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < mr; r++)
+        {
+            float* row = c + r * ldc;
+            // First, last and (32-wide AVX-512 tiles) middle float: every line the row touches.
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + nr - 1);
+            if (nr > 16) Sse.Prefetch0(row + 16);
         }
     }
 

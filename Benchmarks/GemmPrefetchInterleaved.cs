@@ -1,0 +1,42 @@
+using ViTScratch.Kernels;
+using ViTScratch.Kernels.Cpu;
+using ViTScratch.Kernels.Cpu.MatMul;
+
+namespace ViTScratch.Benchmarks;
+
+/// <summary>
+/// The CPU matmul with and without prefetching each C tile before its micro-kernel runs (in the
+/// first K block, where C is cold: Gemm.PrefetchTile), on vit-tiny's products at batch 128
+/// (8320 rows = 128 x 65 tokens): the forward products (B read transposed, bias-free here), the
+/// input gradients (`+=` into C) and the weight gradients (A read transposed, K = 8320).
+/// Timed with <see cref="Interleaved"/>: off then on in every round, on the same buffers.
+/// Run: dotnet run -c Release --project Benchmarks -- --interleaved-gemm-prefetch
+/// </summary>
+public static class GemmPrefetchInterleaved
+{
+    public const string Flag = "--interleaved-gemm-prefetch";
+
+    public static void Run()
+    {
+        var off = new CpuKernels { GemmOptions = new(NoPrefetchC: true) };
+        var on = new CpuKernels();
+        var rnd = new Random(1);
+        (string Name, MatMulShape Shape, bool Accumulate)[] cases =
+        [
+            ("qkv 8320x192x576 NT", MatMulShape.Single(8320, 576, 192, transB: true), false),
+            ("mlp1 8320x192x384 NT", MatMulShape.Single(8320, 384, 192, transB: true), false),
+            ("mlp2 8320x384x192 NT", MatMulShape.Single(8320, 192, 384, transB: true), false),
+            ("qkv dx 8320x576x192 +=", MatMulShape.Single(8320, 192, 576), true),
+            ("mlp1 dx 8320x384x192 +=", MatMulShape.Single(8320, 192, 384), true),
+            ("qkv dW 576x8320x192 TN +=", MatMulShape.Single(576, 192, 8320, transA: true), true),
+            ("mlp1 dW 192x8320x384 TN +=", MatMulShape.Single(192, 384, 8320, transA: true), true),
+        ];
+        var rows = new List<Interleaved.Case>();
+        foreach (var (name, s, acc) in cases)
+        {
+            var a = Interleaved.Filled(on, s.M * s.K, rnd); var b = Interleaved.Filled(on, s.K * s.N, rnd); var c = Interleaved.Filled(on, s.M * s.N, rnd);
+            rows.Add(new(name, s.Flops, () => off.MatMul(a, b, c, s, 1f, acc), () => on.MatMul(a, b, c, s, 1f, acc)));
+        }
+        Interleaved.Compare($"CPU matmul ({on.SimdPath}), C prefetch off against on, {Par.Workers} threads", "off", "on", rows);
+    }
+}
