@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using ViTScratch.Kernels.Cpu.MatMul;
 
 namespace ViTScratch.Kernels.Cpu;
@@ -16,7 +15,7 @@ namespace ViTScratch.Kernels.Cpu;
 ///   with no scalar tail (a 65-wide row had one scalar MathF.Exp), and the padding comes out of
 ///   exp as exact zeros, which keeps the padded columns of P and dS zero. This is for simpler
 ///   loops more than for speed: the softmax steps take 7-9% of the kernels' time either way.
-/// - The transpose moves 8 x 8 blocks through registers (AVX) instead of one strided scalar load
+/// - The transpose moves 8 x 8 blocks through registers (Block8x8, AVX) instead of one strided scalar load
 ///   per element; a scalar loop remains for CPUs without AVX and for ragged edges. In `perf` on
 ///   one thread over vit-tiny's shapes (N = 65, d = 64, forward + backward), the scalar transposes
 ///   took 14% of the kernels' samples, the blocked ones 7.8%; what is left is mostly the first
@@ -34,7 +33,7 @@ internal static unsafe class AttentionRows
 
     /// <summary>t[c, j] = x[j, c] for j &lt; n and 0 for n &lt;= j &lt; np: x is [n, d] with rows ldx apart, t is [d, np].</summary>
     public static void Transpose(float* x, int n, int d, long ldx, float* t, int np) =>
-        Transpose(x, n, d, ldx, t, np, Avx.IsSupported);
+        Transpose(x, n, d, ldx, t, np, Block8x8.IsSupported);
 
     /// <param name="blocked">use the AVX 8 x 8 register transpose (tests run both ways)</param>
     internal static void Transpose(float* x, int n, int d, long ldx, float* t, int np, bool blocked)
@@ -42,7 +41,7 @@ internal static unsafe class AttentionRows
         int n8 = blocked ? n / 8 * 8 : 0, d8 = blocked ? d / 8 * 8 : 0;
         for (int j0 = 0; j0 < n8; j0 += 8)
         {
-            for (int c0 = 0; c0 < d8; c0 += 8) Transpose8x8(x + j0 * ldx + c0, ldx, t + (long)c0 * np + j0, np);
+            for (int c0 = 0; c0 < d8; c0 += 8) Block8x8.Transpose(x + j0 * ldx + c0, ldx, t + (long)c0 * np + j0, np);
             for (int c = d8; c < d; c++) // ragged columns of these 8 rows
                 for (int j = j0; j < j0 + 8; j++) t[(long)c * np + j] = x[j * ldx + c];
         }
@@ -52,36 +51,6 @@ internal static unsafe class AttentionRows
             for (int j = n8; j < n; j++) tr[j] = x[j * ldx + c];
             for (int j = n; j < np; j++) tr[j] = 0f;
         }
-    }
-
-    // The 8 x 8 block at x (rows ldx apart) into t (rows ldt apart), transposed: pairs of rows are
-    // interleaved (unpack), then pairs of pairs (shuffle), then the 128-bit halves swapped across.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* x, long ldx, float* t, long ldt)
-    {
-        var r0 = Avx.LoadVector256(x); var r1 = Avx.LoadVector256(x + ldx);
-        var r2 = Avx.LoadVector256(x + 2 * ldx); var r3 = Avx.LoadVector256(x + 3 * ldx);
-        var r4 = Avx.LoadVector256(x + 4 * ldx); var r5 = Avx.LoadVector256(x + 5 * ldx);
-        var r6 = Avx.LoadVector256(x + 6 * ldx); var r7 = Avx.LoadVector256(x + 7 * ldx);
-        // rows a..h: t0 = a0 b0 a1 b1 | a4 b4 a5 b5, t1 = a2 b2 a3 b3 | a6 b6 a7 b7, ...
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        // s0 = a0 b0 c0 d0 | a4 b4 c4 d4, s1 = a1 b1 c1 d1 | a5 b5 c5 d5, ...
-        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
-        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
-        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
-        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
-        // column c of the block = the low (c < 4) or high (c >= 4) halves of s(c % 4) and s(c % 4 + 4)
-        Avx.Store(t, Avx.Permute2x128(s0, s4, 0x20));
-        Avx.Store(t + ldt, Avx.Permute2x128(s1, s5, 0x20));
-        Avx.Store(t + 2 * ldt, Avx.Permute2x128(s2, s6, 0x20));
-        Avx.Store(t + 3 * ldt, Avx.Permute2x128(s3, s7, 0x20));
-        Avx.Store(t + 4 * ldt, Avx.Permute2x128(s0, s4, 0x31));
-        Avx.Store(t + 5 * ldt, Avx.Permute2x128(s1, s5, 0x31));
-        Avx.Store(t + 6 * ldt, Avx.Permute2x128(s2, s6, 0x31));
-        Avx.Store(t + 7 * ldt, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     /// <summary>

@@ -32,7 +32,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
 /// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
 /// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
-internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false);
+/// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
+internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false);
 
 internal static unsafe class Gemm
 {
@@ -91,7 +92,7 @@ internal static unsafe class Gemm
             {
                 int kc = Math.Min(bl.KC, k - pc);
                 bool acc = accumulate || pc > 0;
-                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B);
+                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);

@@ -70,7 +70,11 @@ internal static unsafe class Packing
     /// <summary>
     /// Packs op(B)[p0 .. p0+kc, j0 .. j0+nc] where op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
-    public static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst)
+    public static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst) =>
+        PackB(b, ldb, transB, p0, kc, j0, nc, nr, dst, Block8x8.IsSupported);
+
+    /// <param name="blocked">transpose whole 8 x 8 blocks through registers where a transposed B allows (tests run both ways)</param>
+    internal static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst, bool blocked)
     {
         for (int jr = 0; jr < nc; jr += nr)
         {
@@ -94,6 +98,19 @@ internal static unsafe class Packing
             {
                 // B stored [N, K]: each column of op(B) is contiguous along k; interleave nr of them.
                 float* src = b + (long)(j0 + jr) * ldb + p0;
+                if (blocked && cols == nr)
+                {
+                    // A full panel is nr / 8 strips of 8 columns: 8 x 8 blocks along k, then a scalar tail.
+                    int k8 = kc / 8 * 8;
+                    for (int jb = 0; jb < nr; jb += 8)
+                    {
+                        for (int p = 0; p < k8; p += 8) Block8x8.Transpose(src + jb * ldb + p, ldb, dst + (long)p * nr + jb, nr);
+                        for (int j = jb; j < jb + 8; j++)
+                            for (int p = k8; p < kc; p++) dst[(long)p * nr + j] = src[j * ldb + p];
+                    }
+                    dst += (long)kc * nr;
+                    continue;
+                }
                 for (int j = 0; j < nr; j++)
                 {
                     float* d = dst + j;

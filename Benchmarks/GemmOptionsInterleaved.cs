@@ -5,20 +5,25 @@ using ViTScratch.Kernels.Cpu.MatMul;
 namespace ViTScratch.Benchmarks;
 
 /// <summary>
-/// The CPU matmul with and without prefetching each C tile before its micro-kernel runs (in the
-/// first K block, where C is cold: Gemm.PrefetchTile), on vit-tiny's products at batch 128
-/// (8320 rows = 128 x 65 tokens): the forward products (B read transposed, bias-free here), the
-/// input gradients (`+=` into C) and the weight gradients (A read transposed, K = 8320).
+/// The CPU matmul with one of its tuning knobs (GemmOptions) switched off against the default,
+/// on vit-tiny's products at batch 128 (8320 rows = 128 x 65 tokens): the forward products (the
+/// weight B read transposed; bias-free here), the input gradients (`+=` into C) and the weight
+/// gradients (A read transposed, K = 8320).
+///   --interleaved-gemm-prefetch: no C prefetch (Gemm.PrefetchTile) against the default.
+///   --interleaved-gemm-pack-b:   a transposed B packed element by element against 8 x 8 blocks.
 /// Timed with <see cref="Interleaved"/>: off then on in every round, on the same buffers.
 /// Run: dotnet run -c Release --project Benchmarks -- --interleaved-gemm-prefetch
 /// </summary>
-public static class GemmPrefetchInterleaved
+public static class GemmOptionsInterleaved
 {
-    public const string Flag = "--interleaved-gemm-prefetch";
+    public const string PrefetchFlag = "--interleaved-gemm-prefetch";
+    public const string PackBFlag = "--interleaved-gemm-pack-b";
 
-    public static void Run()
+    public static void Run(string flag)
     {
-        var off = new CpuKernels { GemmOptions = new(NoPrefetchC: true) };
+        var (off, what) = flag == PackBFlag
+            ? (new CpuKernels { GemmOptions = new(ScalarPackB: true) }, "transposed B packed by element against 8 x 8 blocks")
+            : (new CpuKernels { GemmOptions = new(NoPrefetchC: true) }, "C prefetch off against on");
         var on = new CpuKernels();
         var rnd = new Random(1);
         (string Name, MatMulShape Shape, bool Accumulate)[] cases =
@@ -26,6 +31,7 @@ public static class GemmPrefetchInterleaved
             ("qkv 8320x192x576 NT", MatMulShape.Single(8320, 576, 192, transB: true), false),
             ("mlp1 8320x192x384 NT", MatMulShape.Single(8320, 384, 192, transB: true), false),
             ("mlp2 8320x384x192 NT", MatMulShape.Single(8320, 192, 384, transB: true), false),
+            ("proj 8320x192x192 NT", MatMulShape.Single(8320, 192, 192, transB: true), false),
             ("qkv dx 8320x576x192 +=", MatMulShape.Single(8320, 192, 576), true),
             ("mlp1 dx 8320x384x192 +=", MatMulShape.Single(8320, 192, 384), true),
             ("qkv dW 576x8320x192 TN +=", MatMulShape.Single(576, 192, 8320, transA: true), true),
@@ -34,9 +40,10 @@ public static class GemmPrefetchInterleaved
         var rows = new List<Interleaved.Case>();
         foreach (var (name, s, acc) in cases)
         {
+            if (flag == PackBFlag && !s.TransB) continue; // the knob only touches a transposed B
             var a = Interleaved.Filled(on, s.M * s.K, rnd); var b = Interleaved.Filled(on, s.K * s.N, rnd); var c = Interleaved.Filled(on, s.M * s.N, rnd);
             rows.Add(new(name, s.Flops, () => off.MatMul(a, b, c, s, 1f, acc), () => on.MatMul(a, b, c, s, 1f, acc)));
         }
-        Interleaved.Compare($"CPU matmul ({on.SimdPath}), C prefetch off against on, {Par.Workers} threads", "off", "on", rows);
+        Interleaved.Compare($"CPU matmul ({on.SimdPath}), {what}, {Par.Workers} threads", "off", "on", rows);
     }
 }

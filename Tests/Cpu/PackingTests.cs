@@ -1,0 +1,47 @@
+using ViTScratch.Kernels.Cpu.MatMul;
+using Xunit;
+
+namespace ViTScratch.Tests.Cpu;
+
+/// <summary>
+/// The matmul's B packing against its definition: panel jr of nr columns stored [kc][nr], columns
+/// past the edge zero, for B read as stored and transposed, both ways of transposing (8 x 8 register
+/// blocks, the scalar loop the blocks fall back to), on ragged depths and widths and at an offset
+/// (p0, j0) into a larger matrix.
+/// </summary>
+public unsafe class PackingTests
+{
+    [Theory]
+    [InlineData(1, 5, 16)]
+    [InlineData(7, 16, 16)]
+    [InlineData(8, 33, 16)]
+    [InlineData(13, 48, 16)]
+    [InlineData(384, 20, 16)]
+    [InlineData(19, 70, 32)]
+    [InlineData(256, 32, 32)]
+    public void PackBMatchesTheDefinition(int kc, int nc, int nr)
+    {
+        int p0 = 3, j0 = 2, K = p0 + kc + 4, N = j0 + nc + 5;
+        var rnd = new Random(kc * 100 + nc);
+        var stored = new float[K * N]; // [K, N] as stored, or [N, K] when transposed
+        for (int i = 0; i < stored.Length; i++) stored[i] = (float)(rnd.NextDouble() - 0.5);
+        int panels = (nc + nr - 1) / nr;
+        foreach (bool transB in new[] { false, true })
+            foreach (bool blocked in new[] { false, true })
+            {
+                long ldb = transB ? K : N;
+                var dst = new float[panels * kc * nr];
+                Array.Fill(dst, float.NaN); // every element must be written
+                fixed (float* b = stored, d = dst) Packing.PackB(b, ldb, transB, p0, kc, j0, nc, nr, d, blocked);
+                for (int panel = 0; panel < panels; panel++)
+                    for (int p = 0; p < kc; p++)
+                        for (int j = 0; j < nr; j++)
+                        {
+                            int col = panel * nr + j;
+                            float expected = col >= nc ? 0f
+                                : transB ? stored[(j0 + col) * ldb + p0 + p] : stored[(p0 + p) * ldb + j0 + col];
+                            Assert.Equal(expected, dst[(panel * kc + p) * nr + j]);
+                        }
+            }
+    }
+}
