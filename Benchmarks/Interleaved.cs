@@ -15,13 +15,14 @@ namespace ViTScratch.Benchmarks;
 /// </summary>
 public static class Interleaved
 {
-    /// <summary>One row of the table: a name, the work per call (flops; 0 = no rate column), and the two sides.</summary>
+    /// <summary>One row of the table: a name, the work per call (flops, or bytes for a GB/s column; 0 = no rate), and the two sides.</summary>
     public sealed record Case(string Name, double Flops, Action A, Action B);
 
-    public static void Compare(string title, string a, string b, IReadOnlyList<Case> cases, int rounds = 25, int warmup = 5)
+    /// <param name="rate">the unit of Case.Flops per second: GFLOP/s, or GB/s where Flops counts bytes</param>
+    public static void Compare(string title, string a, string b, IReadOnlyList<Case> cases, int rounds = 25, int warmup = 5, string rate = "GFLOP/s")
     {
         Console.WriteLine($"{title}; medians of {rounds} interleaved rounds");
-        Console.WriteLine($"| case | {a} ms | GFLOP/s | {b} ms | GFLOP/s | {a} / {b} |");
+        Console.WriteLine($"| case | {a} ms | {rate} | {b} ms | {rate} | {a} / {b} |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         foreach (var c in cases)
         {

@@ -4,10 +4,11 @@ using Xunit;
 namespace ViTScratch.Tests.Cpu;
 
 /// <summary>
-/// The matmul's B packing against its definition: panel jr of nr columns stored [kc][nr], columns
+/// The matmul's A and B packing against their definitions. B:: panel jr of nr columns stored [kc][nr], columns
 /// past the edge zero, for B read as stored and transposed, both ways of transposing (8 x 8 register
 /// blocks, the scalar loop the blocks fall back to), on ragged depths and widths and at an offset
-/// (p0, j0) into a larger matrix.
+/// (p0, j0) into a larger matrix. A: panel ir of mr rows stored [kc][mr], rows past the edge
+/// zero, as stored and transposed, both ways, for the AVX2 (6) and AVX-512 (8) panel heights.
 /// </summary>
 public unsafe class PackingTests
 {
@@ -41,6 +42,40 @@ public unsafe class PackingTests
                             float expected = col >= nc ? 0f
                                 : transB ? stored[(j0 + col) * ldb + p0 + p] : stored[(p0 + p) * ldb + j0 + col];
                             Assert.Equal(expected, dst[(panel * kc + p) * nr + j]);
+                        }
+            }
+    }
+
+    [Theory]
+    [InlineData(1, 5, 8)]
+    [InlineData(7, 16, 8)]
+    [InlineData(8, 8, 8)]
+    [InlineData(13, 30, 8)]
+    [InlineData(256, 20, 8)]
+    [InlineData(19, 13, 6)]
+    [InlineData(384, 12, 6)]
+    public void PackAMatchesTheDefinition(int kc, int mc, int mr)
+    {
+        int i0 = 2, p0 = 3, M = i0 + mc + 5, K = p0 + kc + 4;
+        var rnd = new Random(kc * 100 + mc);
+        var stored = new float[M * K]; // [M, K] as stored, or [K, M] when transposed
+        for (int i = 0; i < stored.Length; i++) stored[i] = (float)(rnd.NextDouble() - 0.5);
+        int panels = (mc + mr - 1) / mr;
+        foreach (bool transA in new[] { false, true })
+            foreach (bool blocked in new[] { false, true })
+            {
+                long lda = transA ? M : K;
+                var dst = new float[panels * kc * mr];
+                Array.Fill(dst, float.NaN); // every element must be written
+                fixed (float* a = stored, d = dst) Packing.PackA(a, lda, transA, i0, mc, p0, kc, mr, d, blocked);
+                for (int panel = 0; panel < panels; panel++)
+                    for (int p = 0; p < kc; p++)
+                        for (int r = 0; r < mr; r++)
+                        {
+                            int row = panel * mr + r;
+                            float expected = row >= mc ? 0f
+                                : transA ? stored[(p0 + p) * lda + i0 + row] : stored[(i0 + row) * lda + p0 + p];
+                            Assert.Equal(expected, dst[(panel * kc + p) * mr + r]);
                         }
             }
     }

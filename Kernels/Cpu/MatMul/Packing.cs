@@ -21,7 +21,11 @@ internal static unsafe class Packing
     /// <summary>
     /// Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] where op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p].
     /// </summary>
-    public static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst)
+    public static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst) =>
+        PackA(a, lda, transA, i0, mc, p0, kc, mr, dst, Block8x8.IsSupported);
+
+    /// <param name="blocked">interleave 8-row panels (the AVX-512 kernel's) in 8 x 8 register blocks (tests run both ways)</param>
+    internal static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst, bool blocked)
     {
         for (int ir = 0; ir < mc; ir += mr)
         {
@@ -32,8 +36,8 @@ internal static unsafe class Packing
                 float* src = a + (long)p0 * lda + i0 + ir;
                 for (int p = 0; p < kc; p++, src += lda, dst += mr)
                 {
-                    if (rows == 8) Vector256.Store(Vector256.Load(src), dst);
-                    else if (rows == 6)
+                    if (rows == 8 && mr == 8) Vector256.Store(Vector256.Load(src), dst);
+                    else if (rows == 6 && mr == 6)
                     {
                         // The AVX2 panel (mr = 6): 4 + 2 floats, never reading past the 6 that exist.
                         Vector128.Store(Vector128.Load(src), dst);
@@ -51,6 +55,16 @@ internal static unsafe class Packing
             {
                 // A stored [M, K]: each row is contiguous along k; interleave mr rows.
                 float* src = a + (long)(i0 + ir) * lda + p0;
+                if (blocked && mr == 8 && rows == 8)
+                {
+                    // Interleaving 8 rows is transposing 8 x 8 blocks along k (then a scalar tail).
+                    int k8 = kc / 8 * 8;
+                    for (int p = 0; p < k8; p += 8) Block8x8.Transpose(src + p, lda, dst + p * 8, 8);
+                    for (int r = 0; r < 8; r++)
+                        for (int p = k8; p < kc; p++) dst[p * 8 + r] = src[r * lda + p];
+                    dst += (long)kc * 8;
+                    continue;
+                }
                 for (int r = 0; r < mr; r++)
                 {
                     float* d = dst + r;
