@@ -34,24 +34,9 @@ public static class ChunksInterleaved
             var a = Interleaved.Filled(one, s.M * s.K, rnd); var b = Interleaved.Filled(one, s.K * s.N, rnd); var c = Interleaved.Filled(one, s.M * s.N, rnd);
             rows.Add(new(name, s.Flops, () => one.MatMul(a, b, c, s, 1f, acc), () => four.MatMul(a, b, c, s, 1f, acc)));
         }
-        {
-            int batch = 128, heads = 3, n = 65, d = 64, bh = batch * heads, inner = heads * d;
-            var lay = AttentionLayout.Packed(heads, n, d);
-            int qkvLen = batch * n * 3 * inner, outLen = batch * n * inner, sliceLen = qkvLen - 2 * inner;
-            var qkv = Interleaved.Filled(one, qkvLen, rnd);
-            var dqkv = one.Allocate(qkvLen);
-            var (q, k, v) = (one.Slice(qkv, 0, sliceLen), one.Slice(qkv, inner, sliceLen), one.Slice(qkv, 2 * inner, sliceLen));
-            var (dq, dk, dv) = (one.Slice(dqkv, 0, sliceLen), one.Slice(dqkv, inner, sliceLen), one.Slice(dqkv, 2 * inner, sliceLen));
-            var o = one.Allocate(outLen); var lse = one.Allocate(bh * n); var dO = Interleaved.Filled(one, outLen, rnd);
-            float scale = 1f / MathF.Sqrt(d);
-            double fwd = 4.0 * bh * n * n * d;
-            rows.Add(new("attention forward (vit-tiny)", fwd,
-                () => one.AttentionForward(q, k, v, o, lse, bh, n, d, scale, 0f, 0, lay),
-                () => four.AttentionForward(q, k, v, o, lse, bh, n, d, scale, 0f, 0, lay)));
-            rows.Add(new("attention backward (vit-tiny)", 2 * fwd,
-                () => one.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, bh, n, d, scale, 0f, 0, lay),
-                () => four.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, bh, n, d, scale, 0f, 0, lay)));
-        }
+        var att = new PackedAttentionBuffers(one, batch: 128, heads: 3, n: 65, d: 64, rnd);
+        rows.Add(new("attention forward (vit-tiny)", att.ForwardFlops, () => att.Forward(one), () => att.Forward(four)));
+        rows.Add(new("attention backward (vit-tiny)", 2 * att.ForwardFlops, () => att.Backward(one), () => att.Backward(four)));
         Interleaved.Compare($"CPU matmul and attention, 1 against 4 pieces per worker, {Par.Workers} threads", "1 per worker", "4 per worker", rows);
     }
 }

@@ -24,9 +24,8 @@ public static class Program
     public static void Main(string[] args)
     {
         // A/B comparisons that must interleave their two sides to survive the shared host's drift.
-        if (args is [GemmBlockKInterleaved.Flag]) { GemmBlockKInterleaved.Run(); return; }
         if (args is [ChunksInterleaved.Flag]) { ChunksInterleaved.Run(); return; }
-        if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
+        if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag or GemmOptionsInterleaved.BlockKFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
         // A steady workload to profile (tools/perf-top.sh).
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }

@@ -41,7 +41,7 @@ internal static unsafe class Gemm
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 and 576 and its weight gradients ran
     // 10-20% faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384;
-    // Benchmarks/GemmBlockKInterleaved.cs, docs/performance.md), though a 384 x 16 B micro-panel
+    // Benchmarks/GemmOptionsInterleaved.cs, docs/performance.md), though a 384 x 16 B micro-panel
     // (24 KB) and six A rows no longer both fit L1 with room to spare. AVX-512 keeps 256: it could
     // not be timed on AVX-512 hardware.
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
