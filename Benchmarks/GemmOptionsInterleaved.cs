@@ -10,6 +10,8 @@ namespace ViTScratch.Benchmarks;
 /// gradients (A read transposed, K = 8320).
 ///   --interleaved-gemm-prefetch: no C prefetch (Gemm.PrefetchTile) against the default.
 ///   --interleaved-gemm-pack-b:   a transposed B packed element by element against 8 x 8 blocks.
+///   --interleaved-gemm-pack-prefetch: k-major packing (transposed A, B as stored) without and
+///     with prefetching source rows ahead.
 ///   --interleaved-gemm-block-k:  the AVX2 K block (KC) 256, the old default, against 384. KC
 ///     decides how many passes a product makes over C (K = 384 is one block at 384, two at 256)
 ///     and how much of L1 a B micro-panel takes (KC x 16 floats: 16 KB at 256, 24 KB at 384);
@@ -22,6 +24,7 @@ public static class GemmOptionsInterleaved
     public const string PrefetchFlag = "--interleaved-gemm-prefetch";
     public const string PackBFlag = "--interleaved-gemm-pack-b";
     public const string BlockKFlag = "--interleaved-gemm-block-k";
+    public const string PackPrefetchFlag = "--interleaved-gemm-pack-prefetch";
 
     public static void Run(string flag)
     {
@@ -29,6 +32,8 @@ public static class GemmOptionsInterleaved
         {
             PackBFlag => (new CpuKernels { GemmOptions = new(ScalarPackB: true) }, new CpuKernels(),
                 "transposed B packed by element against 8 x 8 blocks", "off", "on"),
+            PackPrefetchFlag => (new CpuKernels { GemmOptions = new(NoPackPrefetch: true) }, new CpuKernels(),
+                "packing without and with prefetching rows ahead", "off", "on"),
             BlockKFlag => (new CpuKernels { SimdPath = SimdPath.Vector256, GemmOptions = new(BlockK: 256) },
                 new CpuKernels { SimdPath = SimdPath.Vector256, GemmOptions = new(BlockK: 384) }, "K block 256 against 384", "KC 256", "KC 384"),
             _ => (new CpuKernels { GemmOptions = new(NoPrefetchC: true) }, new CpuKernels(), "C prefetch off against on", "off", "on"),

@@ -32,7 +32,7 @@ public static unsafe class PackAInterleaved
                 fixed (float* pa = a, pd = dst)
                     for (int pc = 0; pc < k; pc += KC)
                         for (int ic = 0; ic < m; ic += MC)
-                            Packing.PackA(pa, k, false, ic, Math.Min(MC, m - ic), pc, Math.Min(KC, k - pc), MR, pd, blocked);
+                            Packing.PackA(pa, k, false, ic, Math.Min(MC, m - ic), pc, Math.Min(KC, k - pc), MR, pd, blocked, Packing.RowsAhead);
             }
             rows.Add(new($"A {m}x{k}, 8-row panels", 8.0 * m * k, () => Pack(false), () => Pack(true)));
         }

@@ -13,6 +13,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-chunks                 (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-prefetch          (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-b            (A/B, interleaved)
+///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-prefetch     (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-pack-a                 (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
@@ -25,7 +26,8 @@ public static class Program
     {
         // A/B comparisons that must interleave their two sides to survive the shared host's drift.
         if (args is [ChunksInterleaved.Flag]) { ChunksInterleaved.Run(); return; }
-        if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag or GemmOptionsInterleaved.BlockKFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
+        if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag
+            or GemmOptionsInterleaved.BlockKFlag or GemmOptionsInterleaved.PackPrefetchFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
         // A steady workload to profile (tools/perf-top.sh).
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }

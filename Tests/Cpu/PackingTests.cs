@@ -6,7 +6,8 @@ namespace ViTScratch.Tests.Cpu;
 /// <summary>
 /// The matmul's A and B packing against their definitions. B:: panel jr of nr columns stored [kc][nr], columns
 /// past the edge zero, for B read as stored and transposed, both ways of transposing (8 x 8 register
-/// blocks, the scalar loop the blocks fall back to), on ragged depths and widths and at an offset
+/// blocks, the scalar loop the blocks fall back to; with and without prefetching rows ahead), on
+/// ragged depths and widths and at an offset
 /// (p0, j0) into a larger matrix. A: panel ir of mr rows stored [kc][mr], rows past the edge
 /// zero, as stored and transposed, both ways, for the AVX2 (6) and AVX-512 (8) panel heights.
 /// </summary>
@@ -33,7 +34,7 @@ public unsafe class PackingTests
                 long ldb = transB ? K : N;
                 var dst = new float[panels * kc * nr];
                 Array.Fill(dst, float.NaN); // every element must be written
-                fixed (float* b = stored, d = dst) Packing.PackB(b, ldb, transB, p0, kc, j0, nc, nr, d, blocked);
+                fixed (float* b = stored, d = dst) Packing.PackB(b, ldb, transB, p0, kc, j0, nc, nr, d, blocked, ahead: blocked ? Packing.RowsAhead : 0);
                 for (int panel = 0; panel < panels; panel++)
                     for (int p = 0; p < kc; p++)
                         for (int j = 0; j < nr; j++)
@@ -67,7 +68,7 @@ public unsafe class PackingTests
                 long lda = transA ? M : K;
                 var dst = new float[panels * kc * mr];
                 Array.Fill(dst, float.NaN); // every element must be written
-                fixed (float* a = stored, d = dst) Packing.PackA(a, lda, transA, i0, mc, p0, kc, mr, d, blocked);
+                fixed (float* a = stored, d = dst) Packing.PackA(a, lda, transA, i0, mc, p0, kc, mr, d, blocked, ahead: blocked ? Packing.RowsAhead : 0);
                 for (int panel = 0; panel < panels; panel++)
                     for (int p = 0; p < kc; p++)
                         for (int r = 0; r < mr; r++)

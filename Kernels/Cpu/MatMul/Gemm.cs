@@ -33,7 +33,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
 /// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
 /// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
-internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false);
+/// <param name="NoPackPrefetch">pack k-major sources without prefetching rows ahead (see Packing.DealRows)</param>
+internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false, bool NoPackPrefetch = false);
 
 internal static unsafe class Gemm
 {
@@ -92,13 +93,14 @@ internal static unsafe class Gemm
             {
                 int kc = Math.Min(bl.KC, k - pc);
                 bool acc = accumulate || pc > 0;
-                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB);
+                int ahead = options.NoPackPrefetch ? 0 : Packing.RowsAhead;
+                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB, ahead);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
                     float* aDirect = null;
                     if (!direct)
-                        Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A);
+                        Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A, Block8x8.IsSupported, ahead);
                     else
                     {
                         aDirect = a + ic * lda + pc;
