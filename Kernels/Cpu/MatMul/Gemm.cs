@@ -3,10 +3,17 @@ using System.Runtime.Intrinsics.X86;
 
 namespace ViTScratch.Kernels.Cpu.MatMul;
 
+/// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
+/// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
+/// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
+/// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
+/// <param name="NoPackPrefetch">pack k-major sources without prefetching rows ahead (see Packing.DealRows)</param>
+internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false, bool NoPackPrefetch = false);
+
 /// <summary>
 /// Single-threaded blocked GEMM, C[m, n] (=|+=) alpha * op(A)[m, k] op(B)[k, n], in the
-/// GotoBLAS / BLIS loop order. The caller splits big problems across cores (CpuKernels.MatMul)
-/// and fused attention calls it directly on each (batch, head) pair.
+/// GotoBLAS / BLIS loop order. The caller splits big problems across cores (CpuKernels.MatMul);
+/// the fused attention's tiny per-(batch, head) products use SmallGemm instead.
 ///
 ///   for jc in N, step NC            B block of NC columns
 ///     for pc in K, step KC          pack B[pc.., jc..] -> KC x NC, read from L2/L3
@@ -29,13 +36,6 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// Scratch (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
 /// once: steady-state calls allocate nothing.
 /// </summary>
-/// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
-/// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
-/// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
-/// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
-/// <param name="NoPackPrefetch">pack k-major sources without prefetching rows ahead (see Packing.DealRows)</param>
-internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false, bool NoPackPrefetch = false);
-
 internal static unsafe class Gemm
 {
     private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
@@ -165,7 +165,7 @@ internal static unsafe class Gemm
     // stores (and, for `+=`, its loads) at the end do not wait for memory. A C that is written for
     // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
     // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
-    // input-gradient products 1.01-1.17x faster (Benchmarks --interleaved-gemm-prefetch,
+    // input-gradient products 1.01-1.13x faster (Benchmarks --interleaved-gemm-prefetch,
     // docs/performance.md); the weight gradients (K = 8320, C hot after the first K block) did not
     // change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
