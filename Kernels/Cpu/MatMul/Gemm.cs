@@ -86,6 +86,7 @@ internal static unsafe class Gemm
         // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
         bool direct = !transA && path == SimdPath.Vector256;
+        int ahead = options.NoPackPrefetch ? 0 : Packing.RowsAhead; // rows of a k-major source prefetched while packing
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
@@ -93,7 +94,6 @@ internal static unsafe class Gemm
             {
                 int kc = Math.Min(bl.KC, k - pc);
                 bool acc = accumulate || pc > 0;
-                int ahead = options.NoPackPrefetch ? 0 : Packing.RowsAhead;
                 Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB, ahead);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {

@@ -125,8 +125,10 @@ internal static unsafe class Packing
     // row segment (one run of cache lines) is read front to back once, and it prefetches the row
     // `ahead` rows below: the weight gradients read their operands (dY and X, 19 and 6.4 MB for
     // vit-tiny's qkv at batch 128) exactly once, from memory, and without the prefetch the packing
-    // waited on each row in turn. With it those products ran 1.13-1.19x faster on the Zen 3 host
-    // (Benchmarks --interleaved-gemm-pack-prefetch, docs/performance.md).
+    // waited on each row in turn. Against the old panel-by-panel packing those products ran
+    // 1.13-1.19x faster on the Zen 3 host (a one-off A/B; packing fell from 22-24% to 15% of their
+    // perf samples); the prefetch alone is 1.03-1.06x (Benchmarks --interleaved-gemm-pack-prefetch,
+    // docs/performance.md).
     private static void DealRows(float* src, long ld, int kc, int width, int w, float* dst, int ahead)
     {
         int full = width / w * w, rest = width - full; // whole panels, then the columns of a ragged last one
