@@ -10,7 +10,12 @@
 static double now(){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
 static long N=200000000;
 static void* run(void* arg){
-  __m256 a0=_mm256_set1_ps(1.0f),a1=a0,a2=a0,a3=a0,a4=a0,a5=a0,a6=a0,a7=a0,a8=a0,a9=a0;
+  // Each chain starts from its own value: ten identical chains would be one chain to the
+  // compiler (gcc -O2 merged them, and the loop then timed a single latency-bound chain while the
+  // printout counted ten: the figures this tool gave before 2026-11-26's seventh session were 10x
+  // the work it really did, divided by the time of one chain).
+  __m256 a0=_mm256_set1_ps(1.0f),a1=_mm256_set1_ps(1.1f),a2=_mm256_set1_ps(1.2f),a3=_mm256_set1_ps(1.3f),a4=_mm256_set1_ps(1.4f),
+         a5=_mm256_set1_ps(1.5f),a6=_mm256_set1_ps(1.6f),a7=_mm256_set1_ps(1.7f),a8=_mm256_set1_ps(1.8f),a9=_mm256_set1_ps(1.9f);
   __m256 x=_mm256_set1_ps(0.9999f), y=_mm256_set1_ps(0.0001f);
   for(long i=0;i<N;i++){
     a0=_mm256_fmadd_ps(a0,x,y);a1=_mm256_fmadd_ps(a1,x,y);a2=_mm256_fmadd_ps(a2,x,y);a3=_mm256_fmadd_ps(a3,x,y);a4=_mm256_fmadd_ps(a4,x,y);

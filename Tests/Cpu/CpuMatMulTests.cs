@@ -26,14 +26,16 @@ public class CpuMatMulTests
     {
         var data = new TheoryData<string, int, int, int, int, int>();
         string[] paths = ["V256", "V512"];
-        // batch, M, N, K; ragged against 6x16 and 8x32 tiles, MC = 120/128 rows and KC = 256 (AVX-512)
-        // or 384 (AVX2): K one below, at and above each K block, and over two and three blocks.
+        // batch, M, N, K; ragged against 6x16 and 8x32 tiles, MC = 120/128 rows, NC = 2048 columns and
+        // KC = 256 (AVX-512) or 384 (AVX2): K one below, at and above each K block, and over two and
+        // three blocks.
         (int, int, int, int)[] shapes =
         [
             (1, 1, 1, 1), (1, 7, 5, 3), (1, 1, 65, 64), (1, 65, 1, 64), (1, 6, 16, 256), (1, 8, 32, 257),
             (1, 65, 65, 64), (1, 129, 33, 257), (1, 121, 17, 513), (3, 7, 129, 65), (1, 65, 129, 257),
             (1, 130, 48, 300), (2, 66, 40, 255), (1, 6, 16, 384), (1, 13, 40, 385), (1, 20, 33, 769),
             (1, 127, 18, 383),
+            (1, 4, 24, 7), (1, 9, 8, 31), (1, 14, 16, 100), (1, 123, 47, 129), (2, 5, 2049, 3),
         ];
         foreach (var path in paths)
             foreach (var (b, m, n, k) in shapes)
