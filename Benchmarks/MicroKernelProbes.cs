@@ -33,7 +33,7 @@ public static unsafe class MicroKernelProbes
         float* a = Alloc(6 * Kc), b = Alloc(Kc * 24), c = Alloc(6 * 24);
         double flops = Calls * (double)Kc * FlopsPerStep;
         long fmaSteps = Calls * (long)Kc;
-        var fma = () => { Sink = FmaLoop(fmaSteps); };
+        var fma = () => { Sink = FmaCeilingBenchmarks.Loop256(fmaSteps); };
         Interleaved.Case Probe(string name, Action body) => new(name, flops, fma, body);
         Interleaved.Compare("12 FMAs per k step on one core, operands in L1, against 12 FMA chains without loads",
             "FMA loop", "probe",
@@ -53,25 +53,6 @@ public static unsafe class MicroKernelProbes
         var rnd = new Random(n);
         for (int i = 0; i < n; i++) p[i] = (float)(rnd.NextDouble() - 0.5) * 0.01f;
         return p;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float FmaLoop(long steps)
-    {
-        var x = Vector256.Create(0.9999f);
-        var y = Vector256.Create(0.0001f);
-        // Twelve chains from twelve different starting values: identical chains could be merged.
-        Vector256<float> a0 = Vector256.Create(1.00f), a1 = Vector256.Create(1.01f), a2 = Vector256.Create(1.02f), a3 = Vector256.Create(1.03f);
-        Vector256<float> a4 = Vector256.Create(1.04f), a5 = Vector256.Create(1.05f), a6 = Vector256.Create(1.06f), a7 = Vector256.Create(1.07f);
-        Vector256<float> a8 = Vector256.Create(1.08f), a9 = Vector256.Create(1.09f), a10 = Vector256.Create(1.10f), a11 = Vector256.Create(1.11f);
-        for (long i = 0; i < steps; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, x, y); a1 = Vector256.FusedMultiplyAdd(a1, x, y); a2 = Vector256.FusedMultiplyAdd(a2, x, y);
-            a3 = Vector256.FusedMultiplyAdd(a3, x, y); a4 = Vector256.FusedMultiplyAdd(a4, x, y); a5 = Vector256.FusedMultiplyAdd(a5, x, y);
-            a6 = Vector256.FusedMultiplyAdd(a6, x, y); a7 = Vector256.FusedMultiplyAdd(a7, x, y); a8 = Vector256.FusedMultiplyAdd(a8, x, y);
-            a9 = Vector256.FusedMultiplyAdd(a9, x, y); a10 = Vector256.FusedMultiplyAdd(a10, x, y); a11 = Vector256.FusedMultiplyAdd(a11, x, y);
-        }
-        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).ToScalar();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

@@ -15,6 +15,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-b            (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-prefetch     (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-pack-a                 (A/B, interleaved)
+///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
@@ -30,6 +31,8 @@ public static class Program
         if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag
             or GemmOptionsInterleaved.BlockKFlag or GemmOptionsInterleaved.PackPrefetchFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
+        // This machine's roofline and every CPU kernel of a vit-tiny step on it.
+        if (args is [Roofline.Flag]) { Roofline.Run(); return; }
         // What limits the AVX2 micro-kernel on one core (loads against FMAs).
         if (args is [MicroKernelProbes.Flag]) { MicroKernelProbes.Run(); return; }
         // A steady workload to profile (tools/perf-top.sh).
