@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using ViTScratch.Kernels.Cpu;
 using ViTScratch.Kernels.Cpu.MatMul;
 
 namespace ViTScratch.Benchmarks;
@@ -33,7 +34,7 @@ public static unsafe class MicroKernelProbes
         float* a = Alloc(6 * Kc), b = Alloc(Kc * 24), c = Alloc(6 * 24);
         double flops = Calls * (double)Kc * FlopsPerStep;
         long fmaSteps = Calls * (long)Kc;
-        var fma = () => { Sink = FmaCeilingBenchmarks.Loop256(fmaSteps); };
+        var fma = () => { Sink = FmaPeak.Loop256(fmaSteps); };
         Interleaved.Case Probe(string name, Action body) => new(name, flops, fma, body);
         Interleaved.Compare("12 FMAs per k step on one core, operands in L1, against 12 FMA chains without loads",
             "FMA loop", "probe",

@@ -151,21 +151,13 @@ public static class Roofline
     /// <summary>The two ceilings, each the median of 5 runs.</summary>
     private readonly record struct Ceilings(double FmaOne, double FmaAll, double CopyGBs)
     {
-        private const long Steps = 2_000_000;                     // ~5 ms of FMAs per thread
         private const long CopyBytes = 64 << 20; // each way: far past the L3
         private static readonly SizedCopy DramCopy = new(CopyBytes);
 
         public static Ceilings Measure()
         {
-            double flopsPerStep = Vector512.IsHardwareAccelerated ? 384 : 192;
-            double one = Steps * flopsPerStep / Median(() => Fma(), 5, 1) / 1e6;
-            int workers = Par.Workers;
-            double all = workers * Steps * flopsPerStep / Median(() =>
-                Par.For(workers, 1L << 40, 0, static (in int _, int s, int e) => { for (int i = s; i < e; i++) Fma(); }, chunks: workers), 5, 1) / 1e6;
             double copy = 2.0 * CopyBytes / Median(DramCopy.Run, 5, 1) / 1e6;
-            return new(one, all, copy);
+            return new(FmaPeak.Measure(allWorkers: false), FmaPeak.Measure(allWorkers: true), copy);
         }
-
-        private static float Fma() => Vector512.IsHardwareAccelerated ? FmaCeilingBenchmarks.Loop512(Steps) : FmaCeilingBenchmarks.Loop256(Steps);
     }
 }

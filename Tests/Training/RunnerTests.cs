@@ -165,6 +165,9 @@ public class RunnerTests : IDisposable
         Assert.DoesNotContain("  optimizer", inferPart);
         Assert.DoesNotContain("Backward", inferPart);
         Assert.Contains("inference ", inferPart);
+        // On the CPU backend each part also puts the matmul against the FMA peak measured there and then.
+        Assert.Matches(@"matmul at [0-9.]+ GFLOP/s: [0-9]+% of this CPU's FMA peak \([0-9]+ GFLOP/s on [0-9]+ threads", trainPart);
+        Assert.Matches(@"matmul at [0-9.]+ GFLOP/s: [0-9]+% of this CPU's FMA peak", inferPart);
     }
 
     [Theory]

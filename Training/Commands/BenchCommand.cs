@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Cpu;
 using ViTScratch.Model;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Optim;
@@ -102,6 +103,12 @@ public static class BenchCommand
         stdout.WriteLine($"  {"total",-16} {total / steps * 1000,9:F2}");
         double gemm = profiler.Categories.TryGetValue("matmul", out var m) ? m.Seconds : 0;
         stdout.WriteLine($"  {gemm / total * 100:F1}% of the time runs in matmul kernels");
+        if (m is not null && m.Flops > 0 && profiler.Inner is CpuKernels)
+        {
+            // The roof this machine's cores give any kernel right now (the FMA loop of Kernels/Cpu/FmaPeak.cs).
+            double peak = FmaPeak.Measure(allWorkers: true), rate = m.Flops / m.Seconds / 1e9;
+            stdout.WriteLine($"  matmul at {rate:F1} GFLOP/s: {rate / peak * 100:F0}% of this CPU's FMA peak ({peak:F0} GFLOP/s on {Environment.ProcessorCount} threads, measured now)");
+        }
         stdout.WriteLine($"the {KernelRows} most expensive kernels (matmuls by shape, M x K · K x N, ᵀ = read transposed):");
         foreach (var (name, e) in profiler.Kernels.OrderByDescending(kv => kv.Value.Seconds).Take(KernelRows))
         {
