@@ -20,11 +20,17 @@ public unsafe class AttentionRowsTests
     [InlineData(17, 32)]
     [InlineData(65, 64)]
     [InlineData(30, 5)]
-    public void TransposeMatchesTheDefinitionBothWays(int n, int d)
+    [InlineData(9, 32)]
+    [InlineData(9, 36)]
+    [InlineData(16, 24)]
+    [InlineData(17, 32, "V512")] // np = 32: two blocks past the 16 real rows, one of them all padding
+    [InlineData(24, 40, "V512")] // no ragged row, padding only
+    [InlineData(3, 7)]           // no whole block at all
+    public void TransposeMatchesTheDefinitionBothWays(int n, int d, string pathName = "V256")
     {
         var rnd = new Random(n * 100 + d);
         long ldx = d + 5;
-        int np = AttentionRows.PaddedKeys(n, SimdPath.Vector256);
+        int np = AttentionRows.PaddedKeys(n, pathName == "V512" ? SimdPath.Vector512 : SimdPath.Vector256);
         var x = new float[n * ldx];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
         foreach (bool blocked in new[] { false, true })
