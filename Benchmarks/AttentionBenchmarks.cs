@@ -22,7 +22,7 @@ public class AttentionBenchmarks
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn());
+        public Config() => AddColumn(new GflopsColumn(), new OfFmaPeakColumn());
     }
 
     public sealed record Case(int Batch, int Heads, int Tokens, int HeadDim) : IHasFlops

@@ -20,7 +20,7 @@ public class FmaCeilingBenchmarks
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn());
+        public Config() => AddColumn(new GflopsColumn(), new OfFmaPeakColumn());
     }
 
     private const int Iterations = 1 << 20;

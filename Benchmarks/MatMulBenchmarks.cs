@@ -20,7 +20,7 @@ public class MatMulBenchmarks
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn());
+        public Config() => AddColumn(new GflopsColumn(), new OfFmaPeakColumn());
     }
 
     // Names stay under BenchmarkDotNet's 20-character parameter column: M x K x N (T = TransA).

@@ -28,7 +28,7 @@ public class SmallKMatMulBenchmarks
     {
         // Min beside Mean: on this shared machine other tenants only ever add time, so the minimum
         // is the steadier figure for comparing two kernels.
-        public Config() => AddColumn(new GflopsColumn(), StatisticColumn.Min);
+        public Config() => AddColumn(new GflopsColumn(), new OfFmaPeakColumn(), StatisticColumn.Min);
     }
 
     // Name: layer, pass, M x K x N. Accumulate matches what the engine passes (backward: +=).
