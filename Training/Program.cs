@@ -3,8 +3,11 @@ using ViTScratch.Training.Commands;
 namespace ViTScratch.Training;
 
 /// <summary>
-/// `vit`: the console runner. User errors (bad flags, missing data, unreadable checkpoints) print
-/// one line and exit with code 1; Ctrl+C during training saves last.safetensors and exits 130.
+/// `vit`: the console runner. User errors (bad flags, missing or wrong data, unreadable or hostile
+/// files, unwritable paths, a full disk, out of memory on a user-sized input) print one line that
+/// names the file or flag and the fix, and exit with code 1. Anything else is a bug: one line
+/// saying so (exit 70), and the stack trace only with --verbose. Ctrl+C or SIGTERM during training
+/// saves last.safetensors and exits 130 or 143.
 /// </summary>
 public static class Program
 {
@@ -20,13 +23,19 @@ public static class Program
           kernels    kernels ptx: write the PTX of every GPU kernel (no GPU needed);
                      kernels bench: time the GPU kernels against cuBLAS, unfused attention, copy rate
 
-        'vit <command> --help' shows the options of a command.
+        'vit <command> --help' shows the options of a command; --verbose (any command) shows the
+        stack trace of an internal error.
         """;
+
+    /// <summary>Exit codes: 0 done, 1 a user error (one line on stderr), 70 an internal error (a bug).</summary>
+    public const int ExitUserError = 1, ExitInternalError = 70;
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        bool verbose = args.Contains("--verbose");
+        args = args.Where(a => a != "--verbose").ToArray();
         if (args.Length == 0)
             args = ["train"]; // `vit` alone trains the default, as the README promises
         string command = args[0];
@@ -56,15 +65,45 @@ public static class Program
         }
         catch (ViTScratchException e)
         {
-            stderr.WriteLine($"error: {e.Message}");
-            return 1;
+            stderr.WriteLine($"error: {OneLine(e.Message)}");
+            if (verbose) stderr.WriteLine(e);
+            return ExitUserError;
         }
         catch (OperationCanceledException)
         {
             stderr.WriteLine("cancelled");
-            return 130;
+            return TrainCommand.ExitInterrupted;
+        }
+        catch (Exception e) when (UserErrorLine(e) is string line)
+        {
+            stderr.WriteLine($"error: {OneLine(line)}");
+            if (verbose) stderr.WriteLine(e);
+            return ExitUserError;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"internal error: {e.GetType().Name}: {OneLine(e.Message)} (this is a bug in vit; run again with --verbose for the stack trace and report it)");
+            if (verbose) stderr.WriteLine(e);
+            return ExitInternalError;
         }
     }
+
+    /// <summary>
+    /// The one-line message for an exception that comes from the user's files, paths, disk or
+    /// input sizes rather than from a bug; null for a bug. .NET's own messages name the path
+    /// ("Access to the path '/x' is denied."); the line adds what to do.
+    /// </summary>
+    internal static string? UserErrorLine(Exception e) => e switch
+    {
+        UnauthorizedAccessException or IOException => Runs.AtomicFile.Reason(e) is var why && why != e.Message ? $"{e.Message.TrimEnd('.')}: {why}" : e.Message,
+        OutOfMemoryException => "out of memory: the input or the model is too large for this machine's memory; use a smaller --batch, " +
+                                "a smaller model or a smaller input",
+        InsufficientExecutionStackException => "the input is nested too deeply to read; the file is corrupt or hostile",
+        OverflowException => $"a size in the input is too large ({e.Message.TrimEnd('.')}); the file is corrupt or hostile",
+        _ => null,
+    };
+
+    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 
     private static string CommandHelp(string command) => command switch
     {

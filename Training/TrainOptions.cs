@@ -71,7 +71,10 @@ public sealed record TrainOptions
     public const string Help = """
         vit train [options]
           --dataset NAME          fashion-mnist (default), mnist, cifar10, cifar100
-          --data DIR              where the dataset files are (else the cache, else download)
+          --data DIR              where the dataset files are; only that directory is searched, and
+                                  one that lacks them is an error (default: the cache, then
+                                  /usr/share/datasets, then a download into the cache)
+          --download              with --data: download the dataset into DIR when it is not there
           --model NAME            vit-micro, vit-tiny, vit-small
           --patch N               patch size
           --dim N --depth N --heads N --dim-head N --mlp-dim N   override the preset's sizes
@@ -93,8 +96,14 @@ public sealed record TrainOptions
           --device NAME           auto (default), cpu, cuda, ilgpu-cpu
           --seed N                (default 0)      --workers N  data loader threads (default 2)
           --train-limit N --test-limit N          use only the first N images
-          --out DIR               run directory (default runs/<dataset>-<model>)
-          --resume [DIR|FILE]     continue a run from its last.safetensors
+          --out DIR               run directory (default runs/<dataset>-<model>, or the first free
+                                  runs/<dataset>-<model>-N when that holds a run); a --out that
+                                  holds a run is refused
+          --force                 replace the run in --out (deletes its checkpoints and metrics)
+          --resume [DIR|FILE]     continue a run from its last.safetensors, on the data it records
+                                  (--data DIR re-targets it, with a warning if the data differs)
+          Ctrl+C or SIGTERM saves last.safetensors at the last finished step and prints the
+          command that resumes it (exit 130 / 143); a second one aborts at once.
         """;
 
     /// <summary>Reads the options of `vit train` from the command line.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Model;
+using ViTScratch.Model.Checkpoints;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Data;
 using ViTScratch.Training.Optim;
@@ -25,15 +26,31 @@ public sealed class Trainer : IDisposable
     private readonly Optimizer _optimizer;
     private readonly LrSchedule _schedule;
     private readonly List<EpochMetrics> _metrics = new();
+    private readonly DataProvenance _data;
     private TrainingPosition _pos = TrainingPosition.Start;
 
-    public Trainer(TrainOptions options, TextWriter log, DatasetOptions? datasetOptions = null, string? resumeFrom = null)
+    /// <summary>
+    /// Loads the data and builds the model and optimizer of a run. A new run (<paramref name="resumeFrom"/>
+    /// null) refuses a run directory that already holds a run unless <paramref name="overwrite"/>.
+    /// A resumed run checks that the data is the data it was trained on (<see cref="DataProvenance"/>),
+    /// and accepts other data with a warning only when <paramref name="dataRetargeted"/> (an explicit --data).
+    /// </summary>
+    public Trainer(TrainOptions options, TextWriter log, DatasetOptions? datasetOptions = null, string? resumeFrom = null,
+        bool dataRetargeted = false, bool overwrite = false)
     {
         _o = options;
         _log = log;
+        // The run directory first: an unwritable --out or an existing run fails before minutes of loading.
+        var checkpoint = resumeFrom is null ? null : TrainingCheckpoint.Read(resumeFrom);
+        if (resumeFrom is null) RunDirectory.PrepareForNewRun(options.OutDir, overwrite);
+        else RunDirectory.PrepareForWriting(options.OutDir);
+
         var info = DatasetCatalog.Info(options.Dataset);
         var train = DatasetCatalog.Load(options.Dataset, options.DataDir, train: true, datasetOptions);
-        var test = DatasetCatalog.Load(options.Dataset, options.DataDir, train: false, datasetOptions);
+        // The test split from the directory the training split came from, never from a second copy.
+        var test = DatasetCatalog.Load(options.Dataset, train.Source, train: false, datasetOptions);
+        _data = DataProvenance.Of(train, test);
+        if (checkpoint is not null) CheckResumedData(checkpoint, resumeFrom!, train, test, dataRetargeted);
         if (options.TrainLimit > 0 && options.TrainLimit < train.Count) train = train.Take(options.TrainLimit);
         if (options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
 
@@ -54,9 +71,9 @@ public sealed class Trainer : IDisposable
         int steps = _trainLoader.BatchesPerEpoch;
         _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr);
 
-        if (resumeFrom is not null) Resume(resumeFrom);
+        if (checkpoint is not null) Resume(checkpoint, resumeFrom!);
 
-        _log.WriteLine($"data    {train.Name}: {train.Count} train / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes");
+        _log.WriteLine($"data    {train.Name}: {train.Count} train / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
@@ -91,28 +108,53 @@ public sealed class Trainer : IDisposable
 
     private string RunFile(string name) => Path.Combine(_o.OutDir, name);
 
-    private void Resume(string checkpointPath)
+    // A resumed run must see the data it was trained on: same images in the same order (its
+    // batches are positions in that order) and as many of them (the epoch length sets the schedule).
+    private void CheckResumedData(SafeTensorsFile checkpoint, string path, ImageDataset train, ImageDataset test, bool retargeted)
     {
-        var file = TrainingCheckpoint.Read(checkpointPath);
+        var recorded = DataProvenance.FromMetadata(checkpoint.Metadata, path);
+        if (recorded is null)
+        {
+            _log.WriteLine($"warning: '{path}' records no data fingerprint (it predates them); the data in {train.Source} cannot be checked against it");
+            return;
+        }
+        recorded.Check(train, train: true, retargeted, path, _log);
+        recorded.Check(test, train: false, retargeted, path, _log);
+        int Used(int count, int limit) => limit > 0 ? Math.Min(limit, count) : count;
+        int before = Used(recorded.TrainImages, _o.TrainLimit), now = Used(train.Count, _o.TrainLimit);
+        if (before != now)
+            throw new ViTScratchException($"'{path}' cannot be resumed on this data: its epochs had {before} training images and this data gives {now}, " +
+                "which changes the epoch length and the schedule; resume on the run's own data, or start a new run");
+    }
+
+    private void Resume(SafeTensorsFile file, string checkpointPath)
+    {
         _model.LoadStateDict(file.Tensors.Where(t => !t.Name.StartsWith(TrainingCheckpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList(), checkpointPath);
         TrainingCheckpoint.LoadOptimizer(file, _optimizer);
         _pos = TrainingCheckpoint.ReadPosition(file, checkpointPath);
-        string csv = RunFile("metrics.csv");
-        if (File.Exists(csv))
-            foreach (var line in File.ReadLines(csv).Skip(1))
-            {
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                var row = EpochMetrics.Parse(line, csv);
-                if (row.Epoch <= _pos.Epoch) _metrics.Add(row);
-            }
+        if (_pos.Batch > _trainLoader.BatchesPerEpoch)
+            throw new ViTScratchException($"checkpoint '{checkpointPath}': its position (batch {_pos.Batch}) is past the end of an epoch of {_trainLoader.BatchesPerEpoch} batches; the file is corrupt");
+        // The epochs done so far: from the checkpoint itself, so a lost or stale metrics.csv cannot
+        // change them; older checkpoints without them fall back to metrics.csv.
+        if (file.Metadata.TryGetValue(MetricsKey, out var rows))
+            _metrics.AddRange(EpochMetrics.ParseAll(rows, checkpointPath).Where(r => r.Epoch <= _pos.Epoch));
+        else if (RunFile("metrics.csv") is var csv && File.Exists(csv))
+            _metrics.AddRange(EpochMetrics.ParseAll(File.ReadAllText(csv), csv).Where(r => r.Epoch <= _pos.Epoch));
         _log.WriteLine($"resume  from {checkpointPath}: epoch {_pos.Epoch + 1}, batch {_pos.Batch}, step {_pos.Step}");
     }
 
-    /// <summary>Trains until the last epoch or until <paramref name="cancel"/> fires (then saves last.safetensors and returns false).</summary>
+    private const string MetricsKey = "metrics_csv";
+
+    /// <summary>
+    /// Trains until the last epoch, or until <paramref name="cancel"/> fires: then, wherever it
+    /// fired (a step, a wait for the data loader, the test evaluation, between epochs), it saves
+    /// last.safetensors at the last completed step, prints the command that resumes it and
+    /// returns false. Checkpoints are written before the side files (metrics.csv, curves.png),
+    /// and a side file that cannot be written is a warning, not a lost epoch.
+    /// </summary>
     public bool Run(CancellationToken cancel)
     {
-        Directory.CreateDirectory(_o.OutDir);
-        AtomicFile.WriteAllText(RunFile("config.json"), _o.ToJson());
+        WriteSideFile("config.json", () => AtomicFile.WriteAllText(RunFile("config.json"), ConfigJson()));
         var counter = Tensor.Zeros(_device, 1);
         double best = _metrics.Count > 0 ? _metrics.Max(m => m.TestAccuracy) : -1;
         int steps = _trainLoader.BatchesPerEpoch;
@@ -121,68 +163,105 @@ public sealed class Trainer : IDisposable
         {
             _model.Train();
             bool midEpoch = _pos.Epoch == epoch && _pos.Batch > 0;
-            int startBatch = midEpoch ? _pos.Batch : 0;
+            int nextBatch = midEpoch ? _pos.Batch : 0;
             double lossSum = midEpoch ? _pos.LossSum : 0, priorSeconds = midEpoch ? _pos.Seconds : 0;
             long correctBefore = midEpoch ? _pos.Correct : 0, seen = midEpoch ? _pos.Seen : 0, seenAtStart = seen;
             int step = _pos.Step;
             counter.CopyFrom([0f]);
             var clock = Stopwatch.StartNew();
-            var bar = new ProgressBar($"epoch {epoch + 1}/{_o.Epochs}", steps - startBatch);
+            var bar = new ProgressBar($"epoch {epoch + 1}/{_o.Epochs}", steps - nextBatch);
             float lr = _schedule.At(Math.Max(step, 1));
             int done = 0;
-
-            foreach (var batch in _trainLoader.GetEpoch(epoch, startBatch, cancel))
+            double testLoss, testAcc;
+            try
             {
-                using (batch)
-                using (new TensorScope())
+                foreach (var batch in _trainLoader.GetEpoch(epoch, nextBatch, cancel))
                 {
-                    step++;
-                    lr = _schedule.At(step);
-                    float loss = TrainStep(batch, step, lr, counter);
-                    lossSum += (double)loss * batch.Count;
-                    seen += batch.Count;
-                    done++;
-                    bool stopping = cancel.IsCancellationRequested;
-                    if (bar.WillDraw(done) || stopping)
+                    using (batch)
+                    using (new TensorScope())
                     {
-                        // The accuracy counter lives on the device; read it only when it is shown.
-                        long correctSoFar = correctBefore + (long)counter.Item();
-                        bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correctSoFar / seen, lr);
-                    }
-                    StepCompleted?.Invoke(step);
-                    if (cancel.IsCancellationRequested)
-                    {
-                        long correct = correctBefore + (long)counter.Item();
-                        _pos = new TrainingPosition(epoch, batch.Index + 1, step, lossSum, correct, seen, priorSeconds + clock.Elapsed.TotalSeconds);
-                        SaveLast();
-                        _log.WriteLine();
-                        _log.WriteLine($"interrupted: saved {RunFile("last.safetensors")}; continue with: vit train --resume {_o.OutDir}");
-                        return false;
+                        step++;
+                        lr = _schedule.At(step);
+                        float loss = TrainStep(batch, step, lr, counter);
+                        lossSum += (double)loss * batch.Count;
+                        seen += batch.Count;
+                        nextBatch = batch.Index + 1;
+                        done++;
+                        if (bar.WillDraw(done) || cancel.IsCancellationRequested)
+                        {
+                            // The accuracy counter lives on the device; read it only when it is shown.
+                            long correctSoFar = correctBefore + (long)counter.Item();
+                            bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correctSoFar / seen, lr);
+                        }
+                        StepCompleted?.Invoke(step);
+                        cancel.ThrowIfCancellationRequested();
                     }
                 }
+                (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // Everything up to the last completed step is kept; an interrupted evaluation is
+                // redone on resume (the position then says: all batches of this epoch done).
+                long correct = correctBefore + (long)counter.Item();
+                _pos = new TrainingPosition(epoch, nextBatch, step, lossSum, correct, seen, priorSeconds + clock.Elapsed.TotalSeconds);
+                SaveLast();
+                ReportInterrupted();
+                return false;
             }
 
             double seconds = priorSeconds + clock.Elapsed.TotalSeconds;
             long trainCorrect = correctBefore + (long)counter.Item();
-            var (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
             var row = new EpochMetrics(epoch + 1, lossSum / Math.Max(seen, 1), (double)trainCorrect / Math.Max(seen, 1), testLoss, testAcc,
                 lr, (seen - seenAtStart) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), seconds);
             _metrics.Add(row);
             _pos = new TrainingPosition(epoch + 1, 0, step, 0, 0, 0, 0);
-            EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics);
-            Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}");
-            SaveLast();
+            SaveLast(); // the checkpoint first: nothing after it can lose the epoch
             string mark = "";
             if (testAcc > best)
             {
                 best = testAcc;
-                AtomicFile.Write(RunFile("best.safetensors"), s => { using var f = File.OpenRead(RunFile("last.safetensors")); f.CopyTo(s); });
+                WriteSideFile("best.safetensors", () =>
+                    AtomicFile.Write(RunFile("best.safetensors"), s => { using var f = File.OpenRead(RunFile("last.safetensors")); f.CopyTo(s); }));
                 mark = "  (best)";
             }
+            WriteSideFile("metrics.csv", () => EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics));
+            WriteSideFile("curves.png", () => Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}"));
             _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}% | test loss {testLoss:F4} acc {testAcc * 100:F2}%{mark} | {row.ImagesPerSecond:F0} img/s, {ProgressBar.Format(seconds)}"));
+            if (cancel.IsCancellationRequested && epoch + 1 < _o.Epochs)
+            {
+                ReportInterrupted(); // last.safetensors already holds the end of this epoch
+                return false;
+            }
         }
         return true;
+    }
+
+    private void ReportInterrupted()
+    {
+        _log.WriteLine();
+        _log.WriteLine($"interrupted: saved {RunFile("last.safetensors")} (epoch {_pos.Epoch + 1}, batch {_pos.Batch}, step {_pos.Step}); " +
+                       $"continue with: vit train --resume {_o.OutDir}");
+    }
+
+    // A side file that cannot be written (a full disk, a plotting failure) costs that file, not
+    // the run: one warning line, and training goes on. The checkpoint is written before them.
+    private void WriteSideFile(string name, Action write)
+    {
+        try { write(); }
+        catch (Exception e) when (e is ViTScratchException or IOException or UnauthorizedAccessException || name == "curves.png")
+        {
+            _log.WriteLine($"warning: {name} not written ({e.Message}); training goes on");
+        }
+    }
+
+    /// <summary>config.json: the options of the run and the data it trains on.</summary>
+    private string ConfigJson()
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(_o.ToJson())!.AsObject();
+        node["Data"] = System.Text.Json.Nodes.JsonNode.Parse(_data.ToJson());
+        return node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
     private float TrainStep(DataBatch batch, int step, float lr, Tensor counter)
@@ -234,7 +313,25 @@ public sealed class Trainer : IDisposable
         return (lossSum / Math.Max(seen, 1), counter.Item() / Math.Max(seen, 1));
     }
 
-    private void SaveLast() => TrainingCheckpoint.Save(RunFile("last.safetensors"), _model, _optimizer, _o, _pos);
+    private void SaveLast()
+    {
+        string path = RunFile("last.safetensors");
+        var extra = new Dictionary<string, string>
+        {
+            [DataProvenance.MetadataKey] = _data.ToJson(),
+            [MetricsKey] = EpochMetrics.ToCsv(_metrics),
+        };
+        try
+        {
+            TrainingCheckpoint.Save(path, _model, _optimizer, _o, _pos, extra);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // SafeTensors.Write is atomic: the previous last.safetensors, if any, is untouched.
+            string previous = File.Exists(path) ? $"; the previous checkpoint there is intact: fix this and continue with 'vit train --resume {_o.OutDir}'" : "";
+            throw new ViTScratchException(AtomicFile.WriteFailure(path, e) + previous, e);
+        }
+    }
 
     public void Dispose()
     {

@@ -43,6 +43,7 @@ public class DownloadTests
     private static DatasetOptions OptionsFor(TempDir dir, string url, string md5) => new()
     {
         CacheDir = dir.Combine("cache"), SystemDirs = [], Progress = null, GetEnvironment = _ => null, Url = url, ExpectedMd5 = md5,
+        DownloadIntoDataDir = true, // these tests download into an explicit --data on purpose (`--download`)
     };
 
     private static void AssertNoLeftovers(string dir)

@@ -9,9 +9,11 @@ namespace ViTScratch.Training.Commands;
 public static class EvalCommand
 {
     public const string Help = """
-        vit eval --checkpoint FILE [--dataset NAME] [--data DIR] [--device NAME] [--batch N] [--limit N]
-          evaluates a checkpoint (best.safetensors or last.safetensors of a run) on a test set;
-          the dataset defaults to the one the checkpoint was trained on.
+        vit eval --checkpoint FILE [--dataset NAME] [--data DIR [--download]] [--device NAME] [--batch N] [--limit N]
+          evaluates a checkpoint (best.safetensors or last.safetensors of a run) on a test set.
+          By default the test split the checkpoint was trained beside, from the directory it
+          records and checked against its fingerprint; --data (or --dataset) evaluates on other
+          data on purpose, with a warning when it differs.
         """;
 
     public static int Run(string[] args, TextWriter stdout)
@@ -23,18 +25,49 @@ public static class EvalCommand
         string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
         int batch = a.Int("batch", 256, 1, 65_536);
         int limit = a.Int("limit", 0, 0, int.MaxValue);
+        bool download = a.Flag("download");
         a.RejectUnknown();
 
         var file = TrainingCheckpoint.Read(path);
-        string dataset = datasetFlag ?? DatasetOf(file, path);
         using var device = Device.Create(deviceName);
         var model = TrainingCheckpoint.LoadModel(file, path, device);
-        var test = DatasetCatalog.Load(dataset, dataDir ?? DataDirOf(file, path), train: false);
+        var test = LoadTestSplit(file, path, datasetFlag, dataDir, download, stdout);
+        string dataset = test.Name;
         if (limit > 0 && limit < test.Count) test = test.Take(limit);
         using var loader = new DataLoader(test, DataLoaderOptions.ForEvaluation(batch));
         var (loss, acc) = Trainer.Evaluate(model, loader);
         stdout.WriteLine($"{dataset} test set ({test.Count} images): loss {loss:F4}, accuracy {acc * 100:F2}%");
         return 0;
+    }
+
+    /// <summary>
+    /// The test split a checkpoint is judged on: by default the one it was trained beside (the
+    /// dataset and absolute directory its data record names, checked against the fingerprint);
+    /// an explicit --dataset or --data picks other data on purpose, with a warning if it differs.
+    /// </summary>
+    internal static ImageDataset LoadTestSplit(Model.Checkpoints.SafeTensorsFile file, string path, string? datasetFlag, string? dataDirFlag,
+        bool download, TextWriter log)
+    {
+        var recorded = DataProvenance.FromMetadata(file.Metadata, path);
+        string dataset = datasetFlag ?? recorded?.Dataset ?? DatasetOf(file, path);
+        if (datasetFlag is not null && recorded is not null && DatasetCatalog.Info(datasetFlag).Name == recorded.Dataset)
+            datasetFlag = null; // --dataset naming the run's own dataset changes nothing
+        bool explicitData = dataDirFlag is not null || datasetFlag is not null;
+        string? recordedDir = string.IsNullOrEmpty(recorded?.Path) ? DataDirOf(file, path) : recorded.Path;
+        string? dir = dataDirFlag ?? (datasetFlag is null ? recordedDir : null);
+        ImageDataset test;
+        try
+        {
+            test = DatasetCatalog.Load(dataset, dir, train: false, new DatasetOptions { DownloadIntoDataDir = download });
+        }
+        catch (ViTScratchException e) when (!explicitData && recorded is not null)
+        {
+            throw new ViTScratchException($"the data '{path}' was trained on is no longer where it records it ({e.Message}); " +
+                "pass --data DIR to evaluate on a copy elsewhere (it is checked against the recorded fingerprint)", e);
+        }
+        if (recorded is not null)
+            recorded.Check(test, train: false, retargeted: explicitData, path, log);
+        return test;
     }
 
     internal static string DatasetOf(Model.Checkpoints.SafeTensorsFile file, string path) =>

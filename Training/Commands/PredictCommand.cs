@@ -45,7 +45,7 @@ public static class PredictCommand
         {
             if (!int.TryParse(indexFlag, out int index) || index < 0)
                 throw new ViTScratchException($"vit predict: --index expects a non-negative whole number, got '{indexFlag}'");
-            var test = DatasetCatalog.Load(info.Name, dataDir ?? EvalCommand.DataDirOf(file, path), train: false);
+            var test = EvalCommand.LoadTestSplit(file, path, null, dataDir, download: false, stdout);
             if (index >= test.Count) throw new ViTScratchException($"vit predict: --index {index} is past the end of the {test.Count}-image test set");
             pixels = test.Image(index).ToArray();
             what = $"test image {index} (label: {test.ClassNames[test.Labels[index]]})";

@@ -3,9 +3,13 @@ namespace ViTScratch.Training.Data;
 /// <summary>
 /// The entry point for datasets by name: cifar10, cifar100, fashion-mnist, mnist.
 ///
-/// Lookup order: the --data directory, then the cache directory, then (MNIST-like sets) the
-/// system directory of the Debian package, then a download into the --data directory (or the
-/// cache directory when none was given). Downloads are MD5-checked and written atomically.
+/// Lookup: a --data directory given by the user is the only place searched (no silent fallback to
+/// another copy elsewhere); when it does not hold the split, that is an error naming the missing
+/// files, unless <see cref="DatasetOptions.DownloadIntoDataDir"/> (`--download`) asks for a download
+/// into it. Without --data: the cache directory, then (MNIST-like sets) the system directory of the
+/// Debian package, then a download into the cache directory. Downloads are MD5-checked and written
+/// atomically. The directory a split was read from is its <see cref="ImageDataset.Source"/>; load
+/// the other split from there (<c>dataDir: first.Source</c>) so train and test never come from two copies.
 /// </summary>
 public static class DatasetCatalog
 {
@@ -31,13 +35,17 @@ public static class DatasetCatalog
     public static ImageDataset Load(string name, string? dataDir, bool train, DatasetOptions? options = null)
     {
         options ??= new DatasetOptions();
-        return Canonical(name) switch
+        var data = Canonical(name) switch
         {
             "cifar10" => LoadCifar(Cifar10Spec, dataDir, train, options),
             "cifar100" => LoadCifar(Cifar100Spec, dataDir, train, options),
             "fashion-mnist" => LoadIdx(FashionSpec, dataDir, train, options),
             _ => LoadIdx(MnistSpec, dataDir, train, options),
         };
+        if (data.Count == 0)
+            throw new ViTScratchException($"the {(train ? "training" : "test")} split of {data.Name} in '{data.Source}' holds no images: " +
+                "its files are empty or truncated; replace them with a complete copy");
+        return data;
     }
 
     private static string Canonical(string name)
@@ -72,12 +80,19 @@ public static class DatasetCatalog
         string[] files = train ? spec.TrainFiles : spec.TestFiles;
         var roots = SearchRoots(dataDir, options);
 
-        // 1. An extracted copy: ROOT/<dir>/ or ROOT itself holding the .bin files.
+        // 1. An extracted copy: ROOT/<dir>/ or ROOT itself holding the .bin files (all of them:
+        //    a directory with only some is reported, not mixed with another copy).
         string? found = null;
         foreach (var root in roots)
         {
             foreach (var dir in new[] { Path.Combine(root, spec.DirName), root })
-                if (files.Any(f => File.Exists(Path.Combine(dir, f)))) { found = dir; break; }
+            {
+                var missing = files.Where(f => !File.Exists(Path.Combine(dir, f))).ToList();
+                if (missing.Count == 0) { found = dir; break; }
+                if (missing.Count < files.Length)
+                    throw new ViTScratchException($"'{Path.GetFullPath(dir)}' holds part of the {spec.Info.Name} {(train ? "training" : "test")} split " +
+                        $"but lacks {string.Join(", ", missing)}; copy the whole '{spec.DirName}' directory there (or extract {spec.ArchiveName} again)");
+            }
             if (found != null) break;
         }
 
@@ -95,7 +110,11 @@ public static class DatasetCatalog
             }
             else
             {
-                // 3. Download into the data directory, or the cache directory.
+                // 3. Download into the cache directory, or into the data directory when asked to.
+                if (dataDir != null && !options.DownloadIntoDataDir)
+                    throw new ViTScratchException($"--data '{Path.GetFullPath(dataDir)}' does not hold {spec.Info.Name}: neither '{spec.DirName}/' with " +
+                        $"{string.Join(", ", files)} nor {spec.ArchiveName} is there. Point --data at the directory that holds them, add --download " +
+                        "to download it into that directory, or leave out --data to use the cache");
                 target = dataDir ?? options.CacheDir;
                 archive = Path.Combine(target, spec.ArchiveName);
                 url ??= spec.Url;
@@ -121,7 +140,10 @@ public static class DatasetCatalog
             var fromFile = CifarFormat.ReadClassNames(namesFile);
             if (fromFile.Length == spec.Layout.ClassCount) names = fromFile;
         }
-        return new ImageDataset(spec.Info.Name, labels.Length, 3, 32, 32, pixels, labels, names, spec.Info.Mean, spec.Info.Std);
+        return new ImageDataset(spec.Info.Name, labels.Length, 3, 32, 32, pixels, labels, names, spec.Info.Mean, spec.Info.Std)
+        {
+            Source = Path.GetFullPath(found),
+        };
     }
 
     private static void VerifyMd5(string path, string expected)
@@ -162,6 +184,8 @@ public static class DatasetCatalog
         string prefix = train ? "train" : "t10k";
         string imagesName = $"{prefix}-images-idx3-ubyte", labelsName = $"{prefix}-labels-idx1-ubyte";
 
+        // An explicit --data is the only place looked at: a wrong one must fail, not quietly train
+        // on another copy found in the cache or the system directory.
         var dirs = new List<string>();
         if (dataDir != null)
         {
@@ -169,15 +193,26 @@ public static class DatasetCatalog
             dirs.Add(Path.Combine(dataDir, spec.TorchDirName, "raw"));
             dirs.Add(dataDir);
         }
-        dirs.Add(Path.Combine(options.CacheDir, spec.DirName));
-        dirs.AddRange(options.SystemDirs.Select(s => Path.Combine(s, spec.DirName)));
+        else
+        {
+            dirs.Add(Path.Combine(options.CacheDir, spec.DirName));
+            dirs.AddRange(options.SystemDirs.Select(s => Path.Combine(s, spec.DirName)));
+        }
 
         (string Images, string Labels)? found = null;
         foreach (var dir in dirs)
         {
             string? imagesPath = FindIdx(dir, imagesName), labelsPath = FindIdx(dir, labelsName);
             if (imagesPath != null && labelsPath != null) { found = (imagesPath, labelsPath); break; }
+            if (dataDir != null && (imagesPath ?? labelsPath) is string half)
+                throw new ViTScratchException($"'{half}' is there but its {(imagesPath == null ? "images" : "labels")} file " +
+                    $"({(imagesPath == null ? imagesName : labelsName)}[.gz]) is not in '{Path.GetFullPath(dir)}'; put the matching pair together");
         }
+
+        if (found == null && dataDir != null && !options.DownloadIntoDataDir)
+            throw new ViTScratchException($"--data '{Path.GetFullPath(dataDir)}' does not hold the {spec.Info.Name} {(train ? "training" : "test")} split: " +
+                $"{imagesName}[.gz] and {labelsName}[.gz] are not in it, nor in its {spec.DirName}/ or {spec.TorchDirName}/raw/. Point --data at the " +
+                "directory that holds them, add --download to download them into it, or leave out --data to use the cache");
 
         if (found == null)
         {
@@ -204,7 +239,10 @@ public static class DatasetCatalog
         if (labels.Length != count)
             throw new ViTScratchException($"'{found.Value.Images}' holds {count} images but '{found.Value.Labels}' holds {labels.Length} labels: " +
                 "they are from different splits or one is corrupt. Replace them with a matching pair.");
-        return new ImageDataset(spec.Info.Name, count, 1, rows, cols, pixels, labels, spec.Info.ClassNames, spec.Info.Mean, spec.Info.Std);
+        return new ImageDataset(spec.Info.Name, count, 1, rows, cols, pixels, labels, spec.Info.ClassNames, spec.Info.Mean, spec.Info.Std)
+        {
+            Source = Path.GetFullPath(Path.GetDirectoryName(found.Value.Images)!),
+        };
     }
 
     private static string? FindIdx(string dir, string baseName)
@@ -221,10 +259,8 @@ public static class DatasetCatalog
 
     private static List<string> SearchRoots(string? dataDir, DatasetOptions options)
     {
-        var roots = new List<string>();
-        if (dataDir != null) roots.Add(dataDir);
-        if (!roots.Contains(options.CacheDir)) roots.Add(options.CacheDir);
-        return roots;
+        // An explicit --data is searched alone; the cache only when none was given.
+        return dataDir != null ? [dataDir] : [options.CacheDir];
     }
 
     private static string JoinUrl(string baseUrl, string file)

@@ -31,6 +31,13 @@ public sealed class DatasetOptions
     /// </summary>
     public string? ExpectedMd5 { get; set; }
 
+    /// <summary>
+    /// True (`--download`): when an explicit data directory does not hold the dataset, download it
+    /// into that directory. False (the default): that is an error, so a mistyped --data never
+    /// trains on something else.
+    /// </summary>
+    public bool DownloadIntoDataDir { get; set; }
+
     /// <summary>False: never download; fail with instructions when the files are not found.</summary>
     public bool AllowDownload { get; set; } = true;
 

@@ -28,6 +28,9 @@ public sealed class ImageDataset
     public IReadOnlyList<float> Mean { get; }
     public IReadOnlyList<float> Std { get; }
 
+    /// <summary>The absolute directory the files were read from (null for data made in memory).</summary>
+    public string? Source { get; init; }
+
     public int ImageSize => Channels * Height * Width;
     public int ClassCount => ClassNames.Count;
 
@@ -68,12 +71,35 @@ public sealed class ImageDataset
         return Pixels.AsSpan(index * ImageSize, ImageSize);
     }
 
+    /// <summary>
+    /// A content fingerprint: the first 16 bytes of SHA-256 over the shape, the labels and every
+    /// pixel, in hex. Two splits with the same fingerprint hold the same images in the same order,
+    /// which is what a resumed run needs (its batches are positions in that order). About 30 ms for
+    /// Fashion-MNIST's 47 MB of training pixels. Computed once.
+    /// </summary>
+    public string Fingerprint()
+    {
+        if (_fingerprint is not null) return _fingerprint;
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Span<byte> header = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header, Count);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[4..], Channels);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[8..], Height);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header[12..], Width);
+        sha.AppendData(header);
+        sha.AppendData(Labels);
+        sha.AppendData(Pixels);
+        return _fingerprint = Convert.ToHexStringLower(sha.GetHashAndReset().AsSpan(0, 16));
+    }
+
+    private string? _fingerprint;
+
     /// <summary>The first <paramref name="count"/> images (a copy), e.g. for quick runs or smoke tests.</summary>
     public ImageDataset Take(int count)
     {
         count = Math.Clamp(count, 0, Count);
         return new ImageDataset(Name, count, Channels, Height, Width,
             Pixels.AsSpan(0, count * ImageSize).ToArray(), Labels.AsSpan(0, count).ToArray(),
-            ClassNames, Mean, Std);
+            ClassNames, Mean, Std) { Source = Source };
     }
 }

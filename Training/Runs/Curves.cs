@@ -30,10 +30,9 @@ public static class Curves
         acc.YLabel("%");
         acc.ShowLegend(Alignment.LowerRight);
 
-        string full = Path.GetFullPath(path);
-        string tmp = full + $".tmp-{Environment.ProcessId}.png";
-        multi.SavePng(tmp, 1100, 420);
-        File.Move(tmp, full, overwrite: true);
+        using var image = multi.Render(1100, 420);
+        byte[] png = image.GetImageBytes(ImageFormat.Png, 100);
+        AtomicFile.Write(path, s => s.Write(png));
     }
 
     // Epochs are whole numbers: no 1.5, 2.5 ticks on a short run.

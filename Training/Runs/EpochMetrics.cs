@@ -30,38 +30,18 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccur
         }
     }
 
-    /// <summary>Writes the whole table atomically (temp file, then rename).</summary>
-    public static void WriteAll(string path, IEnumerable<EpochMetrics> rows)
+    /// <summary>The whole table as CSV text, header first (metrics.csv, and inside each checkpoint).</summary>
+    public static string ToCsv(IEnumerable<EpochMetrics> rows)
     {
         var sb = new StringBuilder().AppendLine(Header);
         foreach (var r in rows) sb.AppendLine(r.ToCsv());
-        AtomicFile.WriteAllText(path, sb.ToString());
+        return sb.ToString();
     }
-}
 
-/// <summary>Writes files so that a crash or Ctrl+C never leaves a half-written one behind.</summary>
-public static class AtomicFile
-{
-    public static void WriteAllText(string path, string text) =>
-        Write(path, s => { using var w = new StreamWriter(s, new UTF8Encoding(false), leaveOpen: true); w.Write(text); });
+    /// <summary>Reads a table written by <see cref="ToCsv(IEnumerable{EpochMetrics})"/>; <paramref name="source"/> names it in errors.</summary>
+    public static List<EpochMetrics> ParseAll(string csv, string source) =>
+        csv.Split('\n').Skip(1).Select(l => l.TrimEnd('\r')).Where(l => !string.IsNullOrWhiteSpace(l)).Select(l => Parse(l, source)).ToList();
 
-    public static void Write(string path, Action<Stream> write)
-    {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string tmp = full + $".tmp-{Environment.ProcessId}";
-        try
-        {
-            using (var s = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                write(s);
-                s.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
-    }
+    /// <summary>Writes the whole table atomically (temp file, then rename).</summary>
+    public static void WriteAll(string path, IEnumerable<EpochMetrics> rows) => AtomicFile.WriteAllText(path, ToCsv(rows));
 }

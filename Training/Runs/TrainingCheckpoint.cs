@@ -25,7 +25,9 @@ public static class TrainingCheckpoint
     public const string OptimizerPrefix = "optimizer.";
     private const string OptionsKey = "train_options";
 
-    public static void Save(string path, ViT model, Optimizer optimizer, TrainOptions options, TrainingPosition pos)
+    /// <summary>Writes a training checkpoint atomically; <paramref name="extraMetadata"/> adds keys (the data record, the metrics so far).</summary>
+    public static void Save(string path, ViT model, Optimizer optimizer, TrainOptions options, TrainingPosition pos,
+        IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
         var tensors = model.StateDict();
         foreach (var (name, (shape, values)) in optimizer.SaveState())
@@ -40,6 +42,8 @@ public static class TrainingCheckpoint
         meta["correct"] = pos.Correct.ToString(CultureInfo.InvariantCulture);
         meta["seen"] = pos.Seen.ToString(CultureInfo.InvariantCulture);
         meta["seconds"] = pos.Seconds.ToString("R", CultureInfo.InvariantCulture);
+        if (extraMetadata is not null)
+            foreach (var (k, v) in extraMetadata) meta[k] = v;
         SafeTensors.Write(path, tensors, meta);
     }
 
