@@ -83,6 +83,10 @@ public sealed class Trainer : IDisposable
 
     public ViT Model => _model;
 
+    // For tests: the loaders, whose options carry a hook that can stall or interrupt a batch.
+    internal DataLoader TrainLoader => _trainLoader;
+    internal DataLoader TestLoader => _testLoader;
+
     /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
     public event Action<int>? StepCompleted;
     public IReadOnlyList<EpochMetrics> Metrics => _metrics;

@@ -174,6 +174,7 @@ public sealed class DataLoader : IDisposable
     /// <summary>Builds batch <paramref name="b"/> of the epoch; a pure function of its arguments and the options.</summary>
     private DataBatch Prepare(int epoch, int b, int[] order, Workspace ws)
     {
+        _o.BeforePrepare?.Invoke(b);
         int bs = _o.BatchSize;
         int start = b * bs, count = Math.Min(bs, _data.Count - start);
         int c = _data.Channels, h = _data.Height, w = _data.Width, size = _data.ImageSize;

@@ -3,6 +3,12 @@ namespace ViTScratch.Training.Data;
 /// <summary>Batching, shuffling, augmentation and threading settings of a <see cref="DataLoader"/>.</summary>
 public sealed class DataLoaderOptions
 {
+    /// <summary>
+    /// Called with the batch index on the thread that is about to prepare that batch. A test hook:
+    /// it makes a slow loader (a sleep) or an interruption at a chosen point reproducible.
+    /// </summary>
+    internal Action<int>? BeforePrepare { get; set; }
+
     public int BatchSize { get; set; } = 128;
     /// <summary>Shuffle each epoch with an order that depends only on (Seed, epoch).</summary>
     public bool Shuffle { get; set; } = true;
