@@ -11,11 +11,11 @@ namespace ViTScratch.Kernels.Cpu;
 // This file only splits the work across cores. Each task is an independent single-threaded Gemm
 // on its own slice of C, packing its own panels into per-thread scratch, so tasks never share
 // writable memory and never synchronise:
-// - a batch of at least ChunksPerWorker products per core (attention-sized batched products):
-//   whole products per task, dealt out in contiguous ranges;
+// - a batch of at least ChunksPerWorker products per core (batched products such as the unfused
+//   attention's): whole products per task, dealt out in contiguous ranges;
 // - otherwise each product is cut into slabs of rows, or of columns when C is wider than tall,
 //   on micro-tile boundaries so no slab creates extra ragged tiles: enough that every core gets
-//   one, and more (up to ChunksPerWorker per core, so that a slower core does fewer of them)
+//   a task, and more (up to ChunksPerWorker per core, so that a slower core does fewer of them)
 //   only while the slabs stay at least MinSlab rows or columns thick.
 // Products under ~1 MFLOP run inline: waking a second core costs more than it saves.
 // docs/cpu-kernels.md follows the whole chain, this file to the micro-kernels.
