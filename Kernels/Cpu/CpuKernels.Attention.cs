@@ -22,9 +22,10 @@ namespace ViTScratch.Kernels.Cpu;
 // whole vector; 65 x 72 floats = 18 KB on AVX2: L1/L2 resident) and are never written out for the
 // whole batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these
 // sizes packing and edge tiles cost more than the multiply (attention in a vit-micro step at
-// N = 17 went from about 26 to 16 ms with this, `vit bench --profile`; docs/log/2026-performance-
-// log.md, "The rest of the step"). The keys and values are transposed once per pair into Kt, Vt [d, np]
-// (zero-padded columns), which makes every score product a plain row-major one. The transposes
+// N = 17 went from about 26 to 16 ms with this, `vit bench --profile`;
+// docs/log/2026-performance-log.md, "The rest of the step"). The keys and values are transposed
+// once per pair into Kt, Vt [d, np] (zero-padded columns), which makes every score product a
+// plain row-major one. The transposes
 // and the row-wise softmax steps are in AttentionRows.cs: at these sizes they took as long as
 // the products until they ran whole vectors only.
 //

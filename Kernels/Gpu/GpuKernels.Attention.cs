@@ -73,9 +73,9 @@ public sealed partial class GpuKernels
     /// <summary>
     /// How the short-sequence backward pass launches: its Dq and DkDv halves as one grid
     /// (AttentionSmallKernels.Backward) or one after the other. Auto takes one launch for head
-    /// dimensions above 32: measured on an H200 (B = 128, N = 65; docs/log/2026-performance-log.md, run 7) one
-    /// launch was 1.16x (H = 3) and 1.04x (H = 6) faster at d = 64, but 0.93x (H = 12) and 0.95x
-    /// (H = 4) at d = 32, the same in two repeats. Tests and `vit kernels bench` force each.
+    /// dimensions above 32: measured on an H200 (B = 128, N = 65; docs/log/2026-performance-log.md,
+    /// run 7) one launch was 1.16x (H = 3) and 1.04x (H = 6) faster at d = 64, but 0.93x (H = 12)
+    /// and 0.95x (H = 4) at d = 32, the same in two repeats. Tests and `vit kernels bench` force each.
     /// </summary>
     public AttentionBackwardLaunch AttentionBackwardLaunches { get; set; } = AttentionBackwardLaunch.Auto;
 

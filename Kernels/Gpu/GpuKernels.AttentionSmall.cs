@@ -9,8 +9,9 @@ namespace ViTScratch.Kernels.Gpu;
 // kernels that take longer sequences.
 //
 // Twins: the CPU kernel is Kernels/Cpu/CpuKernels.Attention.cs (the same products per block of
-// query rows, on SmallGemm, with the same D); the float64 reference is Tests/Reference/ReferenceKernels.Attention.cs,
-// which computes the backward pass by the plain chain rule.
+// query rows, on SmallGemm, with the same D); the float64 reference is
+// Tests/Reference/ReferenceKernels.Attention.cs, which computes the backward pass by the plain
+// chain rule.
 //
 // Algorithm: a group owns one chunk of R <= 32 rows (query rows in Forward and Dq, key rows in
 // DkDv) of one (batch, head) and does the chunk's part of attention as small register-tiled

@@ -47,9 +47,9 @@ public sealed partial class GpuKernels
     /// Which matmul kernel runs. Auto is the double-buffered 64 x 64 kernel
     /// (MatMulPipelinedKernels.cs): on an H100 it beat the plain 64 x 64 kernel of this file at
     /// every shape `vit kernels bench` times (4096³ 5.11 against 7.56 ms, the ViT shapes by
-    /// 1.1-1.5x; docs/log/2026-performance-log.md, H100 run 5). The plain kernel (Plain) stays as the readable first
-    /// version and the 128 x 128 kernel (Large, MatMulLargeKernels.cs) measured slower
-    /// everywhere; both run only when forced. Tests force each to check all three.
+    /// 1.1-1.5x; docs/log/2026-performance-log.md, H100 run 5). The plain kernel (Plain) stays as
+    /// the readable first version and the 128 x 128 kernel (Large, MatMulLargeKernels.cs) measured
+    /// slower everywhere; both run only when forced. Tests force each to check all three.
     /// </summary>
     public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 

@@ -20,8 +20,8 @@ namespace ViTScratch.Kernels.Gpu;
 //   TileK = 8: each of the 256 threads stages 4 elements of each slab per step (1024 = 8 x 128).
 // Registers: 64 accumulators + 16 operands + addressing; ptxas allocates 97 per thread on sm_90
 //   and 103 on sm_80 (docs/kernels.md): 2 groups of 256 threads per multiprocessor.
-// Measured on an H100 (docs/log/2026-performance-log.md): SLOWER than the 64 x 64 kernel at every shape,
-// 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
+// Measured on an H100 (docs/log/2026-performance-log.md): SLOWER than the 64 x 64 kernel at every
+// shape, 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
 // per multiprocessor leave too few warps to hide the global-load latency of the staging, which
 // has no double buffering (each k step waits for its loads, then computes); and the ViT shapes
 // give too few 128 x 128 tiles to fill 132 multiprocessors. So the dispatcher never picks it by

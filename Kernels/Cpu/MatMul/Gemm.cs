@@ -168,8 +168,8 @@ internal static unsafe class Gemm
     // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
     // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
     // input-gradient products 1.01-1.13x faster (Benchmarks --interleaved-gemm-prefetch,
-    // docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K block) did not
-    // change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
+    // docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
+    // block) did not change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, long ldc, int mr, int nr)
     {

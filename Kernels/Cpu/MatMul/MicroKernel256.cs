@@ -14,8 +14,9 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// step (a broadcast from memory uses a load port) become the limit (Benchmarks
 /// --microkernel-probes, docs/cpu-kernels.md).
 ///
-/// <see cref="Full"/> and <see cref="Half"/> read a packed A panel [kc][6] (see <see cref="Packing"/>);
-/// <see cref="FullRows"/> and <see cref="HalfRows"/> read six rows of a row-major A in place. The
+/// <see cref="Full"/> and <see cref="Half"/> read a packed A panel [kc][6] (see
+/// <see cref="Packing"/>); <see cref="FullRows"/> and <see cref="HalfRows"/> read six rows of a
+/// row-major A in place. The
 /// B panel is always packed, [kc][16], so it is read strictly sequentially.
 /// </summary>
 internal static unsafe class MicroKernel256
