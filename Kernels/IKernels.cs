@@ -61,7 +61,7 @@ public interface IKernels : IDisposable
     /// <summary>dx += dy * GELU'(x).</summary>
     void GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n);
 
-    /// <summary>y = x * keep / (1 - p), keep = DropoutMask.Keep(seed, i, p).</summary>
+    /// <summary>y = x * keep / (1 - p), keep = KernelMath.DropoutKeep(seed, i, p).</summary>
     void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed);
     /// <summary>dx += dy * keep / (1 - p), with the same mask as the forward pass.</summary>
     void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed);
@@ -118,7 +118,7 @@ public interface IKernels : IDisposable
     /// Scaled dot-product attention over q, k, v: [BH, N, D] (BH = batch x heads).
     /// o = dropout(softmax(scale * q kᵀ)) v, and lse[bh, i] = logsumexp_j(scale * q_i . k_j),
     /// saved for the backward pass. The N x N scores of a (batch, head) are never written out.
-    /// Dropout on the attention weights uses DropoutMask.Keep(seed, (bh*N + i)*N + j, p).
+    /// Dropout on the attention weights uses KernelMath.DropoutKeep(seed, (bh*N + i)*N + j, p).
     /// <paramref name="layout"/> (default: dense [BH, N, D]) says where the rows are, so the
     /// kernels can read q, k, v straight out of a to_qkv output and write o with heads merged.
     /// </summary>

@@ -18,9 +18,10 @@ namespace ViTScratch.Kernels.Cpu;
 /// - The transpose moves 8 x 8 blocks through registers (Block8x8, AVX) instead of one strided scalar load
 ///   per element; a scalar loop remains for CPUs without AVX and for ragged edges. In `perf` on
 ///   one thread over vit-tiny's shapes (N = 65, d = 64, forward + backward), the scalar transposes
-///   took 14% of the kernels' samples, the blocked ones 7.8%; what is left is mostly the first
-///   touch of k and v, which the transpose is the first to read (prefetching the next pair's rows
-///   was tried and measured no faster: docs/performance.md).
+///   took 14% of the kernels' samples, the blocked ones 7.8% (d5a4caf) and 7.2% (a later run);
+///   what is left is mostly the first touch of k and v, which the transpose is the first to read
+///   (prefetching the next pair's rows was tried and measured no faster:
+///   docs/log/2026-performance-log.md).
 /// </summary>
 internal static unsafe class AttentionRows
 {

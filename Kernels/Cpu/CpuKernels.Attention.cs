@@ -8,17 +8,24 @@ namespace ViTScratch.Kernels.Cpu;
 // takes its row stride as a parameter, so the packed layout (q, k, v read straight out of the
 // to_qkv output, o written with heads merged) costs nothing over the dense one.
 //
+// Twins: the GPU kernels are Kernels/Gpu/GpuKernels.AttentionSmall.cs (the path every ViT preset
+// runs; the D identity below is derived there too) and the long-sequence fallback of
+// GpuKernels.Attention.cs; the float64 reference is Tests/Reference/ReferenceKernels.Attention.cs.
+// docs/cpu-kernels.md walks through this file.
+//
 // Threading: the BH (batch, head) pairs are split into contiguous ranges, a few per core
 // (ChunksPerWorker) so that a faster core takes over more of them; a pair is never split, so no
 // two threads write the same dq/dk/dv rows.
 //
 // Per pair, queries go in blocks of up to QB rows (all N rows at once for a ViT's N = 17..65). The
 // scores of one block, S [rows, np], live in a per-thread scratch buffer (np = N rounded up to a
-// whole vector; 65 x 72 floats = 18 KB: L1/L2 resident) and are never written out for the whole
-// batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these sizes
-// packing and edge tiles cost more than the multiply (attention in a vit-micro step at N = 17 went
-// from about 26 to 16 ms with this, `vit bench --profile`, docs/performance.md). The keys and values are transposed once per pair into Kt, Vt [d, np]
-// (zero-padded columns), which makes every score product a plain row-major one. The transposes
+// whole vector; 65 x 72 floats = 18 KB on AVX2: L1/L2 resident) and are never written out for the
+// whole batch. The products are MatMul/SmallGemm.cs, an unpacked register-blocked kernel: at these
+// sizes packing and edge tiles cost more than the multiply (attention in a vit-micro step at
+// N = 17 went from about 26 to 16 ms with this, `vit bench --profile`;
+// docs/log/2026-performance-log.md, "The rest of the step"). The keys and values are transposed
+// once per pair into Kt, Vt [d, np] (zero-padded columns), which makes every score product a
+// plain row-major one. The transposes
 // and the row-wise softmax steps are in AttentionRows.cs: at these sizes they took as long as
 // the products until they ran whole vectors only.
 //

@@ -11,11 +11,14 @@ namespace ViTScratch.Kernels.Cpu;
 // This file only splits the work across cores. Each task is an independent single-threaded Gemm
 // on its own slice of C, packing its own panels into per-thread scratch, so tasks never share
 // writable memory and never synchronise:
-// - batch >= cores (attention-sized batched products): a contiguous range of whole batches each;
+// - a batch of at least ChunksPerWorker products per core (batched products such as the unfused
+//   attention's): whole products per task, dealt out in contiguous ranges;
 // - otherwise each product is cut into slabs of rows, or of columns when C is wider than tall,
-//   on micro-tile boundaries so no slab creates extra ragged tiles: several per core where the
-//   product is tall enough, so that a slower core does fewer of them (ChunksPerWorker).
+//   on micro-tile boundaries so no slab creates extra ragged tiles: enough that every core gets
+//   a task, and more (up to ChunksPerWorker per core, so that a slower core does fewer of them)
+//   only while the slabs stay at least MinSlab rows or columns thick.
 // Products under ~1 MFLOP run inline: waking a second core costs more than it saves.
+// docs/cpu-kernels.md follows the whole chain, this file to the micro-kernels.
 public sealed partial class CpuKernels
 {
     /// <summary>
@@ -48,8 +51,9 @@ public sealed partial class CpuKernels
         }
         // Aim for ChunksPerWorker pieces per worker, so a core that runs slower takes fewer of them
         // (see ChunksPerWorker). batch >= that: whole batches per task; otherwise `splits` slabs
-        // per batch, but never slabs under MinSlab rows (or columns): every slab packs its own copy
-        // of the operand all slabs share (all of B for row slabs), so thin slabs multiply packing.
+        // per batch: at least one task per worker, and more only while the slabs stay MinSlab rows
+        // (or columns) thick: every slab packs its own copy of the operand all slabs share (all of
+        // B for row slabs), so thin slabs multiply packing.
         // The flops test above already decided that this product goes parallel.
         const int MinSlab = 512;
         int pieces = workers * Math.Max(1, ChunksPerWorker);

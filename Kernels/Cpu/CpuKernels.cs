@@ -15,7 +15,8 @@ public sealed partial class CpuKernels : IKernels
     /// One piece per core is the least overhead, but the whole call then waits for the slowest
     /// core; on the shared 2-vCPU development host one core often ran 1.3-1.5x slower than the
     /// other for seconds at a time. With several pieces per core the faster core takes more of
-    /// them (docs/performance.md, "Several pieces per core"). 1 = the static split; benchmarks compare.
+    /// them (docs/log/2026-performance-log.md, "Several pieces per core"). 1 = the static split;
+    /// benchmarks compare.
     /// </summary>
     internal int ChunksPerWorker { get; init; } = 4;
 

@@ -13,7 +13,8 @@ namespace ViTScratch.Kernels.Cpu;
 ///
 /// The chains start from twelve different values on purpose: identical chains are one chain to
 /// a compiler that notices, and then the loop measures FMA latency, not throughput (a C version
-/// of this loop did exactly that under gcc -O2 and overstated the roof 1.25x; docs/performance.md).
+/// of this loop did exactly that under gcc -O2 and overstated the roof 1.25x;
+/// docs/log/2026-performance-log.md, "The FMA ceiling, corrected").
 /// </summary>
 public static class FmaPeak
 {

@@ -8,9 +8,9 @@ namespace ViTScratch.Kernels.Cpu;
 internal delegate void ParBody<TState>(in TState state, int start, int end);
 
 /// <summary>
-/// Splits [0, count) into one contiguous chunk per worker and runs the chunks on the persistent
-/// <see cref="WorkerPool"/>. Small jobs run inline: waking a second core costs a few microseconds,
-/// more than many of the ViT's elementwise ops take on one core. When the pool is already running
+/// Splits [0, count) into contiguous chunks, one per worker unless the caller asks for more, and
+/// runs them on the persistent <see cref="WorkerPool"/>. Small jobs run inline: waking a second
+/// core costs a few microseconds, more than many of the ViT's elementwise ops take on one core. When the pool is already running
 /// another caller's job, or this is a nested call from inside a body, the work also runs inline on
 /// the calling thread: correct, never blocked, only not parallel.
 /// </summary>

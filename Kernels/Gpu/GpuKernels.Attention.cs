@@ -3,22 +3,36 @@ using ILGPU.Runtime;
 
 namespace ViTScratch.Kernels.Gpu;
 
-// Fused scaled dot-product attention, FlashAttention style: the N x N scores of a (batch, head)
-// live only in registers, one 32-key tile at a time, and never reach global memory.
+// Fused scaled dot-product attention on the GPU: the dispatch for both paths (AttentionForward,
+// AttentionBackward below), RowDot, and the long-sequence fallback kernels.
 //
-// Two paths. Heads with N <= 128 whose K rows and a chunk of scores fit 32 KB of shared memory
-// (AttentionSmallKernels.Fits: e.g. N = 65 with d <= 64, the ViT sizes) take the register-tiled
-// kernels of GpuKernels.AttentionSmall.cs (4 x 4 micro-tiles from LDS.128 loads, K/V staged once
-// per chunk of up to 32 rows). Everything else takes the general kernels below, which work for any
-// N and d <= 128. Both use RowDot for D and the same dropout hash.
+// Which path runs. Heads with N <= 128 keys whose K rows and a chunk of scores fit 32 KB of
+// shared memory (AttentionSmallKernels.Fits: every ViT preset, N = 17 to 65 with d = 32 or 64)
+// take the register-tiled kernels of GpuKernels.AttentionSmall.cs: that is the path the model
+// runs, and the file to read first. Everything else (a longer sequence, such as the 257 tokens
+// of 2 x 2 patches on a 32 x 32 image, or a head too wide for 32 KB) takes the kernels of this
+// file, which work for any N and d <= 128. Both paths use RowDot for D (below) and the same
+// dropout hash.
 //
-// General path. Threading (all four kernels): grid (ceil(N / 8), BH), group 256 = 8 warps; each warp owns ONE
-// row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a 32-wide tile
-// of the other side, lane j owns tile element j: it computes that score itself as a dot product
-// over d read from shared memory. Then the warp combines: max and sum by shuffles; for the
-// weighted sum of value rows each lane parks its weight in the warp's 32-float row of shared
-// memory (one __syncwarp instead of 32 shuffles), and lane l accumulates output dims l, l + 32,
-// l + 64, l + 96 in four registers (so d <= 128) reading the weights back as broadcasts.
+// Why this fallback exists, and why it is not the main path: the fast path keeps a whole head's
+// K (or V, Q, dO) in shared memory, which bounds N. These kernels stream the other side in
+// 32-row tiles with an online softmax, so their shared memory does not grow with N. At ViT sizes
+// they are slow: each group re-stages the head's whole K and V for only 8 query rows, and every
+// score is a scalar dot product with two shared loads per FMA (docs/kernels.md, SASS: 50 LDS for
+// 40 FFMA in the hot loop). On an H100 this design ran 2-3x slower than the unfused path at
+// N = 65 (docs/log/2026-performance-log.md, H100 runs 1-4) until the fast path took those sizes.
+//
+// Twins: the CPU kernel is Kernels/Cpu/CpuKernels.Attention.cs; the float64 reference is
+// Tests/Reference/ReferenceKernels.Attention.cs, which computes the backward pass by the plain
+// chain rule, without the identity for D below, so a kernel that gets it wrong disagrees.
+//
+// Threading (the four kernels of this file): grid (ceil(N / 8), BH), group 256 = 8 warps; each
+// warp owns ONE row (a query row in Forward and BackwardDq, a key row in BackwardDkDv). Within a
+// 32-wide tile of the other side, lane j owns tile element j: it computes that score itself as a
+// dot product over d read from shared memory. Then the warp combines: max and sum by shuffles;
+// for the weighted sum of value rows each lane parks its weight in the warp's 32-float row of
+// shared memory (one __syncwarp instead of 32 shuffles), and lane l accumulates output dims l,
+// l + 32, l + 64, l + 96 in four registers (so d <= 128) reading the weights back as broadcasts.
 //
 //   Forward, warp w of the group = query row i:        K tile (32 x d, shared)
 //     lane j: s_j = scale q_i . k_j                    +------------------+
@@ -27,21 +41,24 @@ namespace ViTScratch.Kernels.Gpu;
 //     o = o exp(m - m') + sum_j drop(p_j) v_j          V tile (32 x d, shared)
 //   at the end: o /= l, lse_i = m + log l  (online softmax: one pass over keys).
 //
-// Backward (P recomputed from lse; D_i = dO_i . o_i computed first by RowDot):
-//   P_ij = exp(scale q_i . k_j - lse_i),  dP_ij = keep_ij dO_i . v_j,  dS_ij = P_ij (dP_ij - D_i)
+// Backward, D first. With s_ij = scale q_i . k_j, P_ij = exp(s_ij - lse_i) (recomputed from the
+// saved lse), M_ij the dropout factor (0 or 1 / (1 - p); 1 without dropout) and
+// o_i = sum_j M_ij P_ij v_j, the gradient reaching P is dP_ij = M_ij dO_i . v_j, and the softmax
+// backward is dS_ij = P_ij (dP_ij - D_i) with D_i = sum_k P_ik dP_ik. That row sum needs every
+// key, but
+//   D_i = sum_k P_ik M_ik (dO_i . v_k) = dO_i . (sum_k M_ik P_ik v_k) = dO_i . o_i,
+// so RowDot computes it once per row from dO and o (d products, one warp per row) before either
+// path's backward kernels, and each of them forms dS_ij from its own P_ij and dP_ij alone:
 //   dq_i += scale sum_j dS_ij k_j                       (BackwardDq: warp per query row)
-//   dk_j += scale sum_i dS_ij q_i,  dv_j += sum_i keep_ij P_ij dO_i   (BackwardDkDv: warp per key)
+//   dk_j += scale sum_i dS_ij q_i,  dv_j += sum_i M_ij P_ij dO_i   (BackwardDkDv: warp per key)
 //   Splitting dq from dk/dv gives every output element exactly one writer: no atomics.
-// Dropout: keep_ij = DropoutKeep(seed, (bh N + i) N + j, p) / (1 - p), the same hash as the CPU.
+// Dropout: M_ij = DropoutKeep(seed, (bh N + i) N + j, p) / (1 - p), the same hash as the CPU.
 //
 // Shared memory (floats, d <= 128, rows padded to 129 so lane j's walk along row j hits a
 // different bank than lane j + 1):
 //   Forward      K 32x129 + V 32x129 + q 8x128 + w 8x32                  = 38.1 KB
 //   BackwardDq   K 32x129 + V 32x129 + q 8x128 + dO 8x128 + w 8x32        = 42.3 KB
 //   BackwardDkDv Q 32x129 + dO 32x129 + k 8x128 + v 8x128 + 2 x 8x32 + 64 = 43.6 KB (< 48 KB)
-// Why warp-per-row rather than a register-tiled FlashAttention-2: ViT sequences are short
-// (N = 65 to 257) and heads narrow (d = 32 to 64), so the kernel is bound by latency, not FLOPs,
-// and this layout keeps every score, max and sum inside one warp with no barrier but the tile's.
 public sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnForward;
@@ -56,9 +73,9 @@ public sealed partial class GpuKernels
     /// <summary>
     /// How the short-sequence backward pass launches: its Dq and DkDv halves as one grid
     /// (AttentionSmallKernels.Backward) or one after the other. Auto takes one launch for head
-    /// dimensions above 32: measured on an H200 (B = 128, N = 65; docs/performance.md, run 7) one
-    /// launch was 1.16x (H = 3) and 1.04x (H = 6) faster at d = 64, but 0.93x (H = 12) and 0.95x
-    /// (H = 4) at d = 32, the same in two repeats. Tests and `vit kernels bench` force each.
+    /// dimensions above 32: measured on an H200 (B = 128, N = 65; docs/log/2026-performance-log.md,
+    /// run 7) one launch was 1.16x (H = 3) and 1.04x (H = 6) faster at d = 64, but 0.93x (H = 12)
+    /// and 0.95x (H = 4) at d = 32, the same in two repeats. Tests and `vit kernels bench` force each.
     /// </summary>
     public AttentionBackwardLaunch AttentionBackwardLaunches { get; set; } = AttentionBackwardLaunch.Auto;
 

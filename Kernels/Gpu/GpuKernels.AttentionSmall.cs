@@ -4,8 +4,14 @@ using ILGPU;
 namespace ViTScratch.Kernels.Gpu;
 
 // Fused attention for ViT-sized heads (N <= 128 keys, the whole head's K or V rows fit in shared
-// memory next to a chunk of scores): the fast path of GpuKernels.Attention.cs, which keeps the
-// warp-per-row kernels as the general fallback.
+// memory next to a chunk of scores): the path every ViT preset runs. GpuKernels.Attention.cs
+// holds the dispatch that chooses it (AttentionSmallKernels.Fits), RowDot, and the warp-per-row
+// kernels that take longer sequences.
+//
+// Twins: the CPU kernel is Kernels/Cpu/CpuKernels.Attention.cs (the same products per block of
+// query rows, on SmallGemm, with the same D); the float64 reference is
+// Tests/Reference/ReferenceKernels.Attention.cs, which computes the backward pass by the plain
+// chain rule.
 //
 // Algorithm: a group owns one chunk of R <= 32 rows (query rows in Forward and Dq, key rows in
 // DkDv) of one (batch, head) and does the chunk's part of attention as small register-tiled
@@ -24,8 +30,18 @@ namespace ViTScratch.Kernels.Gpu;
 //   DkDv (chunk of key rows j):       Pᵀ = exp((scale K_c) Qᵀ - lse)          (NT)
 //                                     dSᵀ = scale Pᵀ (keep V_c dOᵀ - D), Pkᵀ = keep Pᵀ   (NT)
 //                                     dV_c += Pkᵀ dO,  dK_c += dSᵀ Q          (NN)
-//   D_i = dO_i . o_i comes from AttentionKernels.RowDot. Dq and DkDv split the gradient so every
-//   output element has one writer (no atomics); the price is that both recompute P.
+//   Dq and DkDv split the gradient so every output element has one writer (no atomics); the
+//   price is that both recompute P.
+//
+// D, the row sum the softmax backward needs. With P_ij = exp(s_ij - lse_i) (s_ij the scaled
+// score), M_ij = keep_ij (0 or 1 / (1 - p); 1 without dropout) and o_i = sum_j M_ij P_ij v_j, the
+// gradient reaching P is dP_ij = M_ij dO_i . v_j, and the softmax backward is
+// dS_ij = P_ij (dP_ij - D_i) with D_i = sum_k P_ik dP_ik, a sum over all N keys. But
+//   D_i = sum_k P_ik M_ik (dO_i . v_k) = dO_i . (sum_k M_ik P_ik v_k) = dO_i . o_i,
+// so AttentionKernels.RowDot computes D_i from dO and o (d products per row) before these
+// kernels run, and each of them forms dS from its own block of P and dP alone: Dq a chunk of
+// query rows (dS = scale P (keep dP - D), D per row), DkDv a chunk of key rows (dSᵀ, D per
+// column). That is what lets the two halves work on different chunks with no shared row sums.
 //
 // The two micro-kernels. NT: acc[r][t] = sum_k A[4 rb + r][k] B[cb + t C][k] with both operands
 // rows of d (or N) floats; a thread's 4 columns are C apart (C = column blocks), so the 32 lanes

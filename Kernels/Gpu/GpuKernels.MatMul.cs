@@ -5,10 +5,11 @@ namespace ViTScratch.Kernels.Gpu;
 
 // Batched matmul C_b (=|+=) alpha op(A_b) op(B_b), op(A) [M, K], op(B) [K, N].
 //
-// Versions: this file's kernel is the first, plain one (read it first); the dispatcher runs its
-// double-buffered twin, MatMulPipelinedKernels.cs, which hides the global-load latency behind
-// the previous slab's FMAs and measured 1.1-1.5x faster on an H100. MatMulLargeKernels.cs (128 x
-// 128 tiles) lost everywhere and runs only when forced.
+// Versions: this file's kernel is the first, plain one (read it first); the dispatcher below
+// runs every product on its double-buffered twin, MatMulPipelinedKernels.cs, which hides the
+// global-load latency behind the previous slab's FMAs and measured 1.1-1.5x faster on an H100.
+// The dispatcher's one decision per shape is split-K (below). MatMulLargeKernels.cs (128 x 128
+// tiles) lost everywhere; it and this file's kernel run only when MatMulTiles forces them.
 //
 // Algorithm: classic shared-memory tiling with register blocking.
 //   Each group computes one 64 x 64 tile of C; the K axis is walked 16 at a time. Per step the
@@ -46,9 +47,9 @@ public sealed partial class GpuKernels
     /// Which matmul kernel runs. Auto is the double-buffered 64 x 64 kernel
     /// (MatMulPipelinedKernels.cs): on an H100 it beat the plain 64 x 64 kernel of this file at
     /// every shape `vit kernels bench` times (4096³ 5.11 against 7.56 ms, the ViT shapes by
-    /// 1.1-1.5x; docs/performance.md). The plain kernel (Plain) stays as the readable first
-    /// version and the 128 x 128 kernel (Large, MatMulLargeKernels.cs) measured slower
-    /// everywhere; both run only when forced. Tests force each to check all three.
+    /// 1.1-1.5x; docs/log/2026-performance-log.md, H100 run 5). The plain kernel (Plain) stays as
+    /// the readable first version and the 128 x 128 kernel (Large, MatMulLargeKernels.cs) measured
+    /// slower everywhere; both run only when forced. Tests force each to check all three.
     /// </summary>
     public MatMulTiling MatMulTiles { get; set; } = MatMulTiling.Auto;
 

@@ -12,8 +12,8 @@ namespace ViTScratch.Kernels.Gpu;
 //   meet in shared memory (8 x 32 floats = 1 KB) and warp 0 writes the column: one writer, no
 //   atomics.
 //   Two stages when that grid is too small to fill the device: a bias gradient of 192 columns
-//   is 6 groups, each walking all 8,320 rows of a vit-tiny batch one after another (measured on
-//   an H100: most of the device idle). Then the rows are cut into `parts` slices, stage 1 writes
+//   is 6 groups, each walking all 8,320 rows of a vit-tiny batch one after another, which leaves
+//   most of a 132-SM H100 idle. Then the rows are cut into `parts` slices, stage 1 writes
 //   one partial row per slice into scratch ([outer, parts, inner]) and stage 2, the same kernel
 //   with parts = 1, sums the partial rows. The split-K matmul (GpuKernels.MatMul.cs) reuses
 //   this to sum its K-slice products.

@@ -10,7 +10,7 @@ namespace ViTScratch.Kernels.Gpu;
 // Why: per k, a thread of the 64 x 64 kernel does 16 FMAs for 2 shared loads (LDS.128); here it
 // does 64 FMAs for 4, so shared-memory bandwidth stops being the limit and each warp has 64
 // independent accumulations in flight. Measured on an H100 before this kernel existed: the 64 x 64
-// kernel reached 37% of cuBLAS SGEMM at 4096³ (docs/performance.md).
+// kernel reached 37% of cuBLAS SGEMM at 4096³ (docs/log/2026-performance-log.md, H100 runs 1-4).
 //
 // Thread (tx, ty), tx, ty in 0..15, owns rows {4ty..4ty+3, 64+4ty..64+4ty+3} and the same two
 // runs of columns: two Quads of A and two of B per k, 64 FMAs. The two runs sit 64 apart rather
@@ -18,10 +18,10 @@ namespace ViTScratch.Kernels.Gpu;
 // conflict), as in the 64 x 64 kernel.
 //   A slab: As[8][128 + 4], B slab: Bs[8][128 + 4]: 2 x 8 x 132 floats = 8.25 KB of shared memory.
 //   TileK = 8: each of the 256 threads stages 4 elements of each slab per step (1024 = 8 x 128).
-// Registers: 64 accumulators + 16 operands + addressing, about 128 per thread (see
-//   docs/kernels.md): 2 groups of 256 threads per multiprocessor.
-// Measured on an H100 (docs/performance.md): SLOWER than the 64 x 64 kernel at every shape,
-// 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
+// Registers: 64 accumulators + 16 operands + addressing; ptxas allocates 97 per thread on sm_90
+//   and 103 on sm_80 (docs/kernels.md): 2 groups of 256 threads per multiprocessor.
+// Measured on an H100 (docs/log/2026-performance-log.md): SLOWER than the 64 x 64 kernel at every
+// shape, 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
 // per multiprocessor leave too few warps to hide the global-load latency of the staging, which
 // has no double buffering (each k step waits for its loads, then computes); and the ViT shapes
 // give too few 128 x 128 tiles to fill 132 multiprocessors. So the dispatcher never picks it by

@@ -8,7 +8,8 @@ namespace ViTScratch.Kernels.Gpu;
 // Why: the plain kernel's K loop is load → barrier → compute → barrier. While a group waits for
 // its global loads nothing else of it runs, so unless other groups happen to fill the gap the
 // multiprocessor idles for a global-memory latency (several hundred cycles) every 16 k steps.
-// That is the first thing the H100 figures point at: 35-64% of cuBLAS (docs/performance.md).
+// That is the first thing the H100 figures pointed at: the plain kernel reached 35-64% of cuBLAS
+// (docs/log/2026-performance-log.md, H100 runs 4 and 5).
 //
 // How: two A slabs and two B slabs in shared memory. Step t computes from slab t % 2 while the
 // loads of step t + 1 are already in flight into registers; only after the 16 rank-1 updates does
@@ -24,9 +25,10 @@ namespace ViTScratch.Kernels.Gpu;
 //
 // Shared memory: 4 x 16 x 68 floats = 17 KB (twice the plain kernel's). Registers: 8 more per
 // thread for the staged elements. Geometry, coalescing, ragged edges, split-K and the store are
-// exactly those of MatMulKernels.MatMul. Measured on an H100 (`vit kernels bench`, 2026-11-26,
-// docs/performance.md) it beat the plain kernel at every shape, 4096³ 5.11 against 7.56 ms (35%
-// to 52% of cuBLAS), so it is the dispatcher's choice (GpuKernels.MatMulTiles = Auto).
+// exactly those of MatMulKernels.MatMul. Measured on an H100 (`vit kernels bench`, H100 run 5,
+// docs/log/2026-performance-log.md) it beat the plain kernel at every shape, 4096³ 5.11 against
+// 7.56 ms (35% to 52% of cuBLAS), so it is the dispatcher's choice (GpuKernels.MatMulTiles = Auto)
+// for every product; docs/performance.md has its current figures (52-77% of cuBLAS).
 public static class MatMulPipelinedKernels
 {
     public const int Tile = MatMulKernels.Tile;

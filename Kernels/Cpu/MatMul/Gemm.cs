@@ -28,8 +28,9 @@ internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = f
 /// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
 /// place, its six values per k step sit one row of lda apart and the panel spans too many lines.
 ///
-/// KC bounds the micro-panels so one B micro-panel plus one A micro-panel fit L1; MC bounds the
-/// packed A block to a fraction of L2. Only the first K block applies the caller's `=`/`+=`;
+/// KC bounds the micro-panels so that one B micro-panel and the A micro-panel it meets stay close
+/// to L1 size (6 x 384 + 384 x 16 floats = 33 KB on AVX2); MC bounds the packed A block to a
+/// fraction of L2. Only the first K block applies the caller's `=`/`+=`;
 /// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
 /// tile buffer (the packing zero-pads) and copy the valid part out.
 ///
@@ -40,11 +41,12 @@ internal static unsafe class Gemm
 {
     private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
 
-    // KC 384 on AVX2: vit-tiny's products with K = 384 and 576 and its weight gradients ran
-    // 10-20% faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384;
-    // Benchmarks/GemmOptionsInterleaved.cs, docs/performance.md), though a 384 x 16 B micro-panel
-    // (24 KB) and six A rows no longer both fit L1 with room to spare. AVX-512 keeps 256: it could
-    // not be timed on AVX-512 hardware.
+    // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
+    // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
+    // weight gradients, K = 8320, 1.00-1.02x; Benchmarks --interleaved-gemm-block-k,
+    // docs/log/2026-performance-log.md), though a 384 x 16 B micro-panel (24 KB) and six A rows
+    // no longer both fit L1 with room to spare. AVX-512 keeps 256: it could not be timed on
+    // AVX-512 hardware.
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
 
@@ -166,8 +168,8 @@ internal static unsafe class Gemm
     // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
     // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
     // input-gradient products 1.01-1.13x faster (Benchmarks --interleaved-gemm-prefetch,
-    // docs/performance.md); the weight gradients (K = 8320, C hot after the first K block) did not
-    // change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
+    // docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
+    // block) did not change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, long ldc, int mr, int nr)
     {

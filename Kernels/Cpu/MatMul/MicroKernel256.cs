@@ -7,12 +7,17 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// AVX2 micro-kernel: C[6, 16] (=|+=) alpha * Apanel[6, kc] Bpanel[kc, 16].
 ///
 /// Register budget (16 ymm): 12 accumulators (6 rows x 2 vectors of 8 columns), 2 for the current
-/// row of B, 1 for the broadcast element of A. Each k step issues 2 loads + 6 broadcasts for 12
-/// FMAs, so the two FMA pipes, not the load ports, are the bottleneck, and 12 independent
-/// accumulator chains hide the 4-cycle FMA latency (2 pipes x 4 cycles = 8 chains needed).
+/// row of B, 1 for the broadcast element of A; a 7th or 8th row would not fit. Each k step issues
+/// 2 loads + 6 broadcasts for 12 FMAs, and 12 independent accumulator chains hide the 4-cycle FMA
+/// latency (2 pipes x 4 cycles = 8 chains needed). With its operands in L1 and the core to itself
+/// it runs at the rate of a plain FMA loop; when another tenant shares the core, the 8 loads per
+/// step (a broadcast from memory uses a load port) become the limit (Benchmarks
+/// --microkernel-probes, docs/cpu-kernels.md).
 ///
-/// Operands come packed (see <see cref="Packing"/>): the A panel is [kc][6] and the B panel is
-/// [kc][16], so both are read strictly sequentially.
+/// <see cref="Full"/> and <see cref="Half"/> read a packed A panel [kc][6] (see
+/// <see cref="Packing"/>); <see cref="FullRows"/> and <see cref="HalfRows"/> read six rows of a
+/// row-major A in place. The
+/// B panel is always packed, [kc][16], so it is read strictly sequentially.
 /// </summary>
 internal static unsafe class MicroKernel256
 {

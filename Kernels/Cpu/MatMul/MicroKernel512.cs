@@ -9,7 +9,9 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// Register budget (32 zmm): 16 accumulators (8 rows x 2 vectors of 16 columns), 2 for the current
 /// row of B, 1 for the broadcast element of A. Per k step: 2 loads + 8 broadcasts for 16 FMAs of
 /// 16 lanes (512 FLOP). 16 independent chains cover 2 FMA pipes x 4 cycles of latency twice over.
-/// This tile shape reached 175-189 GFLOP/s on 2 Zen 5 cores in a hand-written experiment.
+/// The tile comes from the project brief, where a hand-written 8 x 32 matmul reached 175-189
+/// GFLOP/s on 2 Zen 5 cores (a host this project has not run on). Here it has run on a Xeon's
+/// AVX-512 cores only (docs/performance.md), correct but not tuned.
 ///
 /// Operands come packed (see <see cref="Packing"/>): A panel [kc][8], B panel [kc][32].
 /// </summary>

@@ -128,7 +128,7 @@ internal static unsafe class Packing
     // waited on each row in turn. Against the old panel-by-panel packing those products ran
     // 1.13-1.19x faster on the Zen 3 host (a one-off A/B; packing fell from 22-24% to 15% of their
     // perf samples); the prefetch alone is 1.03-1.06x (Benchmarks --interleaved-gemm-pack-prefetch,
-    // docs/performance.md).
+    // docs/log/2026-performance-log.md).
     private static void DealRows(float* src, long ld, int kc, int width, int w, float* dst, int ahead)
     {
         int full = width / w * w, rest = width - full; // whole panels, then the columns of a ragged last one
