@@ -329,11 +329,13 @@ public sealed class Trainer : IDisposable
         {
             TrainingCheckpoint.Save(path, _model, _optimizer, _o, _pos, extra);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException
+                                  || e is ViTScratchException { InnerException: IOException or UnauthorizedAccessException })
         {
             // SafeTensors.Write is atomic: the previous last.safetensors, if any, is untouched.
+            var cause = e is ViTScratchException ? e.InnerException! : e;
             string previous = File.Exists(path) ? $"; the previous checkpoint there is intact: fix this and continue with 'vit train --resume {_o.OutDir}'" : "";
-            throw new ViTScratchException(AtomicFile.WriteFailure(path, e) + previous, e);
+            throw new ViTScratchException(AtomicFile.WriteFailure(path, cause) + previous, cause);
         }
     }
 
