@@ -7,7 +7,7 @@ namespace ViTScratch.Benchmarks;
 /// A steady workload for a sampling profiler: the CPU fused attention forward and backward on
 /// vit-tiny's packed layout (batch 128, 3 heads, N = 65, d = 64), over and over for a number of
 /// seconds, and nothing else in the process worth sampling. tools/perf-top.sh runs it under
-/// `perf` and prints which functions the samples fall in (docs/performance.md has the readings).
+/// `perf` and prints which functions the samples fall in (docs/log/2026-performance-log.md has the readings).
 /// Run: dotnet run -c Release --project Benchmarks -- --attention-loop [seconds, default 20]
 /// </summary>
 public static class AttentionLoop

@@ -16,7 +16,7 @@ namespace ViTScratch.Benchmarks;
 ///   6x16:       the real kernel (MicroKernel256.FullRows): 2 loads + 6 broadcasts
 ///   4x24:       a 4 x 24 tile (12 accumulators too): 3 loads + 4 broadcasts (a probe only: inside
 ///               the whole matmul it gained 2-4% on vit-tiny and lost on vit-micro, so it was not kept)
-/// On the Zen 3 host (docs/performance.md, "The FMA ceiling, corrected") the probes either all run
+/// On the Zen 3 host (docs/log/2026-performance-log.md, "The FMA ceiling, corrected") the probes either all run
 /// at the FMA loop's rate or, more often, the 6 x 16 kernel drops to 0.7-0.85 of it while the
 /// B-loads-only probe does not: then the loads, broadcasts included, are what limit it.
 /// Run: dotnet run -c Release --project Benchmarks -- --microkernel-probes   (one thread)

@@ -6,7 +6,7 @@ namespace ViTScratch.Benchmarks;
 /// <summary>
 /// The CPU backend's first matmul, kept verbatim as the benchmarks' baseline: one dot product per
 /// output element, rows split across cores, no SIMD, no blocking, no packing (TransB and TransA
-/// walk memory with a stride). Speed-ups in docs/performance.md are measured against it.
+/// walk memory with a stride). Speed-ups in docs/log/2026-performance-log.md are measured against it.
 /// </summary>
 internal static class NaiveMatMul
 {

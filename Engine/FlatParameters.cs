@@ -6,7 +6,7 @@ namespace ViTScratch.Engine;
 /// Parameter tensors moved into one contiguous buffer, and their gradients into a second one,
 /// so that an optimizer step is a few launches over whole ranges instead of several launches per
 /// parameter. Why: vit-tiny has 78 parameter tensors; on the H100 the per-parameter gradient-norm
-/// sums and AdamW steps were 156 tiny launches, 13% of a training step (docs/performance.md).
+/// sums and AdamW steps were 156 tiny launches, 13% of a training step (docs/log/2026-performance-log.md).
 ///
 /// Each tensor keeps its shape and name; its Data and Grad become slices of the two buffers, in
 /// the order given, and everything that reads or writes it (layers, checkpoints, Backward, which

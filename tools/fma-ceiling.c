@@ -1,7 +1,7 @@
 // The FMA ceiling of this machine's cores, outside .NET: T threads, each running 10 independent
 // chains of 256-bit FMAs (no memory traffic), so the two FMA pipes of a core stay busy.
 //   gcc -O2 -mavx2 -mfma -pthread tools/fma-ceiling.c -o /tmp/fma && /tmp/fma 1 && /tmp/fma 2
-// docs/performance.md compares it with Benchmarks/FmaCeilingBenchmarks.cs and the matmul rates.
+// docs/log/2026-performance-log.md compares it with Benchmarks/FmaCeilingBenchmarks.cs and the matmul rates.
 #include <immintrin.h>
 #include <stdio.h>
 #include <pthread.h>
