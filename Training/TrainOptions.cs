@@ -10,6 +10,8 @@ namespace ViTScratch.Training;
 /// </summary>
 public sealed record TrainOptions
 {
+    /// <summary>The recipe the options were resolved from ("" when built in code).</summary>
+    public string Recipe { get; init; } = "";
     public string Dataset { get; init; } = "fashion-mnist";
     public string? DataDir { get; init; }
     public string Model { get; init; } = "vit-micro";
@@ -46,6 +48,17 @@ public sealed record TrainOptions
     public string Device { get; init; } = "auto";
     public int Seed { get; init; }
     public int Workers { get; init; } = 2;
+    /// <summary>
+    /// Fraction of the training split held out for validation (stratified, seeded by
+    /// <see cref="SplitSeed"/>): best.safetensors is chosen on it. 0 = none, and then best.safetensors
+    /// is simply the last epoch's model. The CLI's recipes use 0.1; 0 here keeps checkpoints written
+    /// before validation splits existed resuming as they ran.
+    /// </summary>
+    public float ValSplit { get; init; }
+    /// <summary>Seed of the validation split, separate from <see cref="Seed"/> so runs with different seeds share one validation set.</summary>
+    public int SplitSeed { get; init; }
+    /// <summary>When the test split is evaluated: "end" (once, on best.safetensors), "epoch" (also after every epoch, for the curves), or "never".</summary>
+    public string EvalTest { get; init; } = "end";
     /// <summary>Use only the first N training images (0 = all): for quick experiments and tests.</summary>
     public int TrainLimit { get; init; }
     /// <summary>Use only the first N test images (0 = all).</summary>
@@ -78,9 +91,19 @@ public sealed record TrainOptions
           --model NAME            vit-micro, vit-tiny, vit-small
           --patch N               patch size
           --dim N --depth N --heads N --dim-head N --mlp-dim N   override the preset's sizes
-          Defaults follow the dataset. Fashion-MNIST/MNIST (the CPU recipe): vit-micro, patch 7,
-          18 epochs, lr 2e-3, weight decay 0.2, warmup 0.3, patch dropout 0.5, no augmentation.
-          CIFAR (the GPU recipe): vit-small, patch 4, 200 epochs, lr 1e-3, warmup 5, crop,flip,randaugment.
+          --recipe NAME           the bundle every default comes from (docs/recipes.md); each flag
+                                  below overrides its part. Without it, the dataset's recipe:
+            fmnist-quick   Fashion-MNIST/MNIST default: vit-micro, patch 7, 18 epochs, lr 2e-3,
+                           wd 0.2, warmup 0.3, patch dropout 0.5, no augmentation (~11 CPU minutes)
+            fmnist-best    vit-micro, patch 7, patch dropout 0.5, crop+flip, 60 epochs (~1 CPU hour)
+            cifar10-gpu    CIFAR-10 default: vit-small, patch 4, 200 epochs, lr 1e-3, warmup 5,
+                           crop,flip,randaugment
+            cifar100-gpu   the same on CIFAR-100
+          --val-split F           hold out this fraction of the training set, stratified by class,
+                                  to choose best.safetensors (recipes: 0.1; 0 = none, best = last)
+          --split-seed N          seed of that split (default 0, whatever --seed is)
+          --eval-test WHEN        end (default: once, on best.safetensors, after the last epoch),
+                                  epoch (also after every epoch; never used to choose), never
           --pool cls|mean         pooling before the head (default cls)
           --dropout P --emb-dropout P
           --patch-dropout P       leave out this fraction of the patch tokens in each training step
@@ -106,53 +129,53 @@ public sealed record TrainOptions
           command that resumes it (exit 130 / 143); a second one aborts at once.
         """;
 
-    /// <summary>Reads the options of `vit train` from the command line.</summary>
+    /// <summary>
+    /// Reads the options of `vit train` from the command line: the recipe (--recipe, else the
+    /// dataset's default recipe) gives every default, and each flag overrides its part.
+    /// </summary>
     public static TrainOptions Parse(ArgParser a)
     {
-        string dataset = a.Choice("dataset", "fashion-mnist", "fashion-mnist", "mnist", "cifar10", "cifar100");
-        // Two recipes, chosen by the dataset; every flag overrides its part.
-        // CPU (MNIST-like, 28x28x1): vit-micro with 7x7 patches (16 tokens + cls), no augmentation,
-        //   weight decay 0.2, and patch dropout 0.5: each step trains on the cls token and 8 random
-        //   patches, which halves its cost and regularises, so 18 epochs take about the time 8 full
-        //   ones did (about 12 minutes on 2 cores). Without patch dropout the model sat at 89.1-89.4%
-        //   after 8 epochs whatever else was tuned (flips, crops, batch 64, mean pooling, dropout,
-        //   10 epochs, shifted patches, weight averaging); with it, the test loss keeps falling past
-        //   the point where full steps overfit (docs/fashion-cpu-trials.md).
-        //   4x4 patches give 49 tokens and three times the work for no gain at this budget.
-        // GPU (CIFAR, 32x32x3): vit-small, 4x4 patches, 200 epochs, 5 warmup epochs,
-        //   crop + flip + RandAugment — the public recipe that reached about 91% on CIFAR-10.
-        bool cifar = dataset.StartsWith("cifar", StringComparison.Ordinal);
-        string model = a.Choice("model", cifar ? "vit-small" : "vit-micro", "vit-micro", "vit-tiny", "vit-small");
+        string[] datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100"];
+        var recipe = a.Has("recipe")
+            ? Recipes.Get(a.Choice("recipe", "", Recipes.All.Select(r => r.Name).ToArray()))
+            : Recipes.ForDataset(a.Choice("dataset", "fashion-mnist", datasets));
+        var r = recipe.Defaults;
+        string dataset = a.Choice("dataset", r.Dataset, datasets);
+        string model = a.Choice("model", r.Model, "vit-micro", "vit-tiny", "vit-small");
         var o = new TrainOptions
         {
+            Recipe = recipe.Name,
             Dataset = dataset,
             DataDir = a.Optional("data"),
             Model = model,
-            Patch = a.Int("patch", cifar ? 4 : 7, 1, 64),
-            Dim = a.Int("dim", 0, 1, 8192),
-            Depth = a.Int("depth", 0, 1, 256),
-            Heads = a.Int("heads", 0, 1, 256),
-            DimHead = a.Int("dim-head", 0, 1, 1024),
-            MlpDim = a.Int("mlp-dim", 0, 1, 32768),
-            Pool = a.Choice("pool", "cls", "cls", "mean"),
-            Dropout = a.Float("dropout", 0f, 0f, 0.95f),
-            EmbDropout = a.Float("emb-dropout", 0f, 0f, 0.95f),
-            PatchDropout = a.Float("patch-dropout", cifar ? 0f : 0.5f, 0f, 0.95f),
-            Epochs = a.Int("epochs", cifar ? 200 : 18, 1, 100_000),
-            BatchSize = a.Int("batch", 128, 1, 65_536),
-            Optimizer = a.Choice("opt", "adamw", "adamw", "sgd"),
-            Lr = a.Float("lr", cifar ? 1e-3f : 2e-3f, 0f, 100f),
-            WeightDecay = a.Float("wd", cifar ? 0.05f : 0.2f, 0f, 10f),
-            Momentum = a.Float("momentum", 0.9f, 0f, 0.9999f),
-            Nesterov = a.Flag("nesterov"),
-            WarmupEpochs = a.Float("warmup", cifar ? 5f : 0.3f, 0f, 100_000f),
-            MinLr = a.Float("min-lr", 1e-5f, 0f, 100f),
-            LabelSmoothing = a.Float("label-smoothing", 0.1f, 0f, 1f),
-            ClipNorm = a.Float("clip", 1f, 0f, 1e6f),
-            Augment = a.String("augment", cifar ? "crop,flip,randaugment" : "none"),
-            CropPadding = a.Int("crop-padding", 4, 0, 64),
-            RandAugmentOps = a.Int("randaugment-n", 2, 0, 16),
-            RandAugmentMagnitude = a.Float("randaugment-m", 9f, 0f, 10f),
+            Patch = a.Int("patch", r.Patch, 1, 64),
+            Dim = a.Int("dim", r.Dim, 1, 8192),
+            Depth = a.Int("depth", r.Depth, 1, 256),
+            Heads = a.Int("heads", r.Heads, 1, 256),
+            DimHead = a.Int("dim-head", r.DimHead, 1, 1024),
+            MlpDim = a.Int("mlp-dim", r.MlpDim, 1, 32768),
+            Pool = a.Choice("pool", r.Pool, "cls", "mean"),
+            Dropout = a.Float("dropout", r.Dropout, 0f, 0.95f),
+            EmbDropout = a.Float("emb-dropout", r.EmbDropout, 0f, 0.95f),
+            PatchDropout = a.Float("patch-dropout", r.PatchDropout, 0f, 0.95f),
+            Epochs = a.Int("epochs", r.Epochs, 1, 100_000),
+            BatchSize = a.Int("batch", r.BatchSize, 1, 65_536),
+            Optimizer = a.Choice("opt", r.Optimizer, "adamw", "sgd"),
+            Lr = a.Float("lr", r.Lr, 0f, 100f),
+            WeightDecay = a.Float("wd", r.WeightDecay, 0f, 10f),
+            Momentum = a.Float("momentum", r.Momentum, 0f, 0.9999f),
+            Nesterov = a.Has("nesterov") ? a.Flag("nesterov") : r.Nesterov,
+            WarmupEpochs = a.Float("warmup", r.WarmupEpochs, 0f, 100_000f),
+            MinLr = a.Float("min-lr", r.MinLr, 0f, 100f),
+            LabelSmoothing = a.Float("label-smoothing", r.LabelSmoothing, 0f, 1f),
+            ClipNorm = a.Float("clip", r.ClipNorm, 0f, 1e6f),
+            Augment = a.String("augment", r.Augment),
+            CropPadding = a.Int("crop-padding", r.CropPadding, 0, 64),
+            RandAugmentOps = a.Int("randaugment-n", r.RandAugmentOps, 0, 16),
+            RandAugmentMagnitude = a.Float("randaugment-m", r.RandAugmentMagnitude, 0f, 10f),
+            ValSplit = a.Float("val-split", r.ValSplit, 0f, 0.9f),
+            SplitSeed = a.Int("split-seed", r.SplitSeed, 0, int.MaxValue),
+            EvalTest = a.Choice("eval-test", r.EvalTest, "end", "epoch", "never"),
             Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),
             Seed = a.Int("seed", 0, 0, int.MaxValue),
             Workers = a.Int("workers", 2, 0, 64),

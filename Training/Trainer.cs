@@ -22,6 +22,7 @@ public sealed class Trainer : IDisposable
     private readonly TextWriter _log;
     private readonly Device _device;
     private readonly DataLoader _trainLoader, _testLoader;
+    private readonly DataLoader? _valLoader; // null without --val-split
     private readonly ViT _model;
     private readonly Optimizer _optimizer;
     private readonly LrSchedule _schedule;
@@ -51,6 +52,9 @@ public sealed class Trainer : IDisposable
         var test = DatasetCatalog.Load(options.Dataset, train.Source, train: false, datasetOptions);
         _data = DataProvenance.Of(train, test);
         if (checkpoint is not null) CheckResumedData(checkpoint, resumeFrom!, train, test, dataRetargeted);
+        // Validation comes out of the whole training split, before --train-limit, so it is the
+        // same set however much of the rest a run uses.
+        (train, var val) = ValidationSplit.Split(train, options.ValSplit, options.SplitSeed);
         if (options.TrainLimit > 0 && options.TrainLimit < train.Count) train = train.Take(options.TrainLimit);
         if (options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
 
@@ -67,13 +71,14 @@ public sealed class Trainer : IDisposable
         var evalOptions = DataLoaderOptions.ForEvaluation(256);
         evalOptions.Workers = Math.Min(options.Workers, 1);
         _testLoader = new DataLoader(test, evalOptions);
+        if (val is not null) _valLoader = new DataLoader(val, evalOptions);
 
         int steps = _trainLoader.BatchesPerEpoch;
         _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr);
 
         if (checkpoint is not null) Resume(checkpoint, resumeFrom!);
 
-        _log.WriteLine($"data    {train.Name}: {train.Count} train / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
+        _log.WriteLine($"data    {train.Name}: {train.Count} train / {(val is null ? "no" : val.Count.ToString())} val / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
@@ -160,7 +165,9 @@ public sealed class Trainer : IDisposable
     {
         WriteSideFile("config.json", () => AtomicFile.WriteAllText(RunFile("config.json"), ConfigJson()));
         var counter = Tensor.Zeros(_device, 1);
-        double best = _metrics.Count > 0 ? _metrics.Max(m => m.TestAccuracy) : -1;
+        // best.safetensors is chosen on validation accuracy, never on test; without a validation
+        // split there is nothing to choose on and it is the last epoch's model.
+        double best = _metrics.Where(m => m.HasVal).Select(m => m.ValAccuracy).DefaultIfEmpty(-1).Max();
         int steps = _trainLoader.BatchesPerEpoch;
 
         for (int epoch = _pos.Epoch; epoch < _o.Epochs; epoch++)
@@ -176,7 +183,7 @@ public sealed class Trainer : IDisposable
             var bar = new ProgressBar($"epoch {epoch + 1}/{_o.Epochs}", steps - nextBatch);
             float lr = _schedule.At(Math.Max(step, 1));
             int done = 0;
-            double testLoss, testAcc;
+            double valLoss = double.NaN, valAcc = double.NaN, testLoss = double.NaN, testAcc = double.NaN;
             try
             {
                 foreach (var batch in _trainLoader.GetEpoch(epoch, nextBatch, cancel))
@@ -201,7 +208,8 @@ public sealed class Trainer : IDisposable
                         cancel.ThrowIfCancellationRequested();
                     }
                 }
-                (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
+                if (_valLoader is not null) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel);
+                if (_o.EvalTest == "epoch") (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -216,30 +224,64 @@ public sealed class Trainer : IDisposable
 
             double seconds = priorSeconds + clock.Elapsed.TotalSeconds;
             long trainCorrect = correctBefore + (long)counter.Item();
-            var row = new EpochMetrics(epoch + 1, lossSum / Math.Max(seen, 1), (double)trainCorrect / Math.Max(seen, 1), testLoss, testAcc,
+            var row = new EpochMetrics(epoch + 1, lossSum / Math.Max(seen, 1), (double)trainCorrect / Math.Max(seen, 1), valLoss, valAcc, testLoss, testAcc,
                 lr, (seen - seenAtStart) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), seconds);
             _metrics.Add(row);
             _pos = new TrainingPosition(epoch + 1, 0, step, 0, 0, 0, 0);
             SaveLast(); // the checkpoint first: nothing after it can lose the epoch
             string mark = "";
-            if (testAcc > best)
+            if (_valLoader is null || valAcc > best)
             {
-                best = testAcc;
+                if (_valLoader is not null) best = valAcc;
                 WriteSideFile("best.safetensors", () =>
                     AtomicFile.Write(RunFile("best.safetensors"), s => { using var f = File.OpenRead(RunFile("last.safetensors")); f.CopyTo(s); }));
-                mark = "  (best)";
+                mark = _valLoader is null ? "" : " (best)";
             }
             WriteSideFile("metrics.csv", () => EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics));
             WriteSideFile("curves.png", () => Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}"));
-            _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}% | test loss {testLoss:F4} acc {testAcc * 100:F2}%{mark} | {row.ImagesPerSecond:F0} img/s, {ProgressBar.Format(seconds)}"));
+            var c = CultureInfo.InvariantCulture;
+            _log.WriteLine(string.Create(c, $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}%") +
+                (row.HasVal ? string.Create(c, $" | val loss {valLoss:F4} acc {valAcc * 100:F2}%{mark}") : "") +
+                (row.HasTest ? string.Create(c, $" | test loss {testLoss:F4} acc {testAcc * 100:F2}%") : "") +
+                string.Create(c, $" | {row.ImagesPerSecond:F0} img/s, {ProgressBar.Format(seconds)}"));
             if (cancel.IsCancellationRequested && epoch + 1 < _o.Epochs)
             {
                 ReportInterrupted(); // last.safetensors already holds the end of this epoch
                 return false;
             }
         }
+        if (_o.EvalTest == "never") return true;
+        try
+        {
+            FinalTest = TestBest(cancel);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            _log.WriteLine($"interrupted during the final test evaluation; every epoch is saved: vit eval --checkpoint {RunFile("best.safetensors")} measures it");
+            return false;
+        }
         return true;
+    }
+
+    /// <summary>The test split, measured once at the end on best.safetensors (null before, or with --eval-test never).</summary>
+    public TestResult? FinalTest { get; private set; }
+
+    // The one test measurement of a run: the checkpoint chosen on validation (or the last epoch's,
+    // without a validation split) on the test split, written to result.json.
+    private TestResult TestBest(CancellationToken cancel)
+    {
+        string path = RunFile("best.safetensors");
+        if (!File.Exists(path)) path = RunFile("last.safetensors");
+        var withVal = _metrics.Where(m => m.HasVal).ToList();
+        var chosen = withVal.Count > 0 ? withVal.MaxBy(m => m.ValAccuracy)! : _metrics[^1];
+        var model = TrainingCheckpoint.LoadModel(path, _device);
+        var (loss, acc) = Evaluate(model, _testLoader, cancel);
+        var result = new TestResult(Path.GetFileName(path), chosen.Epoch, withVal.Count > 0 ? "val" : "last epoch",
+            chosen.ValAccuracy, loss, acc, _testLoader.Dataset.Count);
+        WriteSideFile(TestResult.FileName, () => AtomicFile.WriteAllText(RunFile(TestResult.FileName), result.ToJson()));
+        _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"test    {result.Checkpoint} (epoch {result.Epoch}, chosen on {result.SelectedOn}): loss {loss:F4}, accuracy {acc * 100:F2}% on {result.Images} test images, measured once"));
+        return result;
     }
 
     private void ReportInterrupted()
@@ -343,6 +385,7 @@ public sealed class Trainer : IDisposable
     {
         _trainLoader.Dispose();
         _testLoader.Dispose();
+        _valLoader?.Dispose();
         _device.Dispose();
     }
 }

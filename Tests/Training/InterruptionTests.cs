@@ -20,7 +20,7 @@ public class InterruptionTests : IDisposable
     {
         Dataset = "fashion-mnist", DataDir = _dir.Combine("data"), Model = "vit-micro", Patch = 7, Epochs = epochs, BatchSize = 32,
         Lr = 2e-3f, WarmupEpochs = 0.5f, Device = "cpu", Seed = 3, Workers = 2, Augment = "crop,flip", PatchDropout = 0.5f,
-        OutDir = _dir.Combine(name),
+        EvalTest = "epoch", OutDir = _dir.Combine(name),
     };
 
     /// <summary>Trains <paramref name="o"/>, letting <paramref name="arrange"/> wire an interruption into the trainer first.</summary>

@@ -19,7 +19,7 @@ public class RunnerTests : IDisposable
     {
         Dataset = "fashion-mnist", DataDir = _dir.Path, Model = "vit-micro", Epochs = 2, BatchSize = 32,
         Lr = 2e-3f, WarmupEpochs = 0.5f, Device = "cpu", Seed = 3, Workers = 2, Augment = "crop,flip", PatchDropout = 0.5f,
-        OutDir = _dir.Combine(name),
+        EvalTest = "epoch", OutDir = _dir.Combine(name),
     };
 
     private static IReadOnlyList<EpochMetrics> Train(TrainOptions o, string? resume = null, int stopAfterStep = 0)

@@ -82,11 +82,12 @@ public static class TrainCommand
         bool finished = trainer.Run(cancel.Token);
         if (!finished) return stopSignal == PosixSignal.SIGTERM ? ExitTerminated : ExitInterrupted;
         var m = trainer.Metrics;
-        if (m.Count > 0)
-        {
-            var best = m.MaxBy(r => r.TestAccuracy)!;
-            stdout.WriteLine($"done: best test accuracy {best.TestAccuracy * 100:F2}% (epoch {best.Epoch}), total {ProgressBar.Format(m.Sum(r => r.Seconds))} of training; see {Path.Combine(options.OutDir, "curves.png")}");
-        }
+        string total = ProgressBar.Format(m.Sum(r => r.Seconds));
+        if (trainer.FinalTest is { } t)
+            stdout.WriteLine($"done: test accuracy {t.TestAccuracy * 100:F2}% of {t.Checkpoint} (epoch {t.Epoch}, chosen on {t.SelectedOn}" +
+                (t.SelectedOn == "val" ? $" at {t.ValAccuracy * 100:F2}%" : "") + $"), {total} of training; see {Path.Combine(options.OutDir, "curves.png")}");
+        else if (m.Count > 0)
+            stdout.WriteLine($"done: {m.Count} epochs, {total} of training; see {Path.Combine(options.OutDir, "curves.png")}");
         return 0;
     }
 }

@@ -94,6 +94,19 @@ public sealed class ImageDataset
 
     private string? _fingerprint;
 
+    /// <summary>The images at <paramref name="indices"/>, in that order (a copy); for splits.</summary>
+    public ImageDataset Subset(IReadOnlyList<int> indices)
+    {
+        var pixels = new byte[(long)indices.Count * ImageSize];
+        var labels = new byte[indices.Count];
+        for (int k = 0; k < indices.Count; k++)
+        {
+            Image(indices[k]).CopyTo(pixels.AsSpan(k * ImageSize, ImageSize));
+            labels[k] = Labels[indices[k]];
+        }
+        return new ImageDataset(Name, indices.Count, Channels, Height, Width, pixels, labels, ClassNames, Mean, Std) { Source = Source };
+    }
+
     /// <summary>The first <paramref name="count"/> images (a copy), e.g. for quick runs or smoke tests.</summary>
     public ImageDataset Take(int count)
     {

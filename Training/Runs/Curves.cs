@@ -2,20 +2,26 @@ using ScottPlot;
 
 namespace ViTScratch.Training.Runs;
 
-/// <summary>curves.png: loss (left) and accuracy (right) per epoch, train and test.</summary>
+/// <summary>
+/// curves.png: loss (left) and accuracy (right) per epoch, for the training set, the validation
+/// set (with --val-split) and the test set (only with --eval-test epoch). The accuracy title names
+/// the best validation epoch: the one best.safetensors holds.
+/// </summary>
 public static class Curves
 {
     public static void Save(string path, IReadOnlyList<EpochMetrics> rows, string title)
     {
         if (rows.Count == 0) return;
         double[] epochs = rows.Select(r => (double)r.Epoch).ToArray();
+        bool val = rows.Any(r => r.HasVal), test = rows.Any(r => r.HasTest);
         var multi = new Multiplot();
         multi.AddPlots(2);
         multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
 
         var loss = multi.GetPlot(0);
         Line(loss, epochs, rows.Select(r => r.TrainLoss), "train");
-        Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
+        if (val) Line(loss, epochs, rows.Select(r => r.ValLoss), "val");
+        if (test) Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
         EpochTicks(loss);
@@ -23,8 +29,14 @@ public static class Curves
 
         var acc = multi.GetPlot(1);
         Line(acc, epochs, rows.Select(r => r.TrainAccuracy * 100), "train");
-        Line(acc, epochs, rows.Select(r => r.TestAccuracy * 100), "test");
-        acc.Title($"accuracy (best test {rows.Max(r => r.TestAccuracy) * 100:F2}%)");
+        if (val) Line(acc, epochs, rows.Select(r => r.ValAccuracy * 100), "val");
+        if (test) Line(acc, epochs, rows.Select(r => r.TestAccuracy * 100), "test");
+        if (val)
+        {
+            var best = rows.Where(r => r.HasVal).MaxBy(r => r.ValAccuracy)!;
+            acc.Title($"accuracy (best val {best.ValAccuracy * 100:F2}% at epoch {best.Epoch})");
+        }
+        else acc.Title("accuracy");
         acc.XLabel("epoch");
         EpochTicks(acc);
         acc.YLabel("%");

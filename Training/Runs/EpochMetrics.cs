@@ -3,26 +3,38 @@ using System.Text;
 
 namespace ViTScratch.Training.Runs;
 
-/// <summary>One row of metrics.csv: what an epoch did, on the training and the test set.</summary>
-public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy,
-    double Lr, double ImagesPerSecond, double Seconds)
+/// <summary>
+/// One row of metrics.csv: what an epoch did on the training set, the validation set (NaN without
+/// --val-split) and the test set (NaN unless --eval-test epoch). NaN is written as an empty field.
+/// </summary>
+public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValLoss, double ValAccuracy,
+    double TestLoss, double TestAccuracy, double Lr, double ImagesPerSecond, double Seconds)
 {
-    public const string Header = "epoch,train_loss,train_acc,test_loss,test_acc,lr,images_per_sec,seconds";
+    public const string Header = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,images_per_sec,seconds";
+
+    public bool HasVal => !double.IsNaN(ValAccuracy);
+    public bool HasTest => !double.IsNaN(TestAccuracy);
 
     public string ToCsv() => string.Join(',',
         Epoch.ToString(CultureInfo.InvariantCulture),
-        F(TrainLoss), F(TrainAccuracy), F(TestLoss), F(TestAccuracy), F(Lr), F(ImagesPerSecond), F(Seconds));
+        F(TrainLoss), F(TrainAccuracy), F(ValLoss), F(ValAccuracy), F(TestLoss), F(TestAccuracy), F(Lr), F(ImagesPerSecond), F(Seconds));
 
-    private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+    private static string F(double v) => double.IsNaN(v) ? "" : v.ToString("R", CultureInfo.InvariantCulture);
 
+    /// <summary>Reads a row of this layout, or of the 8-column layout that had no validation columns.</summary>
     public static EpochMetrics Parse(string line, string source)
     {
         var p = line.Split(',');
         try
         {
-            if (p.Length != 8) throw new FormatException($"{p.Length} columns instead of 8");
-            double D(int i) => double.Parse(p[i], CultureInfo.InvariantCulture);
-            return new EpochMetrics(int.Parse(p[0], CultureInfo.InvariantCulture), D(1), D(2), D(3), D(4), D(5), D(6), D(7));
+            double D(int i) => p[i].Length == 0 ? double.NaN : double.Parse(p[i], CultureInfo.InvariantCulture);
+            int epoch = int.Parse(p[0], CultureInfo.InvariantCulture);
+            return p.Length switch
+            {
+                10 => new EpochMetrics(epoch, D(1), D(2), D(3), D(4), D(5), D(6), D(7), D(8), D(9)),
+                8 => new EpochMetrics(epoch, D(1), D(2), double.NaN, double.NaN, D(3), D(4), D(5), D(6), D(7)),
+                _ => throw new FormatException($"{p.Length} columns instead of 10"),
+            };
         }
         catch (FormatException e)
         {

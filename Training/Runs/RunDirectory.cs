@@ -11,7 +11,7 @@ public static class RunDirectory
 {
     /// <summary>The files a run writes; any of them present means the directory holds a run.</summary>
     public static IReadOnlyList<string> RunFiles { get; } =
-        ["config.json", "metrics.csv", "curves.png", "best.safetensors", "last.safetensors"];
+        ["config.json", "metrics.csv", "curves.png", "best.safetensors", "last.safetensors", "result.json"];
 
     public static bool HoldsRun(string dir) => RunFiles.Any(f => File.Exists(Path.Combine(dir, f)));
 
