@@ -63,29 +63,42 @@ public static class Program
                 _ => throw new ViTScratchException($"vit: unknown command '{command}' (commands: train, eval, predict, bench, info, kernels)"),
             };
         }
-        catch (ViTScratchException e)
+        catch (Exception e)
         {
-            stderr.WriteLine($"error: {OneLine(e.Message)}");
-            if (verbose) stderr.WriteLine(e);
-            return ExitUserError;
+            return Report(e, verbose, stderr);
         }
-        catch (OperationCanceledException)
+    }
+
+    /// <summary>
+    /// How `vit` ends on an exception: one line for a user error (exit 1) or a bug (exit 70), the
+    /// stack trace after it only with --verbose. A cancellation that escaped the trainer (Ctrl+C
+    /// before training started) is exit 130.
+    /// </summary>
+    internal static int Report(Exception e, bool verbose, TextWriter stderr)
+    {
+        int code;
+        if (e is OperationCanceledException)
         {
             stderr.WriteLine("cancelled");
             return TrainCommand.ExitInterrupted;
         }
-        catch (Exception e) when (UserErrorLine(e) is string line)
+        if (e is ViTScratchException)
+        {
+            stderr.WriteLine($"error: {OneLine(e.Message)}");
+            code = ExitUserError;
+        }
+        else if (UserErrorLine(e) is string line)
         {
             stderr.WriteLine($"error: {OneLine(line)}");
-            if (verbose) stderr.WriteLine(e);
-            return ExitUserError;
+            code = ExitUserError;
         }
-        catch (Exception e)
+        else
         {
             stderr.WriteLine($"internal error: {e.GetType().Name}: {OneLine(e.Message)} (this is a bug in vit; run again with --verbose for the stack trace and report it)");
-            if (verbose) stderr.WriteLine(e);
-            return ExitInternalError;
+            code = ExitInternalError;
         }
+        if (verbose) stderr.WriteLine(e);
+        return code;
     }
 
     /// <summary>
