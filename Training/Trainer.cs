@@ -28,6 +28,7 @@ public sealed class Trainer : IDisposable
     private readonly LrSchedule _schedule;
     private readonly List<EpochMetrics> _metrics = new();
     private readonly DataProvenance _data;
+    private readonly TensorBoardLog _tensorBoard;
     private TrainingPosition _pos = TrainingPosition.Start;
 
     /// <summary>
@@ -77,6 +78,7 @@ public sealed class Trainer : IDisposable
         _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr);
 
         if (checkpoint is not null) Resume(checkpoint, resumeFrom!);
+        _tensorBoard = new TensorBoardLog(options.OutDir);
 
         _log.WriteLine($"data    {train.Name}: {train.Count} train / {(val is null ? "no" : val.Count.ToString())} val / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
@@ -239,6 +241,11 @@ public sealed class Trainer : IDisposable
             }
             WriteSideFile("metrics.csv", () => EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics));
             WriteSideFile("curves.png", () => Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}"));
+            WriteSideFile("the TensorBoard log", () => _tensorBoard.Scalars(row.Epoch,
+            [
+                ("train/loss", row.TrainLoss), ("train/accuracy", row.TrainAccuracy), ("val/loss", row.ValLoss), ("val/accuracy", row.ValAccuracy),
+                ("test/loss", row.TestLoss), ("test/accuracy", row.TestAccuracy), ("lr", row.Lr), ("images_per_second", row.ImagesPerSecond),
+            ]));
             var c = CultureInfo.InvariantCulture;
             _log.WriteLine(string.Create(c, $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}%") +
                 (row.HasVal ? string.Create(c, $" | val loss {valLoss:F4} acc {valAcc * 100:F2}%{mark}") : "") +

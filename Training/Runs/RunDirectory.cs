@@ -42,6 +42,8 @@ public static class RunDirectory
                     $"continue it with 'vit train --resume {dir}', choose another --out, or pass --force to replace it");
             foreach (var f in RunFiles)
                 Delete(Path.Combine(dir, f));
+            foreach (var events in Directory.GetFiles(dir, TensorBoardLog.FilePrefix + "*"))
+                Delete(events);
         }
         PrepareForWriting(dir);
     }
