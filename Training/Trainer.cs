@@ -12,7 +12,8 @@ namespace ViTScratch.Training;
 
 /// <summary>
 /// The training loop behind `vit train`: data → model → loss → backward → optimizer, one epoch at a
-/// time, with a test evaluation, metrics.csv, curves.png and checkpoints after each epoch.
+/// time; after each epoch a validation evaluation (with --val-split), the checkpoints, metrics.csv,
+/// curves.png and the TensorBoard log; after the last, one test evaluation of best.safetensors.
 /// A run is a pure function of its options (all randomness derives from the seed and the position
 /// in the run), which is what lets --resume continue exactly and --seed reproduce a CPU run.
 /// </summary>
