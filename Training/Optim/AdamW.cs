@@ -38,6 +38,14 @@ public sealed class AdamW : Optimizer
         }
     }
 
+    /// <summary>The second moment is a running mean of squares: a negative entry would make √v̂ NaN.</summary>
+    protected override string? CheckStateValues(string name, float[] values)
+    {
+        if (!name.StartsWith("adamw.v.", StringComparison.Ordinal)) return null;
+        int i = Array.FindIndex(values, x => x < 0);
+        return i < 0 ? null : $"holds {values[i]} at index {i}, but a second moment cannot be negative";
+    }
+
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         for (int i = 0; i < Params.Count; i++)
