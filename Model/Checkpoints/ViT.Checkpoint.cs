@@ -132,7 +132,7 @@ public sealed partial class ViT
                 throw new ViTScratchException($"{source}: tensor '{name}' has {t.Data.Length} values for shape {ShapeOf.Format(p.Shape)}");
             int bad = IndexOfNonFinite(t.Data);
             if (bad >= 0)
-                throw new ViTScratchException($"{source}: tensor '{name}' holds {t.Data[bad]} at index {bad}; the weights are corrupt or come from " +
+                throw new ViTScratchException($"{source}: tensor '{name}' holds {t.Data[bad].ToString(CultureInfo.InvariantCulture)} at index {bad}; the weights are corrupt or come from " +
                     "a run that diverged. Use an earlier checkpoint (or retrain with a lower --lr)");
             plan.Add((p, t));
         }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
 
@@ -43,7 +44,7 @@ public sealed class AdamW : Optimizer
     {
         if (!name.StartsWith("adamw.v.", StringComparison.Ordinal)) return null;
         int i = Array.FindIndex(values, x => x < 0);
-        return i < 0 ? null : $"holds {values[i]} at index {i}, but a second moment cannot be negative";
+        return i < 0 ? null : $"holds {values[i].ToString(CultureInfo.InvariantCulture)} at index {i}, but a second moment cannot be negative";
     }
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()

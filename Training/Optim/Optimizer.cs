@@ -1,3 +1,4 @@
+using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
 
@@ -128,14 +129,14 @@ public abstract class Optimizer
                 throw Bad($"optimizer state '{name}' has shape {ShapeOf.Format(entry.Shape)} in the checkpoint but {ShapeOf.Format(t.Shape)} here");
             for (int i = 0; i < entry.Values.Length; i++)
                 if (!float.IsFinite(entry.Values[i]))
-                    throw Bad($"optimizer state '{name}' holds {entry.Values[i]} at index {i}; the state is corrupt or comes from a run that diverged");
+                    throw Bad($"optimizer state '{name}' holds {entry.Values[i].ToString(CultureInfo.InvariantCulture)} at index {i}; the state is corrupt or comes from a run that diverged");
             string? why = CheckStateValues(name, entry.Values);
             if (why is not null) throw Bad($"optimizer state '{name}' {why}; the state is corrupt");
             plan.Add((t, entry.Values));
         }
         if (!state.TryGetValue(StepKey, out var s)) throw Bad($"has no '{StepKey}'");
         if (s.Values.Length != 1 || !(s.Values[0] >= 0 && s.Values[0] <= int.MaxValue) || s.Values[0] != MathF.Floor(s.Values[0]))
-            throw Bad($"'{StepKey}' is not one whole number >= 0 (shape {ShapeOf.Format(s.Shape)}{(s.Values.Length > 0 ? $", first value {s.Values[0]}" : "")})");
+            throw Bad($"'{StepKey}' is not one whole number >= 0 (shape {ShapeOf.Format(s.Shape)}{(s.Values.Length > 0 ? $", first value {s.Values[0].ToString(CultureInfo.InvariantCulture)}" : "")})");
         foreach (var (t, values) in plan) t.CopyFrom(values);
         StepCount = (int)s.Values[0];
     }

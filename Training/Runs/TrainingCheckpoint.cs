@@ -88,7 +88,7 @@ public static class TrainingCheckpoint
         if (pos.Correct > pos.Seen) throw Bad($"run position says {pos.Correct} of {pos.Seen} images were classified correctly");
         if (pos.Step < pos.Batch) throw Bad($"run position is at batch {pos.Batch} of its epoch but only {pos.Step} steps were taken in all");
         if (file.ByName.TryGetValue(OptimizerPrefix + Optimizer.StepKey, out var steps) && steps.Data.Length == 1 && steps.Data[0] != (float)pos.Step)
-            throw Bad($"run position is at step {pos.Step} but the optimizer state has taken {steps.Data[0]} steps");
+            throw Bad($"run position is at step {pos.Step} but the optimizer state has taken {steps.Data[0].ToString(CultureInfo.InvariantCulture)} steps");
         return pos;
     }
 
