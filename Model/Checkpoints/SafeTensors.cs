@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
+using System.Text.Unicode;
 using System.Text.Json;
 
 namespace ViTScratch.Model.Checkpoints;
@@ -195,6 +196,9 @@ public static class SafeTensors
         var headerBytes = bytes.Slice(8, (int)headerLength);
         var data = bytes[(8 + (int)headerLength)..];
 
+        // JsonDocument checks the UTF-8 of the structure but not inside strings, where GetString would throw later.
+        if (!Utf8.IsValid(headerBytes))
+            throw Bad("has a header that is not valid JSON (its text is not valid UTF-8); the file is corrupt");
         JsonDocument doc;
         try
         {

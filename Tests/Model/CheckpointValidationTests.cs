@@ -209,6 +209,17 @@ public class CheckpointValidationTests : ModelTestBase
     }
 
     [Fact]
+    public void InvalidUtf8InsideAHeaderStringIsAnError()
+    {
+        // JsonDocument validates UTF-8 only in the structure; inside a string it fails later, in GetString.
+        var bytes = (byte[])_good.Clone();
+        int at = System.Text.Encoding.ASCII.GetString(bytes, 0, 2000).IndexOf("cls_token", StringComparison.Ordinal);
+        bytes[at] = 0xFF;
+        var e = Assert.Throws<ViTScratchException>(() => SafeTensors.Parse(bytes, Source));
+        AssertOneLine(e, "UTF-8");
+    }
+
+    [Fact]
     public void PrintableEscapesControlCharactersAndCutsLongText()
     {
         Assert.Equal("a\\nb\\u0000c", ViTScratchException.Printable("a\nb\0c"));
