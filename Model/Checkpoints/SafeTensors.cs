@@ -218,17 +218,25 @@ public static class SafeTensors
             var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
             var seen = new HashSet<string>();
             bool sawMetadata = false;
-            foreach (var property in doc.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == MetadataKey)
+                foreach (var property in doc.RootElement.EnumerateObject())
                 {
-                    if (sawMetadata) throw Bad("has two __metadata__ entries");
-                    sawMetadata = true;
-                    ReadMetadata(property.Value, metadata, Bad);
-                    continue;
+                    if (property.Name == MetadataKey)
+                    {
+                        if (sawMetadata) throw Bad("has two __metadata__ entries");
+                        sawMetadata = true;
+                        ReadMetadata(property.Value, metadata, Bad);
+                        continue;
+                    }
+                    if (!seen.Add(property.Name)) throw Bad($"lists tensor '{Show(property.Name)}' twice");
+                    entries.Add(ReadEntry(property.Name, property.Value, data.Length, Bad));
                 }
-                if (!seen.Add(property.Name)) throw Bad($"lists tensor '{Show(property.Name)}' twice");
-                entries.Add(ReadEntry(property.Name, property.Value, data.Length, Bad));
+            }
+            catch (InvalidOperationException e)
+            {
+                // Valid UTF-8 can still escape a lone surrogate (\uD800), which System.Text.Json will not unescape.
+                throw Bad($"has a header string that is not valid text ({e.Message})");
             }
 
             CheckTiling(entries, data.Length, Bad);

@@ -219,6 +219,29 @@ public class CheckpointValidationTests : ModelTestBase
         AssertOneLine(e, "UTF-8");
     }
 
+    [Theory]
+    [InlineData("{\"__metadata__\":{\"k\":\"\\uD800\"}}")]
+    [InlineData("{\"\\uDC00x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}")]
+    [InlineData("{\"w\":{\"dtype\":\"F\\uD83D32\",\"shape\":[0],\"data_offsets\":[0,0]}}")]
+    public void LoneSurrogateEscapesInTheHeaderAreAnError(string header)
+    {
+        var json = System.Text.Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + json.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        AssertOneLine(Assert.Throws<ViTScratchException>(() => SafeTensors.Parse(bytes, Source)));
+    }
+
+    [Theory]
+    [InlineData("{\"Dataset\":\"\\uD800\"}")]
+    [InlineData("{\"Epochs\":1e99}")]
+    [InlineData("[1]")]
+    public void UnreadableTrainingOptionsAreAnError(string json)
+    {
+        var file = SafeTensors.Parse(WithMeta(_good, ("train_options", json)), Source);
+        AssertOneLine(Assert.Throws<ViTScratchException>(() => TrainingCheckpoint.ReadOptions(file, Source)), "training options");
+    }
+
     [Fact]
     public void PrintableEscapesControlCharactersAndCutsLongText()
     {
