@@ -93,8 +93,8 @@ public sealed partial class ViT
             if (!byName.TryGetValue(name, out var t))
                 throw new ViTScratchException($"checkpoint '{path}': has no tensor '{name}', which every ViT needs; it is not a ViT checkpoint or it is corrupt");
             if (!ShapeOf.Equal(t.Shape, shape))
-                throw new ViTScratchException($"checkpoint '{path}': metadata {fields} imply tensor '{name}' of shape {ShapeOf.Format(shape)} but the file stores " +
-                    $"{ShapeOf.Format(t.Shape)}; its metadata does not match its weights (the file is corrupt or was edited)");
+                throw new ViTScratchException($"checkpoint '{path}': metadata says {fields}, so tensor '{name}' should be {ShapeOf.Format(shape)}, but the file " +
+                    $"stores {ShapeOf.Format(t.Shape)}; its metadata does not match its weights (the file is corrupt or was edited)");
         }
         Expect("cls_token", [1, 1, c.Dim], $"dim = {c.Dim}");
         Expect("pos_embedding", [1, c.NumPatches + 1, c.Dim], $"image_size = {c.ImageSize}, patch_size = {c.PatchSize}, dim = {c.Dim}");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using SkiaSharp;
 using ViTScratch.Engine;
 using ViTScratch.Model;
@@ -30,7 +31,7 @@ public static class PredictCommand
         string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
         string? maxPixelsFlag = a.Optional("max-pixels");
         long maxPixels = ImageFiles.DefaultMaxPixels;
-        if (maxPixelsFlag is not null && (!long.TryParse(maxPixelsFlag, out maxPixels) || maxPixels < 1))
+        if (maxPixelsFlag is not null && (!long.TryParse(maxPixelsFlag, NumberStyles.None, CultureInfo.InvariantCulture, out maxPixels) || maxPixels < 1))
             throw new ViTScratchException($"vit predict: --max-pixels expects a whole number of pixels of at least 1, got '{maxPixelsFlag}'");
         a.RejectUnknown(maxPositional: 1);
         if ((indexFlag is null) == (a.Positional.Count == 0))
