@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace ViTScratch;
 
 /// <summary>
@@ -9,4 +11,21 @@ public class ViTScratchException : Exception
 {
     public ViTScratchException(string message) : base(message) { }
     public ViTScratchException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>
+    /// Text taken from a file (a tensor name, a metadata value) made safe to put in a message:
+    /// control characters escaped, so the message stays one line, and cut after
+    /// <paramref name="maxLength"/> characters, so a hostile 100 MB string does not become the message.
+    /// </summary>
+    public static string Printable(string text, int maxLength = 80)
+    {
+        var sb = new StringBuilder(Math.Min(text.Length, maxLength) + 8);
+        foreach (char c in text)
+        {
+            if (sb.Length >= maxLength) return sb.Append($"... ({text.Length} characters)").ToString();
+            if (char.IsControl(c)) sb.Append(c switch { '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", _ => $"\\u{(int)c:X4}" });
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
 }

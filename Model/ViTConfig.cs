@@ -44,24 +44,49 @@ public sealed record ViTConfig(
     /// <summary>vit-pytorch skips to_out when a single head already has the model width.</summary>
     public bool ProjectOut => !(Heads == 1 && DimHead == Dim);
 
+    // Upper bounds far above any ViT this engine can train, low enough that every size derived from
+    // them (tokens, patch length, parameter count) is computed without overflow, and that a corrupt
+    // config is refused before it sizes an allocation.
+    public const int MaxImageSize = 8192, MaxChannels = 1024, MaxClasses = 1_000_000, MaxDim = 65536, MaxDepth = 1024,
+        MaxHeads = 1024, MaxDimHead = 65536, MaxMlpDim = 1 << 20;
+
+    /// <summary>Most tokens (patches + cls): attention holds tokens² scores per head.</summary>
+    public const int MaxTokens = 65536;
+
+    /// <summary>Longest flattened patch (patch · patch · channels) and widest q/k/v (heads · dim_head).</summary>
+    public const int MaxPatchDim = 1 << 24, MaxInnerDim = 1 << 20;
+
     /// <summary>Checks that these arguments build a model; throws a ViTScratchException that says which one is wrong.</summary>
     public ViTConfig Validate()
     {
-        Positive(ImageSize, "image_size"); Positive(PatchSize, "patch_size"); Positive(NumClasses, "num_classes");
-        Positive(Dim, "dim"); Positive(Depth, "depth"); Positive(Heads, "heads"); Positive(MlpDim, "mlp_dim");
-        Positive(Channels, "channels"); Positive(DimHead, "dim_head");
+        InRange(ImageSize, "image_size", MaxImageSize); InRange(PatchSize, "patch_size", MaxImageSize); InRange(NumClasses, "num_classes", MaxClasses);
+        InRange(Dim, "dim", MaxDim); InRange(Depth, "depth", MaxDepth); InRange(Heads, "heads", MaxHeads); InRange(MlpDim, "mlp_dim", MaxMlpDim);
+        InRange(Channels, "channels", MaxChannels); InRange(DimHead, "dim_head", MaxDimHead);
         if (ImageSize % PatchSize != 0)
             throw new ViTScratchException($"image size {ImageSize} is not divisible by patch size {PatchSize}; choose a patch size that divides the image size");
-        if (Dropout is < 0f or >= 1f) throw new ViTScratchException($"dropout {Dropout} must be in [0, 1)");
-        if (EmbDropout is < 0f or >= 1f) throw new ViTScratchException($"emb_dropout {EmbDropout} must be in [0, 1)");
-        if (PatchDropout is < 0f or >= 1f) throw new ViTScratchException($"patch_dropout {PatchDropout} must be in [0, 1)");
+        // In 64 bits: the int properties below are only safe once these pass.
+        long grid = ImageSize / PatchSize, patchDim = (long)PatchSize * PatchSize * Channels, innerDim = (long)Heads * DimHead;
+        if (grid * grid + 1 > MaxTokens)
+            throw new ViTScratchException($"image size {ImageSize} with patch size {PatchSize} makes {grid * grid} patches, more than {MaxTokens - 1}; use a larger patch");
+        if (patchDim > MaxPatchDim)
+            throw new ViTScratchException($"patch size {PatchSize} with {Channels} channels makes patches of {patchDim} values, more than {MaxPatchDim}");
+        if (innerDim > MaxInnerDim)
+            throw new ViTScratchException($"heads {Heads} x dim_head {DimHead} = {innerDim}, more than {MaxInnerDim}");
+        Probability(Dropout, "dropout"); Probability(EmbDropout, "emb_dropout"); Probability(PatchDropout, "patch_dropout");
         if (ParameterCount > int.MaxValue) throw new ViTScratchException($"this configuration has {ParameterCount} parameters, more than this engine supports");
         return this;
     }
 
-    private static void Positive(int value, string name)
+    private static void InRange(int value, string name, int max)
     {
         if (value <= 0) throw new ViTScratchException($"{name} must be at least 1 (got {value})");
+        if (value > max) throw new ViTScratchException($"{name} {value} is larger than this engine supports (at most {max})");
+    }
+
+    private static void Probability(float value, string name)
+    {
+        // Written so that NaN fails too.
+        if (!(value >= 0f && value < 1f)) throw new ViTScratchException($"{name} {value} must be in [0, 1)");
     }
 
     /// <summary>
@@ -124,7 +149,11 @@ public sealed record ViTConfig(
         };
     }
 
-    /// <summary>Reads a config written by <see cref="ToMetadata"/>; every key is required but patch_dropout (later files).</summary>
+    /// <summary>
+    /// Reads a config written by <see cref="ToMetadata"/>; every key is required but patch_dropout (later files).
+    /// Every field is range-checked (<see cref="Validate"/>); whether the config matches the tensors
+    /// stored beside it is checked when a model is loaded (ViT.Load).
+    /// </summary>
     public static ViTConfig FromMetadata(IReadOnlyDictionary<string, string> metadata)
     {
         string Get(string key) => metadata.TryGetValue(key, out var v) || OptionalMetadata.TryGetValue(key, out v)
@@ -134,13 +163,13 @@ public sealed record ViTConfig(
         {
             var s = Get(key);
             return int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v)
-                ? v : throw new ViTScratchException($"model metadata '{key}' = '{s}' is not an integer");
+                ? v : throw new ViTScratchException($"model metadata '{key}' = '{ViTScratchException.Printable(s)}' is not a whole number below 2^31");
         }
         float Float(string key)
         {
             var s = Get(key);
             return float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out float v)
-                ? v : throw new ViTScratchException($"model metadata '{key}' = '{s}' is not a number");
+                ? v : throw new ViTScratchException($"model metadata '{key}' = '{ViTScratchException.Printable(s)}' is not a number");
         }
         return new ViTConfig(Int("image_size"), Int("patch_size"), Int("num_classes"), Int("dim"), Int("depth"), Int("heads"),
             Int("mlp_dim"), ParsePool(Get("pool")), Int("channels"), Int("dim_head"), Float("dropout"), Float("emb_dropout"), Float("patch_dropout")).Validate();
@@ -152,7 +181,7 @@ public sealed record ViTConfig(
     {
         "cls" => Pooling.Cls,
         "mean" => Pooling.Mean,
-        _ => throw new ViTScratchException($"pool '{s}' is not one of: cls, mean"),
+        _ => throw new ViTScratchException($"pool '{ViTScratchException.Printable(s)}' is not one of: cls, mean"),
     };
 
     // ---- JSON ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
+using System.Text.Unicode;
 using System.Text.Json;
 
 namespace ViTScratch.Model.Checkpoints;
@@ -13,15 +14,19 @@ public sealed class SafeTensorsFile
 {
     private readonly Dictionary<string, SafeTensor> _byName;
 
-    public SafeTensorsFile(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    public SafeTensorsFile(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata, string source = "checkpoint")
     {
         Tensors = tensors;
         Metadata = metadata;
+        Source = source;
         _byName = tensors.ToDictionary(t => t.Name);
     }
 
     public IReadOnlyList<SafeTensor> Tensors { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>Where the file came from (its path), for error messages about its contents.</summary>
+    public string Source { get; }
     public IReadOnlyDictionary<string, SafeTensor> ByName => _byName;
 }
 
@@ -42,6 +47,9 @@ public static class SafeTensors
     public const long MaxHeaderBytes = 100_000_000;
 
     public const string MetadataKey = "__metadata__";
+
+    /// <summary>The most dimensions a tensor may have; more means a corrupt header (PyTorch tensors rarely pass 8).</summary>
+    public const int MaxRank = 32;
 
     // ---- writing -------------------------------------------------------------------------------
 
@@ -168,10 +176,15 @@ public static class SafeTensors
         return Parse(bytes, path);
     }
 
-    /// <summary>Parses a whole file held in memory; <paramref name="source"/> names it in error messages.</summary>
+    /// <summary>
+    /// Parses a whole file held in memory; <paramref name="source"/> names it in error messages.
+    /// Nothing is allocated for the values before the header has been checked against the length
+    /// of <paramref name="bytes"/>, so the values take at most as much memory as the file.
+    /// </summary>
     public static SafeTensorsFile Parse(ReadOnlySpan<byte> bytes, string source = "checkpoint")
     {
-        ViTScratchException Bad(string why) => new($"checkpoint '{source}' {why}");
+        // Tensor names and JSON error texts come from the file: keep the message on one line.
+        ViTScratchException Bad(string why) => new($"checkpoint '{source}' {ViTScratchException.Printable(why, 2000)}");
 
         if (bytes.Length < 8)
             throw Bad($"is truncated: {bytes.Length} bytes, fewer than the 8-byte header length that starts a safetensors file");
@@ -183,6 +196,9 @@ public static class SafeTensors
         var headerBytes = bytes.Slice(8, (int)headerLength);
         var data = bytes[(8 + (int)headerLength)..];
 
+        // JsonDocument checks the UTF-8 of the structure but not inside strings, where GetString would throw later.
+        if (!Utf8.IsValid(headerBytes))
+            throw Bad("has a header that is not valid JSON (its text is not valid UTF-8); the file is corrupt");
         JsonDocument doc;
         try
         {
@@ -202,17 +218,25 @@ public static class SafeTensors
             var entries = new List<(string Name, int[] Shape, long Begin, long End)>();
             var seen = new HashSet<string>();
             bool sawMetadata = false;
-            foreach (var property in doc.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == MetadataKey)
+                foreach (var property in doc.RootElement.EnumerateObject())
                 {
-                    if (sawMetadata) throw Bad("has two __metadata__ entries");
-                    sawMetadata = true;
-                    ReadMetadata(property.Value, metadata, Bad);
-                    continue;
+                    if (property.Name == MetadataKey)
+                    {
+                        if (sawMetadata) throw Bad("has two __metadata__ entries");
+                        sawMetadata = true;
+                        ReadMetadata(property.Value, metadata, Bad);
+                        continue;
+                    }
+                    if (!seen.Add(property.Name)) throw Bad($"lists tensor '{Show(property.Name)}' twice");
+                    entries.Add(ReadEntry(property.Name, property.Value, data.Length, Bad));
                 }
-                if (!seen.Add(property.Name)) throw Bad($"lists tensor '{property.Name}' twice");
-                entries.Add(ReadEntry(property.Name, property.Value, data.Length, Bad));
+            }
+            catch (InvalidOperationException e)
+            {
+                // Valid UTF-8 can still escape a lone surrogate (\uD800), which System.Text.Json will not unescape.
+                throw Bad($"has a header string that is not valid text ({e.Message})");
             }
 
             CheckTiling(entries, data.Length, Bad);
@@ -227,7 +251,7 @@ public static class SafeTensors
                 else for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(4 * i)..]);
                 tensors.Add(new SafeTensor(name, shape, values));
             }
-            return new SafeTensorsFile(tensors, metadata);
+            return new SafeTensorsFile(tensors, metadata, source);
         }
     }
 
@@ -237,45 +261,49 @@ public static class SafeTensors
         foreach (var item in element.EnumerateObject())
         {
             if (item.Value.ValueKind != JsonValueKind.String)
-                throw bad($"has __metadata__ value '{item.Name}' that is a JSON {item.Value.ValueKind}; safetensors metadata values are strings");
-            if (!metadata.TryAdd(item.Name, item.Value.GetString()!)) throw bad($"has __metadata__ key '{item.Name}' twice");
+                throw bad($"has __metadata__ value '{Show(item.Name)}' that is a JSON {item.Value.ValueKind}; safetensors metadata values are strings");
+            if (!metadata.TryAdd(item.Name, item.Value.GetString()!)) throw bad($"has __metadata__ key '{Show(item.Name)}' twice");
         }
     }
 
     private static (string, int[], long, long) ReadEntry(string name, JsonElement e, int dataLength, Func<string, ViTScratchException> bad)
     {
-        if (e.ValueKind != JsonValueKind.Object) throw bad($"describes tensor '{name}' with a JSON {e.ValueKind}, not an object");
+        if (e.ValueKind != JsonValueKind.Object) throw bad($"describes tensor '{Show(name)}' with a JSON {e.ValueKind}, not an object");
         if (!e.TryGetProperty("dtype", out var dtype) || dtype.ValueKind != JsonValueKind.String)
-            throw bad($"gives tensor '{name}' no \"dtype\" string");
+            throw bad($"gives tensor '{Show(name)}' no \"dtype\" string");
         if (dtype.GetString() != "F32")
-            throw bad($"stores tensor '{name}' as dtype {dtype.GetString()}; only F32 (float32) is supported — convert the file to float32 first");
+            throw bad($"stores tensor '{Show(name)}' as dtype {Show(dtype.GetString()!)}; only F32 (float32) is supported — convert the file to float32 first");
 
         if (!e.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-            throw bad($"gives tensor '{name}' no \"shape\" array");
+            throw bad($"gives tensor '{Show(name)}' no \"shape\" array");
+        if (shapeElement.GetArrayLength() > MaxRank)
+            throw bad($"gives tensor '{Show(name)}' a shape of {shapeElement.GetArrayLength()} dimensions (at most {MaxRank})");
         var shape = new int[shapeElement.GetArrayLength()];
         long count = 1;
         int i = 0;
         foreach (var d in shapeElement.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int dim) || dim < 0)
-                throw bad($"gives tensor '{name}' a shape entry {d.GetRawText()} that is not a non-negative integer");
+                throw bad($"gives tensor '{Show(name)}' a shape entry {d.GetRawText()} that is not a non-negative integer");
             shape[i++] = dim;
             count *= dim;
-            if (count > int.MaxValue) throw bad($"gives tensor '{name}' a shape with more than 2^31 elements");
+            if (count > int.MaxValue) throw bad($"gives tensor '{Show(name)}' a shape with more than 2^31 elements");
         }
 
         if (!e.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
-            throw bad($"gives tensor '{name}' no \"data_offsets\" pair [begin, end]");
+            throw bad($"gives tensor '{Show(name)}' no \"data_offsets\" pair [begin, end]");
         long Offset(JsonElement o) => o.ValueKind == JsonValueKind.Number && o.TryGetInt64(out long v) && v >= 0
-            ? v : throw bad($"gives tensor '{name}' a data offset {o.GetRawText()} that is not a non-negative integer");
+            ? v : throw bad($"gives tensor '{Show(name)}' a data offset {o.GetRawText()} that is not a non-negative integer");
         long begin = Offset(offsets[0]), end = Offset(offsets[1]);
-        if (end < begin) throw bad($"gives tensor '{name}' data offsets [{begin}, {end}] that end before they begin");
+        if (end < begin) throw bad($"gives tensor '{Show(name)}' data offsets [{begin}, {end}] that end before they begin");
         if (end > dataLength)
-            throw bad($"gives tensor '{name}' data offsets [{begin}, {end}] outside the data, which is {dataLength} bytes long; the file is truncated or corrupt");
+            throw bad($"gives tensor '{Show(name)}' data offsets [{begin}, {end}] outside the data, which is {dataLength} bytes long; the file is truncated or corrupt");
         if (end - begin != 4 * count)
-            throw bad($"gives tensor '{name}' of shape [{string.Join(", ", shape)}] ({count} float32 = {4 * count} bytes) data offsets [{begin}, {end}] spanning {end - begin} bytes");
+            throw bad($"gives tensor '{Show(name)}' of shape [{string.Join(", ", shape)}] ({count} float32 = {4 * count} bytes) data offsets [{begin}, {end}] spanning {end - begin} bytes");
         return (name, shape, begin, end);
     }
+
+    private static string Show(string fromFile) => ViTScratchException.Printable(fromFile);
 
     /// <summary>The byte ranges, sorted, must start at 0, follow each other without gap or overlap, and end at the end of the file.</summary>
     private static void CheckTiling(List<(string Name, int[] Shape, long Begin, long End)> entries, int dataLength, Func<string, ViTScratchException> bad)
@@ -285,10 +313,10 @@ public static class SafeTensors
         string previous = "the start of the data";
         foreach (var (name, _, begin, end) in sorted)
         {
-            if (begin < expected) throw bad($"has overlapping tensors: '{name}' begins at byte {begin}, before {previous} ends at byte {expected}");
-            if (begin > expected) throw bad($"has a gap in its data: bytes [{expected}, {begin}) between {previous} and '{name}' belong to no tensor");
+            if (begin < expected) throw bad($"has overlapping tensors: '{Show(name)}' begins at byte {begin}, before {previous} ends at byte {expected}");
+            if (begin > expected) throw bad($"has a gap in its data: bytes [{expected}, {begin}) between {previous} and '{Show(name)}' belong to no tensor");
             expected = end;
-            previous = $"'{name}'";
+            previous = $"'{Show(name)}'";
         }
         if (expected != dataLength)
             throw bad($"has {dataLength - expected} bytes of data after {previous} that belong to no tensor (data is {dataLength} bytes, tensors cover {expected})");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using SkiaSharp;
 using ViTScratch.Engine;
 using ViTScratch.Model;
@@ -17,6 +18,7 @@ public static class PredictCommand
         vit predict --checkpoint FILE (IMAGE.png|IMAGE.jpg | --index N) [--attention-map OUT.png] [--data DIR] [--device NAME]
           IMAGE is resized to the model's input size (and made grey for 1-channel models);
           --index N takes test image N of the dataset the checkpoint was trained on.
+          --max-pixels N  refuse larger images before decoding them (default 100000000)
         """;
 
     public static int Run(string[] args, TextWriter stdout)
@@ -27,6 +29,10 @@ public static class PredictCommand
         string? mapPath = a.Optional("attention-map");
         string? dataDir = a.Optional("data");
         string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
+        string? maxPixelsFlag = a.Optional("max-pixels");
+        long maxPixels = ImageFiles.DefaultMaxPixels;
+        if (maxPixelsFlag is not null && (!long.TryParse(maxPixelsFlag, NumberStyles.None, CultureInfo.InvariantCulture, out maxPixels) || maxPixels < 1))
+            throw new ViTScratchException($"vit predict: --max-pixels expects a whole number of pixels of at least 1, got '{maxPixelsFlag}'");
         a.RejectUnknown(maxPositional: 1);
         if ((indexFlag is null) == (a.Positional.Count == 0))
             throw new ViTScratchException("vit predict: give either an image file or --index N (one of them)");
@@ -53,7 +59,7 @@ public static class PredictCommand
         else
         {
             what = a.Positional[0];
-            pixels = ImageFiles.LoadChw(what, cfg.Channels, cfg.ImageSize);
+            pixels = ImageFiles.LoadChw(what, cfg.Channels, cfg.ImageSize, maxPixels);
         }
 
         var input = new float[pixels.Length];
@@ -152,12 +158,19 @@ public static class AttentionRollout
 /// <summary>Image files in and out through SkiaSharp (PNG and JPEG).</summary>
 public static class ImageFiles
 {
-    /// <summary>Decodes an image, resizes it to size x size and returns CHW uint8 with the given channel count.</summary>
-    public static byte[] LoadChw(string path, int channels, int size)
+    /// <summary>Largest image decoded unless told otherwise (`--max-pixels`): 100 megapixels, 400 MB decoded.</summary>
+    public const long DefaultMaxPixels = 100_000_000;
+
+    /// <summary>
+    /// Decodes an image, resizes it to size x size and returns CHW uint8 with the given channel count.
+    /// The header's width x height is checked against <paramref name="maxPixels"/> before any pixel
+    /// is decoded (a small file can claim a huge image), and a file whose data ends early or is
+    /// corrupt is an error rather than an image with blank rows.
+    /// </summary>
+    public static byte[] LoadChw(string path, int channels, int size, long maxPixels = DefaultMaxPixels)
     {
         if (!File.Exists(path)) throw new ViTScratchException($"image '{path}' does not exist");
-        using var decoded = SKBitmap.Decode(path)
-            ?? throw new ViTScratchException($"'{path}' is not an image SkiaSharp can read (use PNG or JPEG)");
+        using var decoded = Decode(path, maxPixels);
         using var resized = decoded.Resize(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKFilterMode.Linear));
         var result = new byte[channels * size * size];
         for (int y = 0; y < size; y++)
@@ -173,6 +186,33 @@ public static class ImageFiles
                 }
             }
         return result;
+    }
+
+    private static SKBitmap Decode(string path, long maxPixels)
+    {
+        using var codec = SKCodec.Create(path, out var opened)
+            ?? throw new ViTScratchException($"'{path}' is not an image SkiaSharp can read ({opened}); use PNG or JPEG");
+        long pixels = (long)codec.Info.Width * codec.Info.Height;
+        if (pixels > maxPixels)
+            throw new ViTScratchException($"image '{path}' is {codec.Info.Width}x{codec.Info.Height} = {pixels} pixels, more than the limit of {maxPixels}; " +
+                "shrink it first, or raise the limit with --max-pixels N");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888,
+            codec.Info.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
+        var bitmap = new SKBitmap();
+        if (!bitmap.TryAllocPixels(info))
+        {
+            bitmap.Dispose();
+            throw new ViTScratchException($"image '{path}' is {codec.Info.Width}x{codec.Info.Height}, too large to decode in the memory available");
+        }
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            bitmap.Dispose();
+            throw new ViTScratchException(result == SKCodecResult.IncompleteInput
+                ? $"image '{path}' is truncated: its data ends before the last row; copy the complete file"
+                : $"image '{path}' could not be decoded ({result}); the file is corrupt or not a PNG/JPEG SkiaSharp supports");
+        }
+        return bitmap;
     }
 
     /// <summary>Writes the image (scaled up) with the patch heat map blended over it, as a PNG.</summary>

@@ -22,53 +22,84 @@ public static class CifarFormat
     /// <summary>CIFAR-100 keeping the fine label (100 classes). Index 0 would be the 20 coarse classes.</summary>
     public static readonly Layout Cifar100Fine = new(2, 1, 100);
 
-    /// <summary>Reads all records of the given files, in order, into one pixel and one label array.</summary>
+    /// <summary>
+    /// Reads all records of the given files, in order, into one pixel and one label array. The
+    /// file lengths are checked (whole records, and a total that fits one array) before anything is
+    /// allocated, and the records are read straight into the result, so the peak memory is the
+    /// dataset itself.
+    /// </summary>
     public static (byte[] Pixels, byte[] Labels) ReadFiles(IReadOnlyList<string> paths, Layout layout)
     {
-        var blobs = new List<byte[]>(paths.Count);
+        var lengths = new long[paths.Count];
         long records = 0;
-        foreach (var path in paths)
+        for (int f = 0; f < paths.Count; f++)
         {
-            byte[] data = ReadFile(path);
-            if (data.Length == 0 || data.Length % layout.RecordSize != 0)
-                throw new ViTScratchException(
-                    $"CIFAR file '{path}' is truncated or is not a CIFAR binary file: its {data.Length} bytes are not a whole number " +
-                    $"of {layout.RecordSize}-byte records ({data.Length / layout.RecordSize} full records and {data.Length % layout.RecordSize} extra bytes). " +
-                    "Delete the extracted directory (and the .tar.gz next to it) and run again to re-download, or point --data at a complete copy.");
-            blobs.Add(data);
-            records += data.Length / layout.RecordSize;
+            lengths[f] = Length(paths[f]);
+            CheckWholeRecords(paths[f], lengths[f], layout);
+            records += lengths[f] / layout.RecordSize;
         }
         if (records * ImageBytes > Array.MaxLength)
             throw new ViTScratchException($"The CIFAR files hold {records} records, more than fit in memory as one array.");
 
         var pixels = GC.AllocateUninitializedArray<byte>((int)(records * ImageBytes));
         var labels = new byte[records];
+        var record = new byte[layout.RecordSize];
         int r = 0;
-        for (int f = 0; f < blobs.Count; f++)
+        for (int f = 0; f < paths.Count; f++)
         {
-            byte[] data = blobs[f];
-            for (int off = 0; off < data.Length; off += layout.RecordSize, r++)
+            using var stream = Open(paths[f]);
+            if (stream.Length != lengths[f]) throw new ViTScratchException($"CIFAR file '{paths[f]}' changed while it was being read; run again.");
+            for (long i = 0; i < lengths[f] / layout.RecordSize; i++, r++)
             {
-                byte label = data[off + layout.LabelIndex];
+                if (stream.ReadAtLeast(record, record.Length, throwOnEndOfStream: false) != record.Length)
+                    throw new ViTScratchException($"CIFAR file '{paths[f]}' ended early, at record {i}; it changed while it was being read. Run again.");
+                byte label = record[layout.LabelIndex];
                 if (label >= layout.ClassCount)
                     throw new ViTScratchException(
-                        $"CIFAR file '{paths[f]}', record {off / layout.RecordSize}: label {label} is out of range 0..{layout.ClassCount - 1}. " +
+                        $"CIFAR file '{paths[f]}', record {i}: label {label} is out of range 0..{layout.ClassCount - 1}. " +
                         "The file is corrupt or is from the other CIFAR variant (CIFAR-10 records are 3073 bytes, CIFAR-100 3074). " +
                         "Delete it and re-download, or point --data at the right dataset.");
                 labels[r] = label;
-                Buffer.BlockCopy(data, off + layout.LabelBytes, pixels, r * ImageBytes, ImageBytes);
+                record.AsSpan(layout.LabelBytes).CopyTo(pixels.AsSpan(r * ImageBytes, ImageBytes));
             }
         }
         return (pixels, labels);
     }
 
-    /// <summary>Reads class names, one per non-empty line (batches.meta.txt / fine_label_names.txt).</summary>
-    public static string[] ReadClassNames(string path) =>
-        File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
-
-    private static byte[] ReadFile(string path)
+    private static void CheckWholeRecords(string path, long length, Layout layout)
     {
-        try { return File.ReadAllBytes(path); }
+        if (length == 0 || length % layout.RecordSize != 0)
+            throw new ViTScratchException(
+                $"CIFAR file '{path}' is truncated or is not a CIFAR binary file: its {length} bytes are not a whole number " +
+                $"of {layout.RecordSize}-byte records ({length / layout.RecordSize} full records and {length % layout.RecordSize} extra bytes). " +
+                "Delete the extracted directory (and the .tar.gz next to it) and run again to re-download, or point --data at a complete copy.");
+    }
+
+    /// <summary>Longest class-names file read; the real ones are under 1 KB.</summary>
+    private const long MaxClassNamesBytes = 1 << 20;
+
+    /// <summary>Reads class names, one per non-empty line (batches.meta.txt / fine_label_names.txt).</summary>
+    public static string[] ReadClassNames(string path)
+    {
+        long length = Length(path);
+        if (length > MaxClassNamesBytes)
+            throw new ViTScratchException($"CIFAR class-names file '{path}' is {length} bytes, not a list of class names; delete it and re-download.");
+        try { return File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray(); }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new ViTScratchException($"Cannot read CIFAR file '{path}': {e.Message}. Check its permissions.", e);
+        }
+    }
+
+    private static long Length(string path)
+    {
+        using var stream = Open(path);
+        return stream.Length;
+    }
+
+    private static FileStream Open(string path)
+    {
+        try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new ViTScratchException($"CIFAR file '{path}' is missing. Delete the partial dataset directory and run again to re-download, " +

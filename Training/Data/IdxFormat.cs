@@ -10,6 +10,11 @@ namespace ViTScratch.Training.Data;
 /// Format: a big-endian u32 magic 0x000008NN, where 08 = unsigned byte elements and NN = the
 /// number of dimensions (3 for images [N, rows, cols], 1 for labels [N]); then NN big-endian u32
 /// dimension sizes; then the elements row-major. Grayscale images are already CHW with C = 1.
+///
+/// The header is checked against the file before the body is allocated: a plain file must hold
+/// exactly the bytes its header declares; a gzip file cannot hold more than deflate's ratio allows
+/// of its compressed size, and its body is read in growing chunks, so a header claiming billions
+/// of images costs only the bytes that really decompress.
 /// </summary>
 public static class IdxFormat
 {
@@ -29,7 +34,7 @@ public static class IdxFormat
         if (dims[1] == 0 || dims[2] == 0 || total > int.MaxValue)
             throw new ViTScratchException($"IDX image file '{displayName}' declares an unusable shape [{dims[0]}, {dims[1]}, {dims[2]}]. " +
                 "The file is corrupt: delete it and download it again.");
-        var pixels = ReadBody(stream, displayName, (int)total, "images", dims[0]);
+        var pixels = ReadBody(stream, displayName, total, "images", dims[0]);
         return (pixels, dims[0], dims[1], dims[2]);
     }
 
@@ -89,22 +94,65 @@ public static class IdxFormat
         return dims;
     }
 
-    private static byte[] ReadBody(Stream stream, string name, int length, string what, int count)
+    /// <summary>Deflate encodes at most 258 bytes in about two bits, so one compressed byte yields at most 1032 bytes.</summary>
+    private const long MaxDeflateRatio = 1032;
+
+    /// <summary>A gzip body is read in chunks of this size at first, doubling up to the declared length.</summary>
+    private const int FirstChunk = 1 << 20;
+
+    private static byte[] ReadBody(Stream stream, string name, long length, string what, int count)
     {
-        var data = GC.AllocateUninitializedArray<byte>(length);
-        if (!TryReadExactly(stream, data, name))
-            throw Truncated(name, $"the {count} {what} its header declares");
+        string declared = $"the {count} {what} its header declares";
+        if (stream.CanSeek)
+        {
+            long remaining = stream.Length - stream.Position;
+            if (remaining < length) throw Truncated(name, $"{declared} ({length} bytes; {remaining} follow the header)");
+            if (remaining > length)
+                throw new ViTScratchException($"IDX file '{name}' has {remaining - length} bytes after {declared}; its header or the file is corrupt. " +
+                    "Delete it and download it again.");
+            var data = GC.AllocateUninitializedArray<byte>((int)length);
+            if (!TryReadExactly(stream, data, name)) throw Truncated(name, declared);
+            return data;
+        }
+        if (stream is GZipStream { BaseStream.CanSeek: true } gzip && length > MaxDeflateRatio * gzip.BaseStream.Length)
+            throw new ViTScratchException($"IDX file '{name}' declares {count} {what} ({length} bytes), more than its {gzip.BaseStream.Length} compressed bytes " +
+                "can hold; the header is corrupt. Delete the file and download it again.");
+        return ReadGrowing(stream, name, (int)length, declared);
+    }
+
+    /// <summary>Reads exactly <paramref name="length"/> bytes from a stream of unknown length, allocating as the data arrives.</summary>
+    private static byte[] ReadGrowing(Stream stream, string name, int length, string declared)
+    {
+        var data = GC.AllocateUninitializedArray<byte>(Math.Min(length, FirstChunk));
+        int filled = 0;
+        while (true)
+        {
+            int want = data.Length - filled;
+            int got = ReadUpTo(stream, data.AsSpan(filled, want), name);
+            filled += got;
+            if (got < want) throw Truncated(name, declared);
+            if (filled == length) break;
+            var bigger = GC.AllocateUninitializedArray<byte>((int)Math.Min(length, 2L * data.Length));
+            data.AsSpan(0, filled).CopyTo(bigger);
+            data = bigger;
+        }
+        Span<byte> probe = stackalloc byte[1];
+        if (ReadUpTo(stream, probe, name) != 0)
+            throw new ViTScratchException($"IDX file '{name}' holds more data after {declared}; its header or the file is corrupt. " +
+                "Delete it and download it again.");
         return data;
     }
 
-    private static bool TryReadExactly(Stream stream, Span<byte> buffer, string name)
+    private static int ReadUpTo(Stream stream, Span<byte> buffer, string name)
     {
-        try { return stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false) == buffer.Length; }
+        try { return stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false); }
         catch (InvalidDataException e)
         {
             throw new ViTScratchException($"'{name}' is a corrupt or incomplete gzip file ({e.Message}). Delete it and download it again.", e);
         }
     }
+
+    private static bool TryReadExactly(Stream stream, Span<byte> buffer, string name) => ReadUpTo(stream, buffer, name) == buffer.Length;
 
     private static ViTScratchException Truncated(string name, string what) =>
         new($"IDX file '{name}' is truncated: it ends before {what}. The download was probably interrupted: " +

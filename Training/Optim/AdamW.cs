@@ -1,3 +1,4 @@
+using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
 
@@ -36,6 +37,14 @@ public sealed class AdamW : Optimizer
             var args = new AdamWArgs(lr, Beta1, Beta2, Eps, range.Decays ? WeightDecay : 0f, StepCount);
             K.AdamWStep(range.Data, range.Grad, _mRange[r], _vRange[r], range.Length, args, gradNormSq, MaxGradNorm);
         }
+    }
+
+    /// <summary>The second moment is a running mean of squares: a negative entry would make √v̂ NaN.</summary>
+    protected override string? CheckStateValues(string name, float[] values)
+    {
+        if (!name.StartsWith("adamw.v.", StringComparison.Ordinal)) return null;
+        int i = Array.FindIndex(values, x => x < 0);
+        return i < 0 ? null : $"holds {values[i].ToString(CultureInfo.InvariantCulture)} at index {i}, but a second moment cannot be negative";
     }
 
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()

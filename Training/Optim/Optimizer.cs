@@ -1,3 +1,4 @@
+using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
 
@@ -103,22 +104,43 @@ public abstract class Optimizer
     {
         var state = new Dictionary<string, (int[], float[])>();
         foreach (var (name, t) in StateTensors()) state[name] = (t.Shape, t.ToArray());
-        state["optimizer.step"] = ([1], [StepCount]);
+        state[StepKey] = ([1], [StepCount]);
         return state;
     }
 
-    /// <summary>Restores a state saved by <see cref="SaveState"/>; every tensor must be present with its shape.</summary>
-    public void LoadState(IReadOnlyDictionary<string, (int[] Shape, float[] Values)> state)
+    /// <summary>Name of the step count in <see cref="SaveState"/>: a [1] tensor holding the count as a float.</summary>
+    public const string StepKey = "optimizer.step";
+
+    /// <summary>
+    /// Restores a state saved by <see cref="SaveState"/>: every tensor must be present with its
+    /// shape and finite values (see also <see cref="CheckStateValues"/>), and the step count a whole
+    /// number ≥ 0. Everything is checked before anything is copied, so a failed load changes
+    /// nothing. <paramref name="source"/> names the file in error messages.
+    /// </summary>
+    public void LoadState(IReadOnlyDictionary<string, (int[] Shape, float[] Values)> state, string source = "checkpoint")
     {
+        ViTScratchException Bad(string why) => new($"{source}: {why}");
+        var plan = new List<(Tensor Tensor, float[] Values)>();
         foreach (var (name, t) in StateTensors())
         {
             if (!state.TryGetValue(name, out var entry))
-                throw new ViTScratchException($"checkpoint has no optimizer state '{name}'; it was saved by another optimizer or model");
-            if (!ShapeOf.Equal(entry.Shape, t.Shape))
-                throw new ViTScratchException($"optimizer state '{name}' has shape {ShapeOf.Format(entry.Shape)} in the checkpoint but {ShapeOf.Format(t.Shape)} here");
-            t.CopyFrom(entry.Values);
+                throw Bad($"has no optimizer state '{name}'; it was saved by another optimizer or model");
+            if (!ShapeOf.Equal(entry.Shape, t.Shape) || entry.Values.Length != t.Length)
+                throw Bad($"optimizer state '{name}' has shape {ShapeOf.Format(entry.Shape)} in the checkpoint but {ShapeOf.Format(t.Shape)} here");
+            for (int i = 0; i < entry.Values.Length; i++)
+                if (!float.IsFinite(entry.Values[i]))
+                    throw Bad($"optimizer state '{name}' holds {entry.Values[i].ToString(CultureInfo.InvariantCulture)} at index {i}; the state is corrupt or comes from a run that diverged");
+            string? why = CheckStateValues(name, entry.Values);
+            if (why is not null) throw Bad($"optimizer state '{name}' {why}; the state is corrupt");
+            plan.Add((t, entry.Values));
         }
-        StepCount = state.TryGetValue("optimizer.step", out var s) ? (int)s.Values[0]
-            : throw new ViTScratchException("checkpoint has no 'optimizer.step'");
+        if (!state.TryGetValue(StepKey, out var s)) throw Bad($"has no '{StepKey}'");
+        if (s.Values.Length != 1 || !(s.Values[0] >= 0 && s.Values[0] <= int.MaxValue) || s.Values[0] != MathF.Floor(s.Values[0]))
+            throw Bad($"'{StepKey}' is not one whole number >= 0 (shape {ShapeOf.Format(s.Shape)}{(s.Values.Length > 0 ? $", first value {s.Values[0].ToString(CultureInfo.InvariantCulture)}" : "")})");
+        foreach (var (t, values) in plan) t.CopyFrom(values);
+        StepCount = (int)s.Values[0];
     }
+
+    /// <summary>A reason why these saved values of state <paramref name="name"/> cannot be right, or null (all finite already).</summary>
+    protected virtual string? CheckStateValues(string name, float[] values) => null;
 }

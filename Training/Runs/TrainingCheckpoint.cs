@@ -56,45 +56,54 @@ public static class TrainingCheckpoint
         return SafeTensors.Read(path);
     }
 
-    public static ViT LoadModel(SafeTensorsFile file, string path, Device device)
-    {
-        ViTConfig config;
-        try { config = ViTConfig.FromMetadata(file.Metadata); }
-        catch (ViTScratchException e) { throw new ViTScratchException($"checkpoint '{path}': {e.Message}", e); }
-        int seed = file.Metadata.TryGetValue(ViT.SeedKey, out var s) && int.TryParse(s, CultureInfo.InvariantCulture, out int v) ? v : 0;
-        var model = new ViT(config, device, seed);
-        model.LoadStateDict(file.Tensors.Where(t => !t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToList(), path);
-        return model;
-    }
+    /// <summary>The model of a checkpoint, its config checked against its tensors before it is built (see ViT.Load).</summary>
+    public static ViT LoadModel(SafeTensorsFile file, string path, Device device) => ViT.Load(file, path, device, ignorePrefix: OptimizerPrefix);
 
     public static TrainOptions ReadOptions(SafeTensorsFile file, string path) =>
         file.Metadata.TryGetValue(OptionsKey, out var json)
             ? TrainOptions.FromJson(json, path)
             : throw new ViTScratchException($"checkpoint '{path}' holds weights only, not a training state; it cannot be resumed");
 
+    /// <summary>
+    /// The position in the run, range-checked: counts are whole and not negative, sums finite,
+    /// seen ≥ correct, the step no smaller than the batch within the epoch, and equal to the
+    /// optimizer's step count stored beside it (every step is one optimizer update).
+    /// </summary>
     public static TrainingPosition ReadPosition(SafeTensorsFile file, string path)
     {
+        ViTScratchException Bad(string why) => new($"checkpoint '{path}': {why}; the file is corrupt or was edited, so it cannot be resumed");
         string Get(string key) => file.Metadata.TryGetValue(key, out var v) ? v
             : throw new ViTScratchException($"checkpoint '{path}' lacks '{key}' in its metadata; it cannot be resumed");
-        try
+        var c = CultureInfo.InvariantCulture;
+        long Count(string key, long max)
         {
-            var c = CultureInfo.InvariantCulture;
-            return new TrainingPosition(int.Parse(Get("epoch"), c), int.Parse(Get("batch"), c), int.Parse(Get("step"), c),
-                double.Parse(Get("loss_sum"), c), long.Parse(Get("correct"), c), long.Parse(Get("seen"), c), double.Parse(Get("seconds"), c));
+            string text = Get(key);
+            return long.TryParse(text, NumberStyles.Integer, c, out long v) && v >= 0 && v <= max ? v
+                : throw Bad($"run position '{key}' = '{ViTScratchException.Printable(text)}' is not a whole number in [0, {max}]");
         }
-        catch (FormatException)
+        double Sum(string key)
         {
-            throw new ViTScratchException($"checkpoint '{path}': its run position metadata is not numeric");
+            string text = Get(key);
+            return double.TryParse(text, NumberStyles.Float, c, out double v) && double.IsFinite(v) && v >= 0 ? v
+                : throw Bad($"run position '{key}' = '{ViTScratchException.Printable(text)}' is not a finite number >= 0");
         }
+        var pos = new TrainingPosition((int)Count("epoch", int.MaxValue - 1), (int)Count("batch", int.MaxValue), (int)Count("step", int.MaxValue),
+            Sum("loss_sum"), Count("correct", long.MaxValue), Count("seen", long.MaxValue), Sum("seconds"));
+        if (pos.Correct > pos.Seen) throw Bad($"run position says {pos.Correct} of {pos.Seen} images were classified correctly");
+        if (pos.Step < pos.Batch) throw Bad($"run position is at batch {pos.Batch} of its epoch but only {pos.Step} steps were taken in all");
+        if (file.ByName.TryGetValue(OptimizerPrefix + Optimizer.StepKey, out var steps) && steps.Data.Length == 1 && steps.Data[0] != (float)pos.Step)
+            throw Bad($"run position is at step {pos.Step} but the optimizer state has taken {steps.Data[0].ToString(CultureInfo.InvariantCulture)} steps");
+        return pos;
     }
 
+    /// <summary>Restores the optimizer state stored under "optimizer." (all checked before any is copied).</summary>
     public static void LoadOptimizer(SafeTensorsFile file, Optimizer optimizer)
     {
         var state = new Dictionary<string, (int[], float[])>();
         foreach (var t in file.Tensors)
             if (t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
                 state[t.Name[OptimizerPrefix.Length..]] = (t.Shape, t.Data);
-        optimizer.LoadState(state);
+        optimizer.LoadState(state, $"checkpoint '{file.Source}'");
     }
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
