@@ -141,11 +141,21 @@ public sealed class Trainer : IDisposable
 
     private void Resume(SafeTensorsFile file, string checkpointPath)
     {
+        // Everything is checked before anything is copied: the position, then the model the
+        // metadata describes against the one the run's options build (a pool or dropout change
+        // would load without a shape error and silently train another model).
+        _pos = TrainingCheckpoint.ReadPosition(file, checkpointPath);
+        if (_pos.Epoch > _o.Epochs || _pos.Batch > _trainLoader.BatchesPerEpoch)
+            throw new ViTScratchException($"checkpoint '{checkpointPath}': its position (epoch {_pos.Epoch + 1}, batch {_pos.Batch}) is past the end of a run of " +
+                $"{_o.Epochs} epochs of {_trainLoader.BatchesPerEpoch} batches; the file is corrupt");
+        ViTConfig stored;
+        try { stored = ViTConfig.FromMetadata(file.Metadata); }
+        catch (ViTScratchException e) { throw new ViTScratchException($"checkpoint '{checkpointPath}': {e.Message}", e); }
+        if (stored != _model.Config)
+            throw new ViTScratchException($"checkpoint '{checkpointPath}': its model metadata ({stored}) is not the model its training options build " +
+                $"({_model.Config}); the file is corrupt or was edited");
         _model.LoadStateDict(file.Tensors.Where(t => !t.Name.StartsWith(TrainingCheckpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList(), checkpointPath);
         TrainingCheckpoint.LoadOptimizer(file, _optimizer);
-        _pos = TrainingCheckpoint.ReadPosition(file, checkpointPath);
-        if (_pos.Batch > _trainLoader.BatchesPerEpoch)
-            throw new ViTScratchException($"checkpoint '{checkpointPath}': its position (batch {_pos.Batch}) is past the end of an epoch of {_trainLoader.BatchesPerEpoch} batches; the file is corrupt");
         // The epochs done so far: from the checkpoint itself, so a lost or stale metrics.csv cannot
         // change them; older checkpoints without them fall back to metrics.csv.
         if (file.Metadata.TryGetValue(MetricsKey, out var rows))
