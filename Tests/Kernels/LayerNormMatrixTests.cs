@@ -15,7 +15,7 @@ public sealed record LayerNormCase(int Rows, int Cols, double Offset)
     public static IEnumerable<LayerNormCase> For(bool slow)
     {
         var shapes = slow
-            ? new[] { (1, 1), (3, 7), (5, 33), (2, 17) }
+            ? new[] { (1, 1), (3, 7), (5, 33), (2, 17), (2, 128), (3, 192) }   // 128, 192: the 16-lane team (the model's dims)
             : new[] { (1, 1), (1, 7), (3, 8), (5, 17), (7, 64), (65, 65), (33, 129), (129, 192), (500, 65) };
         foreach (var (r, c) in shapes) yield return new(r, c, 0.5);
         yield return new(slow ? 3 : 65, slow ? 17 : 129, 8);

@@ -20,7 +20,7 @@ public sealed record RowCase(int Rows, int Cols, double Range, float Smoothing)
     public static IEnumerable<RowCase> For(bool slow)
     {
         var shapes = slow
-            ? new[] { (1, 1), (1, 7), (3, 9), (5, 33), (2, 17) }
+            ? new[] { (1, 1), (1, 7), (3, 9), (5, 33), (2, 17), (2, 128), (3, 192) }   // 128, 192: the 16-lane team (the model's dims)
             : new[] { (1, 1), (1, 7), (3, 8), (5, 9), (2, 16), (4, 17), (7, 65), (3, 129), (65, 10), (33, 100), (300, 129) };
         int v = 0;
         foreach (var (r, c) in shapes)
