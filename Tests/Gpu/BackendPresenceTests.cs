@@ -28,4 +28,19 @@ public sealed class BackendPresenceTests
         Assert.True(BackendMatrix.Available.Contains("ilgpu-cpu"),
             "the ilgpu-cpu column is missing (VIT_TEST_BACKENDS set, or ILGPU's CPU accelerator failed to start): the GPU kernels would go untested");
     }
+
+    [Fact]
+    public void Factory_names_and_errors()
+    {
+        Assert.True(BackendFactory.IsAvailable("ilgpu-cpu"));
+        using var k = BackendFactory.Create("ilgpu-cpu");
+        Assert.Equal("ilgpu-cpu", k.Name);
+        if (!BackendFactory.IsAvailable("cuda"))
+        {
+            var e = Assert.Throws<ViTScratchException>(() => BackendFactory.Create("cuda"));
+            Assert.Contains("no CUDA device", e.Message);
+        }
+        // A buffer of another backend is refused, not misread.
+        Assert.Throws<ArgumentException>(() => k.MatMul(new global::ViTScratch.Kernels.Cpu.CpuBuffer(new float[1], 0, 1), k.Allocate(1), k.Allocate(1), MatMulShape.Single(1, 1, 1), 1f, false));
+    }
 }

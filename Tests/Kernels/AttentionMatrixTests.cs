@@ -15,9 +15,19 @@ public sealed record AttentionCase(int BH, int N, int D, float DropoutP)
     // The model's own head shapes come last: (N, d) = (65, 64) for vit-tiny-like models on 32x32
     // images with patch 4 (the GPU fast path at 31.6 of its 32 KB of shared memory), and (17, 32)
     // for 16 patches of 32-wide heads; one head or two is enough on the simulator.
+    // The GPU fast path's edges (GpuKernels.AttentionSmall.cs): one key (P = 1); d = 6, two pad
+    // columns and 13 of 16 rows valid; 2 balanced chunks (24 / 17 rows) with d % 8 = 4; the ViT's
+    // N = 65 in 3 chunks; N = 128, the key limit (4 keys per lane, 8 chunks); and just past its
+    // limits, on the fallback: N = 129, and (70, 64) over the shared-memory budget.
+    // AttentionFastPathTests checks which path each takes.
+    public static readonly AttentionCase[] FastPathEdges =
+        [new(2, 1, 3, 0f), new(3, 13, 6, 0.3f), new(1, 41, 12, 0f), new(1, 65, 9, 0.2f), new(1, 128, 8, 0.1f),
+         new(1, 129, 5, 0.1f), new(1, 70, 64, 0f), new(1, 37, 40, 0f), new(1, 33, 16, 0.25f)];
+
     public static IEnumerable<AttentionCase> For(bool slow) => slow
         ? [new(1, 1, 1, 0f), new(2, 5, 3, 0f), new(1, 9, 4, 0.2f), new(2, 17, 5, 0.1f), new(1, 33, 3, 0f),
-           new(1, 65, 64, 0f), new(1, 65, 64, 0.1f), new(2, 17, 32, 0f), new(2, 17, 32, 0.1f)]
+           new(1, 65, 64, 0f), new(1, 65, 64, 0.1f), new(2, 17, 32, 0f), new(2, 17, 32, 0.1f),
+           .. FastPathEdges]
         : [new(1, 1, 1, 0f), new(2, 7, 3, 0f), new(3, 17, 8, 0.1f), new(2, 65, 16, 0f), new(1, 65, 33, 0.2f),
            new(4, 33, 7, 0.5f), new(2, 129, 9, 0f), new(12, 65, 16, 0.1f),
            new(1, 65, 64, 0f), new(2, 65, 64, 0.1f), new(2, 17, 32, 0f), new(2, 17, 32, 0.1f)];
