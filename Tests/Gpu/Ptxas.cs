@@ -12,7 +12,7 @@ public static partial class Ptxas
 {
     public static string? Path { get; } = Find();
 
-    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCi => ViTScratch.Tests.TestSupport.SkipReasons.IsCi;
 
     public const string InstallHint = "ptxas not found: run .ci/install-ptxas.sh (or set PTXAS to a ptxas binary)";
 

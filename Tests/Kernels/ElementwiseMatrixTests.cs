@@ -18,9 +18,10 @@ public sealed record BroadcastCase(int Outer, int Mid, int Inner, float Alpha, b
     public static IEnumerable<BroadcastCase> For(bool slow)
     {
         // equal shapes (mid = 1), scalar over rows (inner = 1), bias over rows (outer = 1), general.
-        // Many rows over few columns ((1, 37, 33), (4, 257, 33)) take the GPU's two-stage column sum.
+        // Many rows over few columns ((1, 37, 33), (4, 257, 33)) take the GPU's two-stage column sum;
+        // on the simulator (3, 65, 29) and (5001, 1, 1) are over the 4096 threads of one launch.
         var shapes = slow
-            ? new[] { (1, 1, 1), (1, 7, 1), (5, 1, 1), (1, 5, 3), (2, 3, 5), (3, 4, 1), (2, 1, 3), (1, 37, 33), (2, 19, 5) }
+            ? new[] { (1, 1, 1), (1, 7, 1), (5, 1, 1), (1, 5, 3), (2, 3, 5), (3, 4, 1), (2, 1, 3), (1, 37, 33), (2, 19, 5), (3, 65, 29), (5001, 1, 1) }
             : new[] { (1, 1, 1), (1, 129, 1), (65, 1, 1), (1, 65, 7), (3, 7, 65), (2, 5, 129), (2, 129, 17), (5, 3, 1), (7, 1, 9), (1, 9, 16), (4, 257, 33), (300, 129, 1), (40_009, 1, 1) };
         int v = 0;
         foreach (var (o, m, i) in shapes)
@@ -35,8 +36,10 @@ public sealed record BroadcastCase(int Outer, int Mid, int Inner, float Alpha, b
 
 public sealed record ElementwiseCase(int N, float P, bool Accumulate)
 {
-    // Sizes straddle the 8- and 16-wide SIMD loops and the point where the CPU kernels go parallel.
-    public static int[] Sizes(bool slow) => slow ? [1, 7, 33] : [1, 7, 8, 15, 16, 17, 65, 129, 1000, 40_009];
+    // Sizes straddle the 8- and 16-wide SIMD loops and the point where the CPU kernels go parallel;
+    // on the simulator 8195 is past two rounds of an elementwise launch's 16 x 256 threads, so
+    // the grid-stride loops wrap.
+    public static int[] Sizes(bool slow) => slow ? [1, 7, 33, 8195] : [1, 7, 8, 15, 16, 17, 65, 129, 1000, 40_009];
 
     public static IEnumerable<ElementwiseCase> Plain(bool slow) => Sizes(slow).Select(n => new ElementwiseCase(n, 0f, false));
 

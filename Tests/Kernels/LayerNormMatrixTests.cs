@@ -14,8 +14,13 @@ public sealed record LayerNormCase(int Rows, int Cols, double Offset)
 {
     public static IEnumerable<LayerNormCase> For(bool slow)
     {
+        // On the simulator: the GPU row kernels' teams (RowOpsMatrixTests): 128 and 192 columns (the
+        // model's dims) the 16-lane team; (150, 10) team 4, 64 rows per group, 3 groups' worth of rows
+        // on the simulator's 2 persistent backward groups; (9, 96) team 8 full; (37, 200) team 32
+        // with 7 slots, 5 groups' worth on 2; (3, 384) team 32 full; (4, 400) over 384: ForwardLong,
+        // BackwardDx and ParamPartials.
         var shapes = slow
-            ? new[] { (1, 1), (3, 7), (5, 33), (2, 17) }
+            ? new[] { (1, 1), (3, 7), (5, 33), (2, 17), (65, 40), (2, 128), (3, 192), (150, 10), (9, 96), (37, 200), (3, 384), (4, 400) }
             : new[] { (1, 1), (1, 7), (3, 8), (5, 17), (7, 64), (65, 65), (33, 129), (129, 192), (500, 65) };
         foreach (var (r, c) in shapes) yield return new(r, c, 0.5);
         yield return new(slow ? 3 : 65, slow ? 17 : 129, 8);

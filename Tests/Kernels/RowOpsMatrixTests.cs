@@ -17,11 +17,19 @@ namespace ViTScratch.Tests.Kernels;
 
 public sealed record RowCase(int Rows, int Cols, double Range, float Smoothing)
 {
+    // The GPU's register-resident row kernels (RowMath) give each row a team of 4, 8, 16 or 32
+    // lanes with up to 12 values per lane: (3, 48) team 4 with all slots; (70, 17) team 4 with the
+    // second group mostly past the end; (5, 96) team 8 full; (3, 257) team 32 (the ViT's 257-token
+    // attention rows); (2, 384) the widest register row; (2, 385) one over: the looping kernels.
+    // 128 and 192 columns (the model's dims) take the 16-lane team.
+    private static readonly (int, int)[] GpuTeams = [(3, 48), (70, 17), (5, 96), (3, 257), (2, 384), (2, 385)];
+
     public static IEnumerable<RowCase> For(bool slow)
     {
         var shapes = slow
-            ? new[] { (1, 1), (1, 7), (3, 9), (5, 33), (2, 17) }
-            : new[] { (1, 1), (1, 7), (3, 8), (5, 9), (2, 16), (4, 17), (7, 65), (3, 129), (65, 10), (33, 100), (300, 129) };
+            ? new[] { (1, 1), (1, 7), (3, 9), (5, 33), (2, 17), (9, 7), (17, 65), (9, 10), (3, 37), (2, 128), (3, 192), GpuTeams[0], GpuTeams[1], GpuTeams[2], GpuTeams[3], GpuTeams[4], GpuTeams[5] }
+            : new[] { (1, 1), (1, 7), (3, 8), (5, 9), (2, 16), (4, 17), (7, 65), (3, 129), (65, 10), (33, 100), (300, 129), (2, 128), (3, 192),
+                      GpuTeams[0], GpuTeams[1], GpuTeams[2], GpuTeams[3], GpuTeams[4], GpuTeams[5] };
         int v = 0;
         foreach (var (r, c) in shapes)
         {

@@ -1,0 +1,25 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ViTScratch.Tests.Cpu;
+
+/// <summary>
+/// .ci/run runs the CPU-kernel classes at the host's widest SIMD width, then on an AVX-512 host a
+/// second time with DOTNET_EnableAVX512=0 (.NET 10 ignores the older DOTNET_EnableAVX512F) and
+/// VIT_EXPECT_SIMD=256. This test checks that the switch took effect, so the second pass cannot
+/// quietly test the Vector512 paths twice (a misspelt variable, a runtime that ignores it).
+/// </summary>
+public sealed class SimdWidthTests
+{
+    [Fact]
+    public void TheVectorWidthIsTheOneThePassExpects()
+    {
+        string? expected = Environment.GetEnvironmentVariable("VIT_EXPECT_SIMD");
+        int width = Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 128;
+        if (expected is { Length: > 0 })
+            Assert.Equal(int.Parse(expected), width);
+        // Either way the JIT may only use 512-bit vectors where the processor has AVX-512 (it may
+        // decline them where it does, on processors that slow down on 512-bit instructions).
+        Assert.True(!Vector512.IsHardwareAccelerated || Avx512F.IsSupported);
+    }
+}
