@@ -77,7 +77,7 @@ public sealed record TrainOptions
         }
         catch (JsonException e)
         {
-            throw new ViTScratchException($"{source}: the saved training options are not valid JSON ({e.Message})");
+            throw new ViTScratchException($"{source}: the saved training options are not valid JSON ({ViTScratchException.Printable(e.Message, 160)})");
         }
     }
 

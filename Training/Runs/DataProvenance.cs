@@ -29,7 +29,7 @@ public sealed record DataProvenance(string Dataset, string Path, int TrainImages
         if (!metadata.TryGetValue(MetadataKey, out var json)) return null;
         DataProvenance? p;
         try { p = JsonSerializer.Deserialize<DataProvenance>(json, Json); }
-        catch (JsonException e) { throw new ViTScratchException($"checkpoint '{checkpoint}': its data record is not valid JSON ({e.Message})", e); }
+        catch (JsonException e) { throw new ViTScratchException($"checkpoint '{checkpoint}': its data record is not valid JSON ({ViTScratchException.Printable(e.Message, 160)})", e); }
         if (p is null || string.IsNullOrEmpty(p.Dataset) || p.Path is null || p.TrainImages < 0 || p.TestImages < 0
             || string.IsNullOrEmpty(p.TrainFingerprint) || string.IsNullOrEmpty(p.TestFingerprint))
             throw new ViTScratchException($"checkpoint '{checkpoint}': its data record is incomplete");

@@ -38,7 +38,7 @@ public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccur
         }
         catch (FormatException e)
         {
-            throw new ViTScratchException($"{source}: cannot read metrics row '{line}' ({e.Message})");
+            throw new ViTScratchException($"{source}: cannot read metrics row '{ViTScratchException.Printable(line)}' ({e.Message})");
         }
     }
 

@@ -22,6 +22,6 @@ public sealed record TestResult(string Checkpoint, int Epoch, string SelectedOn,
     public static TestResult FromJson(string json, string source)
     {
         try { return JsonSerializer.Deserialize<TestResult>(json, Json) ?? throw new JsonException("empty"); }
-        catch (JsonException e) { throw new ViTScratchException($"{source}: not a result.json ({e.Message})", e); }
+        catch (JsonException e) { throw new ViTScratchException($"{source}: not a result.json ({ViTScratchException.Printable(e.Message, 160)})", e); }
     }
 }
