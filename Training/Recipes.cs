@@ -57,7 +57,19 @@ public static class Recipes
         "CIFAR-100 on a GPU: the cifar10-gpu recipe on 100 classes",
         Cifar10Gpu.Defaults with { Dataset = "cifar100" });
 
-    public static IReadOnlyList<Recipe> All { get; } = [FmnistQuick, FmnistBest, Cifar10Gpu, Cifar100Gpu];
+    /// <summary>
+    /// A starting point for your own images on a CPU (`--dataset folder`), not a measured recipe:
+    /// 32x32 RGB, vit-micro with 4x4 patches (64 tokens), crop + flip, 30 epochs.
+    /// </summary>
+    public static readonly Recipe FolderCpu = new("folder-cpu",
+        "your own images (--dataset folder) on a CPU: 32x32, vit-micro, 4x4 patches, crop + flip, 30 epochs (a starting point)",
+        new TrainOptions
+        {
+            Dataset = "folder", Model = "vit-micro", Patch = 4, Epochs = 30, Lr = 1e-3f, WeightDecay = 0.05f, WarmupEpochs = 1f,
+            Augment = "crop,flip", ValSplit = 0.1f, ImageSize = 32, Channels = 3,
+        });
+
+    public static IReadOnlyList<Recipe> All { get; } = [FmnistQuick, FmnistBest, Cifar10Gpu, Cifar100Gpu, FolderCpu];
 
     public static Recipe Get(string name) =>
         All.FirstOrDefault(r => r.Name == name)
@@ -68,6 +80,7 @@ public static class Recipes
     {
         "cifar10" => Cifar10Gpu,
         "cifar100" => Cifar100Gpu,
+        "folder" => FolderCpu,
         _ => FmnistQuick, // fashion-mnist, and MNIST with the same 28x28x1 recipe
     };
 }

@@ -59,6 +59,13 @@ public sealed record TrainOptions
     public int SplitSeed { get; init; }
     /// <summary>When the test split is evaluated: "end" (once, on best.safetensors), "epoch" (also after every epoch, for the curves), or "never".</summary>
     public string EvalTest { get; init; } = "end";
+    /// <summary>An image folder's side length after decoding (shorter side scaled to it, centre-cropped) and its channel count (1 = grey, 3 = RGB).</summary>
+    public int ImageSize { get; init; } = 32;
+    public int Channels { get; init; } = 3;
+    /// <summary>Most memory, in MiB, the decoded images of one split of an image folder may take.</summary>
+    public long CacheMb { get; init; } = 8192;
+    /// <summary>An unreadable image in an image folder stops the run (else it is skipped with a warning).</summary>
+    public bool Strict { get; init; }
     /// <summary>Use only the first N training images (0 = all): for quick experiments and tests.</summary>
     public int TrainLimit { get; init; }
     /// <summary>Use only the first N test images (0 = all).</summary>
@@ -92,7 +99,8 @@ public sealed record TrainOptions
             if (!ok) throw new ViTScratchException($"{source}: the training options are out of range: {what}");
         }
         static bool In(float v, float lo, float hi) => float.IsFinite(v) && v >= lo && v <= hi;
-        Check(new[] { "fashion-mnist", "mnist", "cifar10", "cifar100" }.Contains(Dataset), $"dataset '{Dataset}'");
+        Check(new[] { "fashion-mnist", "mnist", "cifar10", "cifar100", "folder" }.Contains(Dataset), $"dataset '{Dataset}'");
+        Check(ImageSize is >= 4 and <= 1024 && Channels is 1 or 3 && CacheMb is >= 1 and <= 1L << 30, "an image folder setting");
         Check(new[] { "vit-micro", "vit-tiny", "vit-small" }.Contains(Model), $"model '{Model}'");
         Check(Pool is "cls" or "mean", $"pool '{Pool}'");
         Check(Optimizer is "adamw" or "sgd", $"optimizer '{Optimizer}'");
@@ -112,7 +120,13 @@ public sealed record TrainOptions
 
     public const string Help = """
         vit train [options]
-          --dataset NAME          fashion-mnist (default), mnist, cifar10, cifar100
+          --dataset NAME          fashion-mnist (default), mnist, cifar10, cifar100, or folder: your own
+                                  images, --data DIR holding DIR/<class>/* (or train/, val/, test/
+                                  of class folders); PNG, JPEG, BMP of any size and mode
+          --image-size N          folder: shorter side scaled to N, centre crop N x N (default 32)
+          --channels 1|3          folder: grey or RGB (default 3)
+          --cache-mb N            folder: most memory the decoded images of a split may take (8192)
+          --strict                folder: an unreadable image stops the run (default: skip, warn)
           --data DIR              where the dataset files are; only that directory is searched, and
                                   one that lacks them is an error (default: the cache, then
                                   /usr/share/datasets, then a download into the cache)
@@ -164,7 +178,7 @@ public sealed record TrainOptions
     /// </summary>
     public static TrainOptions Parse(ArgParser a)
     {
-        string[] datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100"];
+        string[] datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"];
         var recipe = a.Has("recipe")
             ? Recipes.Get(a.Choice("recipe", "", Recipes.All.Select(r => r.Name).ToArray()))
             : Recipes.ForDataset(a.Choice("dataset", "fashion-mnist", datasets));
@@ -205,6 +219,10 @@ public sealed record TrainOptions
             ValSplit = a.Float("val-split", r.ValSplit, 0f, 0.9f),
             SplitSeed = a.Int("split-seed", r.SplitSeed, 0, int.MaxValue),
             EvalTest = a.Choice("eval-test", r.EvalTest, "end", "epoch", "never"),
+            ImageSize = a.Int("image-size", r.ImageSize, 4, 1024),
+            Channels = a.Choice("channels", r.Channels.ToString(System.Globalization.CultureInfo.InvariantCulture), "1", "3") == "1" ? 1 : 3,
+            CacheMb = a.Int("cache-mb", (int)r.CacheMb, 1, 1 << 30),
+            Strict = a.Has("strict") ? a.Flag("strict") : r.Strict,
             Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),
             Seed = a.Int("seed", 0, 0, int.MaxValue),
             Workers = a.Int("workers", 2, 0, 64),

@@ -22,7 +22,8 @@ public sealed class Trainer : IDisposable
     private readonly TrainOptions _o;
     private readonly TextWriter _log;
     private readonly Device _device;
-    private readonly DataLoader _trainLoader, _testLoader;
+    private readonly DataLoader _trainLoader;
+    private readonly DataLoader? _testLoader; // null for an image folder without test/
     private readonly DataLoader? _valLoader; // null without --val-split
     private readonly ViT _model;
     private readonly Optimizer _optimizer;
@@ -30,6 +31,7 @@ public sealed class Trainer : IDisposable
     private readonly List<EpochMetrics> _metrics = new();
     private readonly DataProvenance _data;
     private readonly TensorBoardLog _tensorBoard;
+    private readonly DataDescription _description;
     private TrainingPosition _pos = TrainingPosition.Start;
 
     /// <summary>
@@ -48,17 +50,20 @@ public sealed class Trainer : IDisposable
         if (resumeFrom is null) RunDirectory.PrepareForNewRun(options.OutDir, overwrite);
         else RunDirectory.PrepareForWriting(options.OutDir);
 
-        var info = DatasetCatalog.Info(options.Dataset);
-        var train = DatasetCatalog.Load(options.Dataset, options.DataDir, train: true, datasetOptions);
-        // The test split from the directory the training split came from, never from a second copy.
-        var test = DatasetCatalog.Load(options.Dataset, train.Source, train: false, datasetOptions);
+        datasetOptions ??= new DatasetOptions();
+        datasetOptions.Folder = datasetOptions.Folder with
+        {
+            ImageSize = options.ImageSize, Channels = options.Channels, CacheMb = options.CacheMb, Strict = options.Strict, Log = log,
+        };
+        var (train, val, test) = DatasetCatalog.LoadSplits(options.Dataset, options.DataDir, datasetOptions);
+        var info = options.Dataset == ImageFolder.Name ? DatasetInfo.Of(train) : DatasetCatalog.Info(options.Dataset);
         _data = DataProvenance.Of(train, test);
         if (checkpoint is not null) CheckResumedData(checkpoint, resumeFrom!, train, test, dataRetargeted);
         // Validation comes out of the whole training split, before --train-limit, so it is the
-        // same set however much of the rest a run uses.
-        (train, var val) = ValidationSplit.Split(train, options.ValSplit, options.SplitSeed);
+        // same set however much of the rest a run uses (unless the data brings its own).
+        if (val is null) (train, val) = ValidationSplit.Split(train, options.ValSplit, options.SplitSeed);
         if (options.TrainLimit > 0 && options.TrainLimit < train.Count) train = train.Take(options.TrainLimit);
-        if (options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
+        if (test is not null && options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
 
         _device = Device.Create(options.Device);
         var config = options.ModelConfig(train.Channels, train.Height, train.Width, train.ClassCount);
@@ -72,7 +77,7 @@ public sealed class Trainer : IDisposable
         _trainLoader = new DataLoader(train, TrainLoaderOptions(options, info, train.Count));
         var evalOptions = DataLoaderOptions.ForEvaluation(256);
         evalOptions.Workers = Math.Min(options.Workers, 1);
-        _testLoader = new DataLoader(test, evalOptions);
+        if (test is not null) _testLoader = new DataLoader(test, evalOptions);
         if (val is not null) _valLoader = new DataLoader(val, evalOptions);
 
         int steps = _trainLoader.BatchesPerEpoch;
@@ -80,8 +85,9 @@ public sealed class Trainer : IDisposable
 
         if (checkpoint is not null) Resume(checkpoint, resumeFrom!);
         _tensorBoard = new TensorBoardLog(options.OutDir);
+        _description = DataDescription.Of(train);
 
-        _log.WriteLine($"data    {train.Name}: {train.Count} train / {(val is null ? "no" : val.Count.ToString())} val / {test.Count} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
+        _log.WriteLine($"data    {train.Name}: {train.Count} train / {(val is null ? "no" : val.Count.ToString())} val / {(test is null ? "no" : test.Count.ToString())} test images, {train.Height}x{train.Width}x{train.Channels}, {train.ClassCount} classes, from {train.Source}");
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
@@ -93,7 +99,7 @@ public sealed class Trainer : IDisposable
 
     // For tests: the loaders, whose options carry a hook that can stall or interrupt a batch.
     internal DataLoader TrainLoader => _trainLoader;
-    internal DataLoader TestLoader => _testLoader;
+    internal DataLoader TestLoader => _testLoader!;
 
     /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
     public event Action<int>? StepCompleted;
@@ -122,7 +128,7 @@ public sealed class Trainer : IDisposable
 
     // A resumed run must see the data it was trained on: same images in the same order (its
     // batches are positions in that order) and as many of them (the epoch length sets the schedule).
-    private void CheckResumedData(SafeTensorsFile checkpoint, string path, ImageDataset train, ImageDataset test, bool retargeted)
+    private void CheckResumedData(SafeTensorsFile checkpoint, string path, ImageDataset train, ImageDataset? test, bool retargeted)
     {
         var recorded = DataProvenance.FromMetadata(checkpoint.Metadata, path);
         if (recorded is null)
@@ -222,7 +228,7 @@ public sealed class Trainer : IDisposable
                     }
                 }
                 if (_valLoader is not null) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel);
-                if (_o.EvalTest == "epoch") (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
+                if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -269,6 +275,11 @@ public sealed class Trainer : IDisposable
             }
         }
         if (_o.EvalTest == "never") return true;
+        if (_testLoader is null)
+        {
+            _log.WriteLine("test    none: the data has no test split (an image folder without test/), so no result.json");
+            return true;
+        }
         try
         {
             FinalTest = TestBest(cancel);
@@ -293,9 +304,9 @@ public sealed class Trainer : IDisposable
         var withVal = _metrics.Where(m => m.HasVal).ToList();
         var chosen = withVal.Count > 0 ? withVal.MaxBy(m => m.ValAccuracy)! : _metrics[^1];
         var model = TrainingCheckpoint.LoadModel(path, _device);
-        var (loss, acc) = Evaluate(model, _testLoader, cancel);
+        var (loss, acc) = Evaluate(model, _testLoader!, cancel);
         var result = new TestResult(Path.GetFileName(path), chosen.Epoch, withVal.Count > 0 ? "val" : "last epoch",
-            chosen.ValAccuracy, loss, acc, _testLoader.Dataset.Count);
+            chosen.ValAccuracy, loss, acc, _testLoader!.Dataset.Count);
         WriteSideFile(TestResult.FileName, () => AtomicFile.WriteAllText(RunFile(TestResult.FileName), result.ToJson()));
         _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"test    {result.Checkpoint} (epoch {result.Epoch}, chosen on {result.SelectedOn}): loss {loss:F4}, accuracy {acc * 100:F2}% on {result.Images} test images, measured once"));
@@ -384,6 +395,7 @@ public sealed class Trainer : IDisposable
         {
             [DataProvenance.MetadataKey] = _data.ToJson(),
             [MetricsKey] = EpochMetrics.ToCsv(_metrics),
+            [DataDescription.MetadataKey] = _description.ToJson(),
         };
         try
         {
@@ -402,7 +414,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _trainLoader.Dispose();
-        _testLoader.Dispose();
+        _testLoader?.Dispose();
         _valLoader?.Dispose();
         _device.Dispose();
     }

@@ -50,7 +50,7 @@ public static class EvalCommand
     {
         var recorded = DataProvenance.FromMetadata(file.Metadata, path);
         string dataset = datasetFlag ?? recorded?.Dataset ?? DatasetOf(file, path);
-        if (datasetFlag is not null && recorded is not null && DatasetCatalog.Info(datasetFlag).Name == recorded.Dataset)
+        if (datasetFlag is not null && recorded is not null && DatasetCatalog.CanonicalName(datasetFlag) == recorded.Dataset)
             datasetFlag = null; // --dataset naming the run's own dataset changes nothing
         bool explicitData = dataDirFlag is not null || datasetFlag is not null;
         string? recordedDir = string.IsNullOrEmpty(recorded?.Path) ? DataDirOf(file, path) : recorded.Path;
@@ -58,7 +58,17 @@ public static class EvalCommand
         ImageDataset test;
         try
         {
-            test = DatasetCatalog.Load(dataset, dir, train: false, new DatasetOptions { DownloadIntoDataDir = download });
+            if (DatasetCatalog.CanonicalName(dataset) == ImageFolder.Name)
+            {
+                // An image folder is decoded as the model was trained: its size, channels,
+                // normalisation and class order, from the checkpoint.
+                var d = DataDescription.FromMetadata(file.Metadata, path)
+                    ?? throw new ViTScratchException($"checkpoint '{path}' does not describe its image folder's classes; it cannot be evaluated on one");
+                var fo = new FolderOptions { ImageSize = d.ImageSize, Channels = d.Channels, Mean = d.Mean, Std = d.Std, Log = log };
+                test = ImageFolder.Load(dir ?? throw new ViTScratchException("--data DIR is needed: the folder that holds test/"), "test", fo, d.ClassNames)
+                       ?? throw new ViTScratchException($"'{dir}' has no test/ folder of class folders to evaluate on");
+            }
+            else test = DatasetCatalog.Load(dataset, dir, train: false, new DatasetOptions { DownloadIntoDataDir = download });
         }
         catch (ViTScratchException e) when (!explicitData && recorded is not null)
         {

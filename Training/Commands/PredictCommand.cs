@@ -41,9 +41,12 @@ public static class PredictCommand
         using var device = Device.Create(deviceName);
         var model = TrainingCheckpoint.LoadModel(file, path, device);
         var cfg = model.Config;
-        var info = DatasetCatalog.Info(EvalCommand.DatasetOf(file, path));
-        if (info.Channels != cfg.Channels || info.Height != cfg.ImageSize)
-            throw new ViTScratchException($"checkpoint '{path}' expects {cfg.ImageSize}x{cfg.ImageSize}x{cfg.Channels} images but its dataset {info.Name} has {info.Height}x{info.Width}x{info.Channels}");
+        // Class names and normalisation from the checkpoint (any dataset, image folders too); older
+        // checkpoints fall back to the built-in dataset they name.
+        var info = DataDescription.FromMetadata(file.Metadata, path) ?? DataDescription.Of(DatasetCatalog.Info(EvalCommand.DatasetOf(file, path)));
+        if (info.Channels != cfg.Channels || info.ImageSize != cfg.ImageSize || info.ClassNames.Length != cfg.NumClasses)
+            throw new ViTScratchException($"checkpoint '{path}' expects {cfg.ImageSize}x{cfg.ImageSize}x{cfg.Channels} images and {cfg.NumClasses} classes " +
+                $"but its data ({info.Dataset}) has {info.ImageSize}x{info.ImageSize}x{info.Channels} and {info.ClassNames.Length}; the file is inconsistent");
 
         byte[] pixels; // CHW, uint8
         string what;
@@ -155,14 +158,18 @@ public static class AttentionRollout
     }
 }
 
-/// <summary>Image files in and out through SkiaSharp (PNG and JPEG).</summary>
+/// <summary>Image files in and out through SkiaSharp (PNG, JPEG, BMP, and what else Skia decodes).</summary>
 public static class ImageFiles
 {
     /// <summary>Largest image decoded unless told otherwise (`--max-pixels`): 100 megapixels, 400 MB decoded.</summary>
     public const long DefaultMaxPixels = 100_000_000;
 
     /// <summary>
-    /// Decodes an image, resizes it to size x size and returns CHW uint8 with the given channel count.
+    /// Decodes an image and returns it as CHW uint8 of size x size with the given channel count:
+    /// scaled so its shorter side is <paramref name="size"/>, then the centre square cut out (the
+    /// aspect ratio is kept; torchvision's Resize(size) + CenterCrop(size)). The filter is bilinear
+    /// with linear mipmaps (trilinear), so shrinking a large photo averages areas instead of
+    /// aliasing. One channel is the luma 0.299 R + 0.587 G + 0.114 B; transparency is ignored.
     /// The header's width x height is checked against <paramref name="maxPixels"/> before any pixel
     /// is decoded (a small file can claim a huge image), and a file whose data ends early or is
     /// corrupt is an error rather than an image with blank rows.
@@ -171,18 +178,25 @@ public static class ImageFiles
     {
         if (!File.Exists(path)) throw new ViTScratchException($"image '{path}' does not exist");
         using var decoded = Decode(path, maxPixels);
-        using var resized = decoded.Resize(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKFilterMode.Linear));
-        var result = new byte[channels * size * size];
+        double scale = (double)size / Math.Min(decoded.Width, decoded.Height);
+        int rw = Math.Max(size, (int)Math.Round(decoded.Width * scale)), rh = Math.Max(size, (int)Math.Round(decoded.Height * scale));
+        using var resized = decoded.Resize(new SKImageInfo(rw, rh, SKColorType.Rgba8888, SKAlphaType.Unpremul),
+            new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear))
+            ?? throw new ViTScratchException($"image '{path}' could not be resized to {rw}x{rh}");
+        ReadOnlySpan<byte> rgba = resized.GetPixelSpan();
+        int x0 = (rw - size) / 2, y0 = (rh - size) / 2, plane = size * size;
+        var result = new byte[channels * plane];
         for (int y = 0; y < size; y++)
             for (int x = 0; x < size; x++)
             {
-                var c = resized.GetPixel(x, y);
-                if (channels == 1) result[y * size + x] = (byte)Math.Round(0.299 * c.Red + 0.587 * c.Green + 0.114 * c.Blue);
+                int at = (y0 + y) * resized.RowBytes + (x0 + x) * 4;
+                byte r = rgba[at], g = rgba[at + 1], b = rgba[at + 2];
+                if (channels == 1) result[y * size + x] = (byte)Math.Round(0.299 * r + 0.587 * g + 0.114 * b);
                 else
                 {
-                    result[0 * size * size + y * size + x] = c.Red;
-                    result[1 * size * size + y * size + x] = c.Green;
-                    result[2 * size * size + y * size + x] = c.Blue;
+                    result[y * size + x] = r;
+                    result[plane + y * size + x] = g;
+                    result[2 * plane + y * size + x] = b;
                 }
             }
         return result;

@@ -20,11 +20,32 @@ public static class DatasetCatalog
     public const string FashionMnistBaseUrl = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
     public const string MnistBaseUrl = "https://ossci-datasets.s3.amazonaws.com/mnist/";
 
-    public static IReadOnlyList<string> Names { get; } = ["cifar10", "cifar100", "fashion-mnist", "mnist"];
+    public static IReadOnlyList<string> Names { get; } = ["cifar10", "cifar100", "fashion-mnist", "mnist", ImageFolder.Name];
+
+    /// <summary>
+    /// The splits a run trains on, all from one directory: the training split, a validation split
+    /// when the data brings one (an image folder's val/; otherwise null, and --val-split carves
+    /// one), and the test split (null for an image folder without test/).
+    /// </summary>
+    public static (ImageDataset Train, ImageDataset? Val, ImageDataset? Test) LoadSplits(string name, string? dataDir, DatasetOptions? options = null)
+    {
+        options ??= new DatasetOptions();
+        if (Canonical(name) == ImageFolder.Name)
+        {
+            var train = Load(name, dataDir, train: true, options);
+            // Validation and test are normalised with the training split's statistics.
+            var fo = options.Folder with { Mean = train.Mean, Std = train.Std };
+            return (train, ImageFolder.Load(train.Source!, "val", fo, train.ClassNames), ImageFolder.Load(train.Source!, "test", fo, train.ClassNames));
+        }
+        var first = Load(name, dataDir, train: true, options);
+        // The test split from the directory the training split came from, never from a second copy.
+        return (first, null, Load(name, first.Source, train: false, options));
+    }
 
     /// <summary>Shape, classes and statistics of a dataset, without reading any file.</summary>
     public static DatasetInfo Info(string name) => Canonical(name) switch
     {
+        "folder" => throw new ViTScratchException("an image folder's classes and statistics come from its files: use DatasetInfo.Of(the loaded split)"),
         "cifar10" => DatasetInfo.Cifar10,
         "cifar100" => DatasetInfo.Cifar100,
         "fashion-mnist" => DatasetInfo.FashionMnist,
@@ -37,6 +58,10 @@ public static class DatasetCatalog
         options ??= new DatasetOptions();
         var data = Canonical(name) switch
         {
+            "folder" => train
+                ? ImageFolder.Load(dataDir ?? throw new ViTScratchException("--dataset folder needs --data DIR, the folder of your class folders"), "train", options.Folder)!
+                : ImageFolder.Load(dataDir ?? throw new ViTScratchException("--dataset folder needs --data DIR"), "test", options.Folder)
+                  ?? throw new ViTScratchException($"'{dataDir}' has no test/ folder of class folders to evaluate on"),
             "cifar10" => LoadCifar(Cifar10Spec, dataDir, train, options),
             "cifar100" => LoadCifar(Cifar100Spec, dataDir, train, options),
             "fashion-mnist" => LoadIdx(FashionSpec, dataDir, train, options),
@@ -48,6 +73,9 @@ public static class DatasetCatalog
         return data;
     }
 
+    /// <summary>The canonical name of a dataset (cifar-10 → cifar10, fmnist → fashion-mnist, ...); unknown names are an error.</summary>
+    public static string CanonicalName(string name) => Canonical(name);
+
     private static string Canonical(string name)
     {
         string n = (name ?? "").Trim().ToLowerInvariant().Replace("_", "-");
@@ -57,6 +85,7 @@ public static class DatasetCatalog
             "cifar100" or "cifar-100" => "cifar100",
             "fashion-mnist" or "fashionmnist" or "fmnist" => "fashion-mnist",
             "mnist" => "mnist",
+            "folder" or "imagefolder" => ImageFolder.Name,
             _ => throw new ViTScratchException($"Unknown dataset '{name}'. Known datasets: {string.Join(", ", Names)}."),
         };
     }

@@ -18,6 +18,13 @@ public sealed record DatasetInfo(
 {
     public int ClassCount => ClassNames.Count;
 
+    /// <summary>
+    /// The info of a loaded split (an image folder's, whose classes and statistics come from its
+    /// files). Augmentation defaults of natural images: flips, and a crop padded by an eighth.
+    /// </summary>
+    public static DatasetInfo Of(ImageDataset d) => new(d.Name, d.Channels, d.Height, d.Width, d.ClassNames, d.Mean, d.Std,
+        d.Count, 0, DefaultHorizontalFlip: true, DefaultCropPadding: Math.Max(1, d.Height / 8));
+
     public static readonly DatasetInfo Cifar10 = new("cifar10", 3, 32, 32,
         ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
         [0.4914f, 0.4822f, 0.4465f], [0.2470f, 0.2435f, 0.2616f], 50_000, 10_000, true, 4);

@@ -49,6 +49,9 @@ public sealed class DatasetOptions
 
     public CancellationToken Cancel { get; set; }
 
+    /// <summary>How an image folder (`--dataset folder`) is decoded: size, channels, memory bound, strictness.</summary>
+    public FolderOptions Folder { get; set; } = new();
+
     public static string DefaultCacheDir()
     {
         string? dir = Environment.GetEnvironmentVariable("VIT_CACHE_DIR");

@@ -18,8 +18,8 @@ public sealed record DataProvenance(string Dataset, string Path, int TrainImages
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
     /// <summary>The provenance of two splits as loaded from disk (before any --train-limit / --test-limit).</summary>
-    public static DataProvenance Of(ImageDataset train, ImageDataset test) =>
-        new(train.Name, train.Source ?? "", train.Count, test.Count, train.Fingerprint(), test.Fingerprint());
+    public static DataProvenance Of(ImageDataset train, ImageDataset? test) =>
+        new(train.Name, train.Source ?? "", train.Count, test?.Count ?? 0, train.Fingerprint(), test?.Fingerprint() ?? "");
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
@@ -31,7 +31,7 @@ public sealed record DataProvenance(string Dataset, string Path, int TrainImages
         try { p = JsonSerializer.Deserialize<DataProvenance>(json, Json); }
         catch (JsonException e) { throw new ViTScratchException($"checkpoint '{checkpoint}': its data record is not valid JSON ({ViTScratchException.Printable(e.Message, 160)})", e); }
         if (p is null || string.IsNullOrEmpty(p.Dataset) || p.Path is null || p.TrainImages < 0 || p.TestImages < 0
-            || string.IsNullOrEmpty(p.TrainFingerprint) || string.IsNullOrEmpty(p.TestFingerprint))
+            || string.IsNullOrEmpty(p.TrainFingerprint) || p.TestFingerprint is null || (p.TestImages > 0 && p.TestFingerprint.Length == 0))
             throw new ViTScratchException($"checkpoint '{checkpoint}': its data record is incomplete");
         return p;
     }
@@ -41,8 +41,13 @@ public sealed record DataProvenance(string Dataset, string Path, int TrainImages
     /// error, unless the user re-targeted on purpose with an explicit --data (<paramref name="retargeted"/>),
     /// then one warning line on <paramref name="log"/>.
     /// </summary>
-    public void Check(ImageDataset split, bool train, bool retargeted, string checkpoint, TextWriter log)
+    public void Check(ImageDataset? split, bool train, bool retargeted, string checkpoint, TextWriter log)
     {
+        if (split is null)
+        {
+            if ((train ? TrainImages : TestImages) == 0) return;
+            throw new ViTScratchException($"the data '{checkpoint}' was trained on had a test split in '{Path}' and this data has none");
+        }
         string name = train ? "training" : "test";
         int count = train ? TrainImages : TestImages;
         string fingerprint = train ? TrainFingerprint : TestFingerprint;
