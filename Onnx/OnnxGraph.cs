@@ -9,6 +9,12 @@ namespace ViTScratch.Onnx;
 /// node's own name (made unique), so the graph reads like the model's module tree
 /// ("transformer.layers.0.0/softmax"); constants are initializers, shared by name.
 /// </summary>
+/// <remarks>
+/// The messages (ModelProto, NodeProto, TensorProto, ...) are the OnnxSharp package's: C# that
+/// protoc generated from ONNX's own onnx.proto, serialised by Google.Protobuf. That is the
+/// simplest honest route to the wire format: no schema written or copied here, no protoc step in
+/// the build, and ONNX's field numbers exactly as the standard has them.
+/// </remarks>
 internal sealed class OnnxGraph
 {
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
