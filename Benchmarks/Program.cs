@@ -18,6 +18,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
+///   dotnet run -c Release --project Benchmarks -- --onnx-vs-ours                       (inference, ours vs ONNX Runtime)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
 /// boilerplate project's build alone can take longer.
 /// See docs/performance.md for the measured numbers.
@@ -37,6 +38,8 @@ public static class Program
         if (args is [MicroKernelProbes.Flag]) { MicroKernelProbes.Run(); return; }
         // A steady workload to profile (tools/perf-top.sh).
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }
+        // Our CPU inference against ONNX Runtime on the exported graph, alternated.
+        if (args is [OnnxVsOurs.Flag, ..]) { OnnxVsOurs.Run(args[1..]); return; }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
             .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
     }

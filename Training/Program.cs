@@ -18,6 +18,7 @@ public static class Program
           train      train a ViT (default: vit-micro on Fashion-MNIST, CPU-friendly)
           eval       evaluate a checkpoint on a test set
           predict    top-5 classes for an image file or a test-set index, optional attention map
+          export     write a checkpoint's model as ONNX (for ONNX Runtime), class names in its metadata
           bench      training and inference images/s of a preset on a device
           info       devices, presets and parameter counts
           kernels    kernels ptx: write the PTX of every GPU kernel (no GPU needed);
@@ -57,10 +58,11 @@ public static class Program
                 "train" => TrainCommand.Run(rest, stdout),
                 "eval" => EvalCommand.Run(rest, stdout),
                 "predict" => PredictCommand.Run(rest, stdout),
+                "export" => ExportCommand.Run(rest, stdout),
                 "bench" => BenchCommand.Run(rest, stdout),
                 "info" => InfoCommand.Run(rest, stdout),
                 "kernels" => KernelsCommand.Run(rest, stdout),
-                _ => throw new ViTScratchException($"vit: unknown command '{command}' (commands: train, eval, predict, bench, info, kernels)"),
+                _ => throw new ViTScratchException($"vit: unknown command '{command}' (commands: train, eval, predict, export, bench, info, kernels)"),
             };
         }
         catch (Exception e)
@@ -123,6 +125,7 @@ public static class Program
         "train" => TrainOptions.Help,
         "eval" => EvalCommand.Help,
         "predict" => PredictCommand.Help,
+        "export" => ExportCommand.Help,
         "bench" => BenchCommand.Help,
         "info" => "vit info: lists devices, presets and their parameter counts",
         "kernels" => KernelsCommand.Help,

@@ -1,0 +1,63 @@
+using ViTScratch.Engine;
+using ViTScratch.Model.Checkpoints;
+using ViTScratch.Onnx;
+using ViTScratch.Training.Cli;
+using ViTScratch.Training.Data;
+using ViTScratch.Training.Runs;
+
+namespace ViTScratch.Training.Commands;
+
+/// <summary>`vit export --checkpoint FILE --out MODEL.onnx`: the model as an ONNX file (see <see cref="OnnxExporter"/>).</summary>
+public static class ExportCommand
+{
+    public const string Help = """
+        vit export --checkpoint FILE --out MODEL.onnx [--force] [--dataset NAME]
+          writes the model of a checkpoint as an ONNX graph (opset 17) for ONNX Runtime and other
+          runtimes: input "images" [batch, C, H, W] float32, normalised as the metadata's
+          normalization says; output "logits" [batch, classes]; the batch size is free. Class
+          names, normalisation mean/std and the model config are in the file's metadata_props.
+          An existing --out is kept unless --force; --dataset names the dataset of a weights-only
+          file that does not record it.
+        """;
+
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var a = new ArgParser("export", args);
+        string path = a.Required("checkpoint", "the .safetensors file to export");
+        string outPath = a.Required("out", "the .onnx file to write");
+        bool force = a.Flag("force");
+        string? datasetFlag = a.Optional("dataset");
+        a.RejectUnknown();
+
+        // Checked before the (slower) load, so a mistyped --out fails at once.
+        if (Directory.Exists(outPath))
+            throw new ViTScratchException($"vit export: --out '{outPath}' is a directory; give a file name such as '{Path.Combine(outPath, "model.onnx")}'");
+        if (File.Exists(outPath) && !force)
+            throw new ViTScratchException($"vit export: '{outPath}' already exists; pass --force to replace it or choose another --out");
+
+        var file = TrainingCheckpoint.Read(path);
+        using var device = Device.Create("cpu");
+        var model = TrainingCheckpoint.LoadModel(file, path, device);
+        var cfg = model.Config;
+        var info = DatasetInfoOf(file, path, datasetFlag);
+        if (info.Channels != cfg.Channels || info.Height != cfg.ImageSize || info.ClassCount != cfg.NumClasses)
+            throw new ViTScratchException($"checkpoint '{path}' takes {cfg.ImageSize}x{cfg.ImageSize}x{cfg.Channels} images and has {cfg.NumClasses} classes, " +
+                $"but dataset {info.Name} has {info.Height}x{info.Width}x{info.Channels} images and {info.ClassCount} classes; pass the --dataset it was trained on");
+
+        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Name));
+        AtomicFile.Write(outPath, s => OnnxExporter.Write(proto, s));
+        long bytes = new FileInfo(outPath).Length;
+        stdout.WriteLine($"wrote {outPath} ({bytes / 1e6:F1} MB, ONNX opset {OnnxExporter.Opset}): {OnnxExporter.InputName} [batch, {cfg.Channels}, {cfg.ImageSize}, {cfg.ImageSize}] " +
+                         $"-> {OnnxExporter.OutputName} [batch, {cfg.NumClasses}], {cfg.Depth} layers, {ViTScratch.Model.ViTConfig.PoolName(cfg.Pool)} pooling");
+        return 0;
+    }
+
+    // The classes and normalisation of the data the model was trained on: --dataset, else the
+    // dataset its data record or training options name (as `vit eval` finds it).
+    private static DatasetInfo DatasetInfoOf(SafeTensorsFile file, string path, string? datasetFlag)
+    {
+        if (datasetFlag is not null) return DatasetCatalog.Info(datasetFlag);
+        string dataset = DataProvenance.FromMetadata(file.Metadata, path)?.Dataset ?? EvalCommand.DatasetOf(file, path);
+        return DatasetCatalog.Info(dataset);
+    }
+}
