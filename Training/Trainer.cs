@@ -365,7 +365,8 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Mean cross-entropy (no smoothing) and accuracy of <paramref name="model"/> on every image of the loader.</summary>
-    public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default)
+    /// <remarks>With <paramref name="perClass"/>, also counts each class's images and correct answers (it reads the logits back to the host).</remarks>
+    public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default, PerClassCounts? perClass = null)
     {
         var device = model.Device;
         model.Eval();
@@ -382,6 +383,7 @@ public sealed class Trainer : IDisposable
                     var logits = model.Forward(images);
                     lossSum += Ops.Sum(Ops.CrossEntropy(logits, labels)).Item();
                     Ops.CountCorrect(logits, labels, counter);
+                    perClass?.Add(logits.ToArray(), batch.LabelsASpan, batch.Count);
                     seen += batch.Count;
                 }
         model.Train();
@@ -417,5 +419,25 @@ public sealed class Trainer : IDisposable
         _testLoader?.Dispose();
         _valLoader?.Dispose();
         _device.Dispose();
+    }
+}
+
+/// <summary>Per-class totals of an evaluation: how many images of each class, and how many of them were classified right.</summary>
+public sealed class PerClassCounts(int classes)
+{
+    public long[] Total { get; } = new long[classes];
+    public long[] Correct { get; } = new long[classes];
+
+    internal void Add(float[] logits, ReadOnlySpan<float> labels, int count)
+    {
+        int classes = Total.Length;
+        for (int i = 0; i < count; i++)
+        {
+            int label = (int)labels[i], best = 0;
+            for (int c = 1; c < classes; c++)
+                if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+            Total[label]++;
+            if (best == label) Correct[label]++;
+        }
     }
 }

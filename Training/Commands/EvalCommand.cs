@@ -35,8 +35,17 @@ public static class EvalCommand
         string dataset = test.Name;
         if (limit > 0 && limit < test.Count) test = test.Take(limit);
         using var loader = new DataLoader(test, DataLoaderOptions.ForEvaluation(batch));
-        var (loss, acc) = Trainer.Evaluate(model, loader);
+        var perClass = new PerClassCounts(test.ClassCount);
+        var (loss, acc) = Trainer.Evaluate(model, loader, perClass: perClass);
         stdout.WriteLine($"{dataset} test set ({test.Count} images): loss {loss:F4}, accuracy {acc * 100:F2}%");
+        // Per class, by name, where a table of them is still readable.
+        if (test.ClassCount <= 30)
+        {
+            int width = test.ClassNames.Max(n => n.Length);
+            for (int c = 0; c < test.ClassCount; c++)
+                if (perClass.Total[c] > 0)
+                    stdout.WriteLine($"  {test.ClassNames[c].PadRight(width)}  {100.0 * perClass.Correct[c] / perClass.Total[c],6:F2}%  of {perClass.Total[c]}");
+        }
         return 0;
     }
 

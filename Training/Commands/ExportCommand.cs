@@ -39,12 +39,12 @@ public static class ExportCommand
         using var device = Device.Create("cpu");
         var model = TrainingCheckpoint.LoadModel(file, path, device);
         var cfg = model.Config;
-        var info = DatasetInfoOf(file, path, datasetFlag);
-        if (info.Channels != cfg.Channels || info.Height != cfg.ImageSize || info.ClassCount != cfg.NumClasses)
+        var info = DataOf(file, path, datasetFlag);
+        if (info.Channels != cfg.Channels || info.ImageSize != cfg.ImageSize || info.ClassNames.Length != cfg.NumClasses)
             throw new ViTScratchException($"checkpoint '{path}' takes {cfg.ImageSize}x{cfg.ImageSize}x{cfg.Channels} images and has {cfg.NumClasses} classes, " +
-                $"but dataset {info.Name} has {info.Height}x{info.Width}x{info.Channels} images and {info.ClassCount} classes; pass the --dataset it was trained on");
+                $"but dataset {info.Dataset} has {info.ImageSize}x{info.ImageSize}x{info.Channels} images and {info.ClassNames.Length} classes; pass the --dataset it was trained on");
 
-        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Name));
+        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Dataset));
         AtomicFile.Write(outPath, s => OnnxExporter.Write(proto, s));
         long bytes = new FileInfo(outPath).Length;
         stdout.WriteLine($"wrote {outPath} ({bytes / 1e6:F1} MB, ONNX opset {OnnxExporter.Opset}): {OnnxExporter.InputName} [batch, {cfg.Channels}, {cfg.ImageSize}, {cfg.ImageSize}] " +
@@ -52,12 +52,14 @@ public static class ExportCommand
         return 0;
     }
 
-    // The classes and normalisation of the data the model was trained on: --dataset, else the
-    // dataset its data record or training options name (as `vit eval` finds it).
-    private static DatasetInfo DatasetInfoOf(SafeTensorsFile file, string path, string? datasetFlag)
+    // The classes and normalisation of the data the model was trained on: --dataset, else what the
+    // checkpoint itself describes (any dataset, an image folder's too), else the dataset its data
+    // record or training options name (as `vit eval` finds it).
+    private static DataDescription DataOf(SafeTensorsFile file, string path, string? datasetFlag)
     {
-        if (datasetFlag is not null) return DatasetCatalog.Info(datasetFlag);
+        if (datasetFlag is not null) return DataDescription.Of(DatasetCatalog.Info(datasetFlag));
+        if (DataDescription.FromMetadata(file.Metadata, path) is { } described) return described;
         string dataset = DataProvenance.FromMetadata(file.Metadata, path)?.Dataset ?? EvalCommand.DatasetOf(file, path);
-        return DatasetCatalog.Info(dataset);
+        return DataDescription.Of(DatasetCatalog.Info(dataset));
     }
 }
