@@ -1,3 +1,4 @@
+using ViTScratch.Training.Commands;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;

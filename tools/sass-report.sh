@@ -87,8 +87,6 @@ declare -A BLOCK=(
     [ElementwiseKernels.AddBroadcast]=256 [ElementwiseKernels.CopyStrided]=256 [ElementwiseKernels.Fill]=256
     [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256 [PatchKernels.Patchify]=256
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
-    [MatMulKernels.MatMul]=256
-    [MatMulLargeKernels.MatMul]=256
     [MatMulPipelinedKernels.MatMul]=256
     [AttentionSmallKernels.Forward]=128
     [AttentionSmallKernels.Backward]=128

@@ -70,15 +70,6 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallDkDv;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnSmallBackward;
 
-    /// <summary>
-    /// How the short-sequence backward pass launches: its Dq and DkDv halves as one grid
-    /// (AttentionSmallKernels.Backward) or one after the other. Auto takes one launch for head
-    /// dimensions above 32: measured on an H200 (B = 128, N = 65; docs/log/2026-performance-log.md,
-    /// run 7) one launch was 1.16x (H = 3) and 1.04x (H = 6) faster at d = 64, but 0.93x (H = 12)
-    /// and 0.95x (H = 4) at d = 32, the same in two repeats. Tests and `vit kernels bench` force each.
-    /// </summary>
-    public AttentionBackwardLaunch AttentionBackwardLaunches { get; set; } = AttentionBackwardLaunch.Auto;
-
     private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout)
     {
         if (d > AttentionKernels.MaxHeadDim)
@@ -119,8 +110,12 @@ public sealed partial class GpuKernels
         var rowDot = Scratch("attention-D", bh * n);
         (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.RowDot))(
             WarpPerRow(bh * n), V(dO), V(o), rowDot, a);
-        bool oneLaunch = AttentionBackwardLaunches == AttentionBackwardLaunch.One
-            || (AttentionBackwardLaunches == AttentionBackwardLaunch.Auto && d > 32);
+        // The fast path's Dq and DkDv halves run as one grid (AttentionSmallKernels.Backward) for
+        // head dimensions above 32 and one after the other otherwise: on an H200 (B = 128, N = 65;
+        // docs/log/2026-performance-log.md, run 7) one launch was 1.16x (H = 3) and 1.04x (H = 6)
+        // faster at d = 64, but 0.93x (H = 12) and 0.95x (H = 4) at d = 32, the same in two repeats.
+        // Both modes run in training (vit-tiny has d = 64, vit-micro d = 32), so both are kept.
+        bool oneLaunch = d > 32;
         if (AttentionSmallKernels.Fits(n, d) && oneLaunch)
         {
             var g = AttentionSmallKernels.SmallGeometry(n, d);
@@ -143,9 +138,6 @@ public sealed partial class GpuKernels
             AttnGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dk), V(dv), a);
     }
 }
-
-/// <summary>The choice of <see cref="GpuKernels.AttentionBackwardLaunches"/>.</summary>
-public enum AttentionBackwardLaunch { Auto, One, Two }
 
 /// <summary>Attention shape, hyper-parameters and <see cref="AttentionLayout"/> as one kernel parameter.</summary>
 public readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale,

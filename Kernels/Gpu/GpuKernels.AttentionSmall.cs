@@ -295,7 +295,7 @@ public static class AttentionSmallKernels
     // the Dq and DkDv groups of a head run side by side. Both halves write different outputs, so
     // there is no ordering between them. Measured on an H200 it wins at d = 64 (1.04-1.16x) and
     // loses at d = 32 (0.93-0.95x), so the dispatcher uses it for d > 32 only and runs the two
-    // kernels below, the halves alone, otherwise (GpuKernels.AttentionBackwardLaunches).
+    // kernels below, the halves alone, otherwise (the rule and its measurement: GpuKernels.AttentionBackward).
     [GpuKernel]
     public static void Backward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lse, ArrayView<float> rowDot,
         ArrayView<float> dO, ArrayView<float> dq, ArrayView<float> dk, ArrayView<float> dv, AttentionArgs a)

@@ -89,7 +89,7 @@ public sealed partial class GpuKernels : IKernels
     /// Context settings shared by the runtime and the PTX emitter, so the PTX that ptxas checks is
     /// the PTX that runs. EnableAlgorithms supplies the device implementations of MathF.Exp, Log,
     /// Sqrt used by the kernels (ILGPU's core has no intrinsic for them). Profiling lets
-    /// `vit kernels bench` time kernels with device events; it costs nothing until a marker is added.
+    /// the GPU benchmarks (Benchmarks/Gpu, Benchmarks/Lab) time kernels with device events; it costs nothing until a marker is added.
     /// </summary>
     internal static Context.Builder Configure(Context.Builder builder) =>
         builder.EnableAlgorithms().Optimize(OptimizationLevel.O1).Profiling();

@@ -20,7 +20,7 @@ public sealed class PtxAssemblyTests
                  {
                      "ElementwiseKernels.Fill", "ElementwiseKernels.CopyStrided", "ActivationKernels.GeluForward",
                      "ReduceKernels.SumColumns", "SoftmaxKernels.Forward", "SoftmaxKernels.CountCorrect",
-                     "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulKernels.MatMul",
+                     "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulPipelinedKernels.MatMul",
                      "AttentionKernels.Forward", "AttentionKernels.BackwardDkDv",
                  })
             Assert.Contains(expected, names);

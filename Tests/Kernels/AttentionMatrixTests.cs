@@ -62,26 +62,10 @@ public class AttentionMatrixTests(BackendFixture fixture) : IClassFixture<Backen
         run.CheckRest();
     }
 
+    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward)
+    // for d > 32 and as its two halves otherwise; the cases cover both (d = 33, 40, 64 and d <= 32).
     [Theory, MemberData(nameof(Rows))]
     public void AttentionBackward(string backend, AttentionCase c) => CheckBackward(fixture.Get(backend), c);
-
-    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward)
-    // or as its two halves, depending on d; each is forced here on every case.
-    public static TheoryData<string, AttentionCase> GpuRows => BackendMatrix.Rows(AttentionCase.For, gpuOnly: true);
-
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void AttentionBackwardOneLaunch(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.One);
-
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void AttentionBackwardTwoLaunches(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.Two);
-
-    private void CheckBackwardForced(string backend, AttentionCase c, AttentionBackwardLaunch launches)
-    {
-        var k = (GpuKernels)fixture.Get(backend);
-        k.AttentionBackwardLaunches = launches;
-        try { CheckBackward(k, c); }
-        finally { k.AttentionBackwardLaunches = AttentionBackwardLaunch.Auto; }
-    }
 
     private static void CheckBackward(IKernels k, AttentionCase c)
     {

@@ -3,13 +3,6 @@ using System.Runtime.Intrinsics.X86;
 
 namespace ViTScratch.Kernels.Cpu.MatMul;
 
-/// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
-/// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
-/// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
-/// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
-/// <param name="NoPackPrefetch">pack k-major sources without prefetching rows ahead (see Packing.DealRows)</param>
-internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false, bool NoPackPrefetch = false);
-
 /// <summary>
 /// Single-threaded blocked GEMM, C[m, n] (=|+=) alpha * op(A)[m, k] op(B)[k, n], in the
 /// GotoBLAS / BLIS loop order. The caller splits big problems across cores (CpuKernels.MatMul);
@@ -50,8 +43,8 @@ internal static unsafe class Gemm
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
 
-    /// <summary>The largest K block a caller may ask for (the per-thread scratch is sized for it).</summary>
-    public const int MaxBlockK = 384;
+    // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
+    private const int MaxBlockK = 384;
 
     /// <summary>The K block (KC) <paramref name="path"/> uses by default.</summary>
     public static int BlockK(SimdPath path) => path == SimdPath.Vector512 ? Avx512.KC : Avx2.KC;
@@ -66,12 +59,10 @@ internal static unsafe class Gemm
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
     /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
-    /// <param name="options">tuning knobs that benchmarks compare; default = what the kernels use</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
-        float* c, long ldc, float alpha, bool accumulate, float* bias = null, GemmOptions options = default)
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null)
     {
-        int blockK = options.BlockK;
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
         {
@@ -83,12 +74,11 @@ internal static unsafe class Gemm
         }
 
         var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
-        if (blockK > 0) bl = bl with { KC = Math.Min(blockK, MaxBlockK) };
         var s = Scratch.For(bl);
         // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
         bool direct = !transA && path == SimdPath.Vector256;
-        int ahead = options.NoPackPrefetch ? 0 : Packing.RowsAhead; // rows of a k-major source prefetched while packing
+        int ahead = Packing.RowsAhead;       // rows of a k-major source prefetched while packing
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
@@ -96,7 +86,7 @@ internal static unsafe class Gemm
             {
                 int kc = Math.Min(bl.KC, k - pc);
                 bool acc = accumulate || pc > 0;
-                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB, ahead);
+                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported, ahead);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
@@ -110,7 +100,7 @@ internal static unsafe class Gemm
                         if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
                     // C is cold in the first K block only: later blocks find it where the first left it.
-                    bool prefetchC = pc == 0 && !options.NoPrefetchC;
+                    bool prefetchC = pc == 0;
                     MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
                     // The bias goes on after the last K block, while this mc x nc block of C is
                     // still in L2: fusing it here saved the Linear layer a separate pass over C.
