@@ -103,9 +103,9 @@ public sealed partial class CpuKernels
                             L[i0 + r] = max + MathF.Log(sum);
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(j.Seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
+                                DropoutRow.Fill(j.Path, j.Seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
                                 var pr = new Span<float>(row, n);
-                                Simd.Mul(pr, new ReadOnlySpan<float>(mask, n), pr, accumulate: false);
+                                Simd.Mul(j.Path, pr, new ReadOnlySpan<float>(mask, n), pr, accumulate: false);
                             }
                             else AttentionRows.Scale(row, np, 1f / sum, path);
                         }
@@ -157,11 +157,11 @@ public sealed partial class CpuKernels
                         {
                             int i = i0 + r;
                             float* p = S + r * np, g = G + r * np;
-                            float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
+                            float D = Simd.Dot(j.Path, new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
                             AttentionRows.ExpShifted(p, n, np, L[i], path); // Pd = exp(S - lse), padding -> 0
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(j.Seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
+                                DropoutRow.Fill(j.Path, j.Seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
                                 AttentionRows.SoftmaxGradDropout(p, g, mask, n, D); // g = dS, p = Pd∘M
                             }
                             else AttentionRows.SoftmaxGrad(p, g, np, D, path); // g = dS

@@ -1,4 +1,5 @@
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Cpu;
 using Xunit;
 
 namespace ViTScratch.Tests.TestSupport;
@@ -11,11 +12,18 @@ namespace ViTScratch.Tests.TestSupport;
 ///
 /// The environment variable VIT_TEST_BACKENDS (comma-separated, e.g. "cpu") narrows the matrix,
 /// e.g. to skip the slow ILGPU simulator while iterating on the CPU backend.
+///
+/// "cpu-256" is the CPU backend held at its Vector256 width (<see cref="SimdPath"/>), a test-only
+/// row present where "cpu" runs Vector512 (an AVX-512 host): every CPU kernel then runs at both
+/// widths in one process. On other hosts "cpu" is already the Vector256 path.
 /// </summary>
 public static class BackendMatrix
 {
     /// <summary>Every backend the matrix knows, in the order its rows appear.</summary>
     public static readonly string[] All = ["cpu", "ilgpu-cpu", "cuda"];
+
+    /// <summary>The CPU backend forced to its Vector256 kernels: a row of the kernel matrix only.</summary>
+    public const string Cpu256 = "cpu-256";
 
     public static IReadOnlyList<string> Available { get; } = All
         .Where(BackendFactory.IsAvailable)
@@ -23,11 +31,23 @@ public static class BackendMatrix
                     || only.Split(',', StringSplitOptions.TrimEntries).Contains(n))
         .ToArray();
 
+    /// <summary>The rows' backends: <see cref="Available"/>, with "cpu-256" after "cpu" on an AVX-512 host.</summary>
+    public static IReadOnlyList<string> RowBackends { get; } = Available
+        .SelectMany(n => n == "cpu" && SimdPaths.Detected == SimdPath.Vector512 ? new[] { n, Cpu256 } : new[] { n })
+        .ToArray();
+
     /// <summary>
     /// ILGPU's CPU accelerator simulates every GPU thread (about 300x slower than the SIMD backend),
     /// so it gets tiny ragged shapes; the real backends get shapes that straddle SIMD widths and tiles.
     /// </summary>
     public static bool IsSlow(string backend) => backend == "ilgpu-cpu";
+
+    /// <summary>The SIMD CPU backend at either width.</summary>
+    public static bool IsCpu(string backend) => backend is "cpu" or Cpu256;
+
+    /// <summary>A new backend for a matrix name.</summary>
+    public static IKernels Create(string name) =>
+        name == Cpu256 ? new CpuKernels { SimdPath = SimdPath.Vector256 } : BackendFactory.Create(name);
 
     /// <summary>
     /// Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow);
@@ -37,7 +57,7 @@ public static class BackendMatrix
     public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor, bool gpuOnly = false)
     {
         var data = new TheoryData<string, TCase>();
-        foreach (string name in Available.Where(n => !gpuOnly || n != "cpu"))
+        foreach (string name in RowBackends.Where(n => !gpuOnly || !IsCpu(n)))
             foreach (var c in casesFor(IsSlow(name)))
                 data.Add(name, c);
         // A GPU-only theory with no GPU backend selected has no rows; its [GpuMatrixTheory]
@@ -60,7 +80,7 @@ public sealed class BackendFixture : IDisposable
         lock (_lock)
         {
             if (!_backends.TryGetValue(name, out var k))
-                _backends[name] = k = BackendFactory.Create(name);
+                _backends[name] = k = BackendMatrix.Create(name);
             return k;
         }
     }

@@ -53,7 +53,7 @@ public sealed class GpuMatrixTheoryAttribute : TheoryAttribute
 {
     public GpuMatrixTheoryAttribute()
     {
-        if (!BackendMatrix.Available.Any(n => n != "cpu")) Skip = SkipReasons.NoGpuBackend;
+        if (!BackendMatrix.Available.Any(n => !BackendMatrix.IsCpu(n))) Skip = SkipReasons.NoGpuBackend;
     }
 }
 

@@ -69,7 +69,7 @@ internal static unsafe class Gemm
             // An empty sum: `=` writes zeros, `+=` adds nothing.
             if (!accumulate)
                 for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
-            if (bias != null) AddBias(c, ldc, m, n, bias);
+            if (bias != null) AddBias(path, c, ldc, m, n, bias);
             return;
         }
 
@@ -104,7 +104,7 @@ internal static unsafe class Gemm
                     MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
                     // The bias goes on after the last K block, while this mc x nc block of C is
                     // still in L2: fusing it here saved the Linear layer a separate pass over C.
-                    if (bias != null && pc + kc >= k) AddBias(c + ic * ldc + jc, ldc, mc, nc, bias + jc);
+                    if (bias != null && pc + kc >= k) AddBias(path, c + ic * ldc + jc, ldc, mc, nc, bias + jc);
                 }
             }
         }
@@ -175,13 +175,13 @@ internal static unsafe class Gemm
     }
 
     // c[i, j] += bias[j] for an m x n block.
-    private static void AddBias(float* c, long ldc, int m, int n, float* bias)
+    private static void AddBias(SimdPath path, float* c, long ldc, int m, int n, float* bias)
     {
         var b = new ReadOnlySpan<float>(bias, n);
         for (int i = 0; i < m; i++)
         {
             var row = new Span<float>(c + i * ldc, n);
-            Simd.AddScaled(row, b, row, 1f);
+            Simd.AddScaled(path, row, b, row, 1f);
         }
     }
 
