@@ -2,6 +2,7 @@ using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
 using ViTScratch.Benchmarks.Gpu;
 using ViTScratch.Benchmarks.Lab;
+using ViTScratch.Kernels;
 
 namespace ViTScratch.Benchmarks;
 
@@ -37,8 +38,17 @@ public static class Program
         // A steady workload to profile (tools/perf-top.sh).
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }
         // The numbered GPU kernel versions (Lab/) and the GPU kernels against their baselines (Gpu/).
-        if (args is [LabRunner.Flag, ..]) { Environment.ExitCode = LabRunner.Run(args); return; }
-        if (args is [KernelBenchCommand.Flag, ..]) { KernelBenchCommand.Run(args); return; }
+        try
+        {
+            if (args is [LabRunner.Flag, ..]) { Environment.ExitCode = LabRunner.Run(args); return; }
+            if (args is [KernelBenchCommand.Flag, ..]) { KernelBenchCommand.Run(args); return; }
+        }
+        catch (ViTScratchException e)
+        {
+            Console.Error.WriteLine(e.Message);   // a usage error: one line, no stack trace
+            Environment.ExitCode = 2;
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
             .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
     }

@@ -42,10 +42,10 @@ public sealed partial class CpuKernels
         });
     }
 
-    // Scratch holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat
+    // Partials holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat
     // row and the g row of the row being processed.
     private readonly record struct LayerNormBackwardJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Mean, CpuBuffer Rstd,
-        CpuBuffer Dy, CpuBuffer Dx, float[] Scratch, int Rows, int Cols, int Partials, SimdPath Path);
+        CpuBuffer Dy, CpuBuffer Dx, float[] Partials, int Rows, int Cols, int PartialCount, SimdPath Path);
 
     public void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols)
@@ -53,18 +53,18 @@ public sealed partial class CpuKernels
         // One partial per worker: Par.For over the partials hands each worker exactly one of them
         // (or all of them, in order, when the job is small enough to run inline).
         int partials = Math.Max(1, Math.Min(Par.Workers, rows));
-        float[] scratch = Scratch(partials * 4 * cols);
-        Array.Clear(scratch, 0, partials * 4 * cols);
+        float[] partialRows = LayerNormPartials(partials * 4 * cols);
+        Array.Clear(partialRows, 0, partials * 4 * cols);
         var job = new LayerNormBackwardJob(CpuBuffer.Of(x), CpuBuffer.Of(gamma), CpuBuffer.Of(mean), CpuBuffer.Of(rstd),
-            CpuBuffer.Of(dy), CpuBuffer.Of(dx), scratch, rows, cols, partials, SimdPath);
+            CpuBuffer.Of(dy), CpuBuffer.Of(dx), partialRows, rows, cols, partials, SimdPath);
         Par.For(partials, (long)rows / partials * cols * 8, job, static (in LayerNormBackwardJob j, int w0, int w1) =>
         {
             int rows = j.Rows, cols = j.Cols;
             var gam = j.Gamma.Span;
             for (int w = w0; w < w1; w++)
             {
-                int start = (int)((long)rows * w / j.Partials), end = (int)((long)rows * (w + 1) / j.Partials);
-                var part = j.Scratch.AsSpan(w * 4 * cols, 4 * cols);
+                int start = (int)((long)rows * w / j.PartialCount), end = (int)((long)rows * (w + 1) / j.PartialCount);
+                var part = j.Partials.AsSpan(w * 4 * cols, 4 * cols);
                 var pg = part[..cols]; var pb = part.Slice(cols, cols);
                 var xhat = part.Slice(2 * cols, cols); var g = part.Slice(3 * cols, cols);
                 for (int r = start; r < end; r++)
@@ -81,8 +81,8 @@ public sealed partial class CpuKernels
         var dgs = CpuBuffer.Of(dgamma).Span; var dbs = CpuBuffer.Of(dbeta).Span;
         for (int w = 0; w < partials; w++)
         {
-            Simd.AddScaled(SimdPath, dgs, scratch.AsSpan(w * 4 * cols, cols), dgs, 1f);
-            Simd.AddScaled(SimdPath, dbs, scratch.AsSpan(w * 4 * cols + cols, cols), dbs, 1f);
+            Simd.AddScaled(SimdPath, dgs, partialRows.AsSpan(w * 4 * cols, cols), dgs, 1f);
+            Simd.AddScaled(SimdPath, dbs, partialRows.AsSpan(w * 4 * cols + cols, cols), dbs, 1f);
         }
     }
 

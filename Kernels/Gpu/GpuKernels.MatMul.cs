@@ -47,7 +47,7 @@ public sealed partial class GpuKernels
         if (shape.Batch == 0 || shape.M == 0 || shape.N == 0) return;
         // Without a bias the kernels still take a bias view (one float, never read): one kernel
         // signature for both.
-        var biasView = bias is null ? Scratch("matmul-no-bias", 1) : V(bias);
+        var biasView = bias is null ? Workspace("matmul-no-bias", 1) : V(bias);
         int hasBias = bias is null ? 0 : 1;
         const int tile = MatMulPipelinedKernels.Tile;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
@@ -60,7 +60,7 @@ public sealed partial class GpuKernels
             kChunk = (kChunk + MatMulPipelinedKernels.TileK - 1) / MatMulPipelinedKernels.TileK * MatMulPipelinedKernels.TileK;
             splits = (shape.K + kChunk - 1) / kChunk;
             int mn = shape.M * shape.N;
-            var partial = Scratch("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
+            var partial = Workspace("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
             var splitArgs = new MatMulKernelArgs(shape.M, shape.N, shape.K, shape.TransA ? 1 : 0, shape.TransB ? 1 : 0,
                 0, 0, mn, alpha, 0, kChunk, 0);
             LaunchMatMul(new Index3D(tilesX, tilesY, splits), V(a), V(b), partial, biasView, splitArgs);

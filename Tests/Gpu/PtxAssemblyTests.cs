@@ -21,7 +21,7 @@ public sealed class PtxAssemblyTests
                      "ElementwiseKernels.Fill", "ElementwiseKernels.CopyStrided", "ActivationKernels.GeluForward",
                      "ReduceKernels.SumColumns", "SoftmaxKernels.Forward", "SoftmaxKernels.CountCorrect",
                      "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulPipelinedKernels.MatMul",
-                     "AttentionKernels.Forward", "AttentionKernels.BackwardDkDv",
+                     "AttentionLongKernels.Forward", "AttentionLongKernels.BackwardDkDv",
                  })
             Assert.Contains(expected, names);
     }

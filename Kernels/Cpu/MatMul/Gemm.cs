@@ -15,7 +15,7 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 ///           for ir in MC, step MR   micro-kernel: MR x NR tile held in registers over KC steps
 ///
 /// On the AVX2 path a row-major A (no TransA) is not packed: each A row is already contiguous
-/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullRows)
+/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullUnpackedA)
 /// and only a ragged last group of fewer than MR rows is packed (zero-padded). Measured on the
 /// vit-micro shapes (K = 49..384, Benchmarks/SmallKMatMulBenchmarks.cs), packing A there cost
 /// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
@@ -27,7 +27,7 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
 /// tile buffer (the packing zero-pads) and copy the valid part out.
 ///
-/// Scratch (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
+/// PackBuffers (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
 /// once: steady-state calls allocate nothing.
 /// </summary>
 internal static unsafe class Gemm
@@ -74,8 +74,8 @@ internal static unsafe class Gemm
         }
 
         var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
-        var s = Scratch.For(bl);
-        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
+        var s = PackBuffers.For(bl);
+        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullUnpackedA.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
         bool direct = !transA && path == SimdPath.Vector256;
         int ahead = Packing.RowsAhead;       // rows of a k-major source prefetched while packing
@@ -132,12 +132,12 @@ internal static unsafe class Gemm
                 {
                     // Only the AVX2 path reads A in place (see Run).
                     float* ar = aDirect + ir * lda;
-                    if (nr == NR) MicroKernel256.FullRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else if (nr == NR / 2) MicroKernel256.HalfRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    if (nr == NR) MicroKernel256.FullUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else if (nr == NR / 2) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
                     else
                     {
-                        if (half) MicroKernel256.HalfRows(kc, ar, lda, bp, tile, NR, alpha, false);
-                        else MicroKernel256.FullRows(kc, ar, lda, bp, tile, NR, alpha, false);
+                        if (half) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        else MicroKernel256.FullUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
                         CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                     }
                 }
@@ -213,14 +213,14 @@ internal static unsafe class Gemm
     }
 
     /// <summary>One thread's packing buffers, sized for the largest blocking and kept for the thread's life.</summary>
-    private sealed class Scratch
+    private sealed class PackBuffers
     {
-        [ThreadStatic] private static Scratch? _current;
+        [ThreadStatic] private static PackBuffers? _current;
 
         private readonly float[] _storage; // pinned (POH), never moves
         public readonly float* A, B, Tile;
 
-        private Scratch(int aLen, int bLen, int tileLen)
+        private PackBuffers(int aLen, int bLen, int tileLen)
         {
             const int Align = 16; // floats = 64 bytes, one cache line / one zmm
             _storage = GC.AllocateUninitializedArray<float>(aLen + bLen + tileLen + 3 * Align, pinned: true);
@@ -231,7 +231,7 @@ internal static unsafe class Gemm
             Tile = p;
         }
 
-        public static Scratch For(in Blocking bl)
+        public static PackBuffers For(in Blocking bl)
         {
             // Sized for both blockings at the largest K block so switching never reallocates.
             var s = _current;
@@ -240,7 +240,7 @@ internal static unsafe class Gemm
                 int aLen = Math.Max(Avx2.MC, Avx512.MC) * MaxBlockK;
                 int bLen = MaxBlockK * Math.Max(Avx2.NC, Avx512.NC);
                 int tLen = Math.Max(Avx2.MR * Avx2.NR, Avx512.MR * Avx512.NR);
-                _current = s = new Scratch(aLen, bLen, tLen);
+                _current = s = new PackBuffers(aLen, bLen, tLen);
             }
             return s;
         }
