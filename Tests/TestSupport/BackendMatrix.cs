@@ -42,26 +42,17 @@ public static class BackendMatrix
     /// </summary>
     public static bool IsSlow(string backend) => backend == "ilgpu-cpu";
 
-    /// <summary>The SIMD CPU backend at either width.</summary>
-    public static bool IsCpu(string backend) => backend is "cpu" or Cpu256;
-
     /// <summary>A new backend for a matrix name.</summary>
     public static IKernels Create(string name) =>
         name == Cpu256 ? new CpuKernels { SimdPath = SimdPath.Vector256 } : BackendFactory.Create(name);
 
-    /// <summary>
-    /// Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow);
-    /// <paramref name="gpuOnly"/> keeps the ILGPU backends only (for tests of GPU-only kernel variants,
-    /// which must carry [GpuMatrixTheory]).
-    /// </summary>
-    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor, bool gpuOnly = false)
+    /// <summary>Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow).</summary>
+    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor)
     {
         var data = new TheoryData<string, TCase>();
-        foreach (string name in RowBackends.Where(n => !gpuOnly || !IsCpu(n)))
+        foreach (string name in RowBackends)
             foreach (var c in casesFor(IsSlow(name)))
                 data.Add(name, c);
-        // A GPU-only theory with no GPU backend selected has no rows; its [GpuMatrixTheory]
-        // attribute reports it skipped (SkipReasons.NoGpuBackend) before xunit asks for them.
         return data;
     }
 }

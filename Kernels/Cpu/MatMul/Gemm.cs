@@ -36,8 +36,8 @@ internal static unsafe class Gemm
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
-    // weight gradients, K = 8320, 1.00-1.02x; Benchmarks --interleaved-gemm-block-k,
-    // docs/log/2026-performance-log.md), though a 384 x 16 B micro-panel (24 KB) and six A rows
+    // weight gradients, K = 8320, 1.00-1.02x; an interleaved A/B recorded in
+    // docs/log/2026-performance-log.md; the harness and its knob are gone), though a 384 x 16 B micro-panel (24 KB) and six A rows
     // no longer both fit L1 with room to spare. AVX-512 keeps 256: it could not be timed on
     // AVX-512 hardware.
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
@@ -157,8 +157,8 @@ internal static unsafe class Gemm
     // stores (and, for `+=`, its loads) at the end do not wait for memory. A C that is written for
     // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
     // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
-    // input-gradient products 1.01-1.13x faster (Benchmarks --interleaved-gemm-prefetch,
-    // docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
+    // input-gradient products 1.01-1.13x faster (an interleaved A/B recorded
+    // in docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
     // block) did not change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, long ldc, int mr, int nr)
