@@ -1,3 +1,4 @@
+using ViTScratch.Training.Commands;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -13,7 +14,7 @@ namespace ViTScratch.Benchmarks;
 /// round. The probes' own results are meaningless (they reuse values); only their speed counts.
 ///   bLoads:     2 B loads per step, A held in registers
 ///   broadcasts: 6 A broadcasts per step, B held in registers
-///   6x16:       the real kernel (MicroKernel256.FullRows): 2 loads + 6 broadcasts
+///   6x16:       the real kernel (MicroKernel256.FullUnpackedA): 2 loads + 6 broadcasts
 ///   4x24:       a 4 x 24 tile (12 accumulators too): 3 loads + 4 broadcasts (a probe only: inside
 ///               the whole matmul it gained 2-4% on vit-tiny and lost on vit-micro, so it was not kept)
 /// On the Zen 3 host (docs/log/2026-performance-log.md, "The FMA ceiling, corrected") the probes either all run
@@ -41,7 +42,7 @@ public static unsafe class MicroKernelProbes
         [
             Probe("2 B loads (A in registers)", () => { for (int i = 0; i < Calls; i++) BLoadsOnly(Kc, a, b, c); }),
             Probe("6 broadcasts (B in registers)", () => { for (int i = 0; i < Calls; i++) BroadcastsOnly(Kc, a, Kc, b, c); }),
-            Probe("6 x 16: 2 loads + 6 broadcasts", () => { for (int i = 0; i < Calls; i++) MicroKernel256.FullRows(Kc, a, Kc, b, c, 24, 1f, false); }),
+            Probe("6 x 16: 2 loads + 6 broadcasts", () => { for (int i = 0; i < Calls; i++) MicroKernel256.FullUnpackedA(Kc, a, Kc, b, c, 24, 1f, false); }),
             Probe("4 x 24: 3 loads + 4 broadcasts", () => { for (int i = 0; i < Calls; i++) Tile4x24(Kc, a, Kc, b, c); }),
         ], rounds: 15, warmup: 3);
     }

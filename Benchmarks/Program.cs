@@ -1,5 +1,8 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Running;
+using ViTScratch.Benchmarks.Gpu;
+using ViTScratch.Benchmarks.Lab;
+using ViTScratch.Kernels;
 
 namespace ViTScratch.Benchmarks;
 
@@ -9,16 +12,15 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --filter '*Attention*' --job short   (quick: 3 iterations)
 ///   dotnet run -c Release --project Benchmarks -- --list flat                          (what exists)
 ///   add --inProcess to skip BenchmarkDotNet's per-run rebuild of a boilerplate project.
-///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-block-k           (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-chunks                 (A/B, interleaved)
-///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-prefetch          (A/B, interleaved)
-///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-b            (A/B, interleaved)
-///   dotnet run -c Release --project Benchmarks -- --interleaved-gemm-pack-prefetch     (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-pack-a                 (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
 ///   dotnet run -c Release --project Benchmarks -- --onnx-vs-ours                       (inference, ours vs ONNX Runtime)
+///   dotnet run -c Release --project Benchmarks -- --lab matmul [--device cuda|ilgpu-cpu] (every GPU matmul version, validated + timed)
+///   dotnet run -c Release --project Benchmarks -- --kernels-bench [--device cuda|ilgpu-cpu] [--quick] [--out FILE.md]
+///                                                         (GPU kernels against cuBLAS, unfused attention, copy rate)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
 /// boilerplate project's build alone can take longer.
 /// See docs/performance.md for the measured numbers.
@@ -29,8 +31,6 @@ public static class Program
     {
         // A/B comparisons that must interleave their two sides to survive the shared host's drift.
         if (args is [ChunksInterleaved.Flag]) { ChunksInterleaved.Run(); return; }
-        if (args is [GemmOptionsInterleaved.PrefetchFlag or GemmOptionsInterleaved.PackBFlag
-            or GemmOptionsInterleaved.BlockKFlag or GemmOptionsInterleaved.PackPrefetchFlag]) { GemmOptionsInterleaved.Run(args[0]); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
         // This machine's roofline and every CPU kernel of a vit-tiny step on it.
         if (args is [Roofline.Flag]) { Roofline.Run(); return; }
@@ -40,6 +40,18 @@ public static class Program
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }
         // Our CPU inference against ONNX Runtime on the exported graph, alternated.
         if (args is [OnnxVsOurs.Flag, ..]) { OnnxVsOurs.Run(args[1..]); return; }
+        // The numbered GPU kernel versions (Lab/) and the GPU kernels against their baselines (Gpu/).
+        try
+        {
+            if (args is [LabRunner.Flag, ..]) { Environment.ExitCode = LabRunner.Run(args); return; }
+            if (args is [KernelBenchCommand.Flag, ..]) { KernelBenchCommand.Run(args); return; }
+        }
+        catch (ViTScratchException e)
+        {
+            Console.Error.WriteLine(e.Message);   // a usage error: one line, no stack trace
+            Environment.ExitCode = 2;
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly)
             .Run(args, ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15)));
     }

@@ -1,3 +1,4 @@
+using ViTScratch.Training.Commands;
 using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using ViTScratch.Kernels;

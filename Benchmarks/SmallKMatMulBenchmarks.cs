@@ -55,7 +55,7 @@ public class SmallKMatMulBenchmarks
     [ParamsSource(nameof(Cases))]
     public Case Shape { get; set; } = null!;
 
-    private readonly CpuKernels _kernels = new() { SimdPath = Kernels.Cpu.MatMul.SimdPath.Vector256 };
+    private readonly CpuKernels _kernels = new() { SimdPath = Kernels.Cpu.SimdPath.Vector256 };
     private DeviceBuffer _a = null!, _b = null!, _c = null!;
 
     [GlobalSetup]

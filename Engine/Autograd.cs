@@ -45,7 +45,7 @@ public sealed partial class Tensor
     internal static void ZeroIfUnwritten(Tensor t)
     {
         if (!t._gradUnwritten) return;
-        t.K.Fill(t.Grad!, 0f, t.Length);
+        t.Kernels.Fill(t.Grad!, 0f, t.Length);
         t._gradUnwritten = false;
     }
     internal Action? BackwardFn { get; set; }
@@ -86,7 +86,7 @@ public sealed partial class Tensor
             if (t.IsLeaf)
             {
                 // Leaves accumulate across Backward calls: allocate and zero only the first time.
-                if (t.Grad is null) { t.Grad = t.Pooled ? t.Device.Rent(t.Length) : t.K.Allocate(t.Length); t.K.Fill(t.Grad, 0f, t.Length); }
+                if (t.Grad is null) { t.Grad = t.Pooled ? t.Device.Rent(t.Length) : t.Kernels.Allocate(t.Length); t.Kernels.Fill(t.Grad, 0f, t.Length); }
             }
             else if (t.Grad is not null)
             {
@@ -96,7 +96,7 @@ public sealed partial class Tensor
             }
         }
         EnsureGrad(this);
-        K.Fill(Grad!, 1f, 1);
+        Kernels.Fill(Grad!, 1f, 1);
         _gradUnwritten = false;
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -117,7 +117,7 @@ public sealed partial class Tensor
     private static void EnsureGrad(Tensor t)
     {
         if (t.Grad is not null) return;
-        t.Grad = t.Pooled ? t.Device.Rent(t.Length) : t.K.Allocate(t.Length);
+        t.Grad = t.Pooled ? t.Device.Rent(t.Length) : t.Kernels.Allocate(t.Length);
         t._gradUnwritten = true;
     }
 

@@ -47,7 +47,8 @@ public sealed partial class Tensor
     /// <summary>True when the buffers came from the device pool and go back to it when the scope ends.</summary>
     internal bool Pooled { get; }
 
-    internal IKernels K => Device.Kernels;
+    /// <summary>The backend that holds this tensor's buffers and runs its ops (the device's kernels).</summary>
+    internal IKernels Kernels => Device.Kernels;
 
     // ---- creation ----------------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ public sealed partial class Tensor
     public float[] ToArray()
     {
         var result = new float[Length];
-        K.Download(Data, result);
+        Kernels.Download(Data, result);
         return result;
     }
 
@@ -104,7 +105,7 @@ public sealed partial class Tensor
     {
         if (Grad is null) throw new InvalidOperationException($"tensor {Name ?? ShapeOf.Format(Shape)} has no gradient; call Backward first");
         var result = new float[Length];
-        K.Download(Grad, result);
+        Kernels.Download(Grad, result);
         return result;
     }
 
@@ -113,20 +114,20 @@ public sealed partial class Tensor
     {
         if (Length != 1) throw new ViTScratchException($"Item: tensor of shape {ShapeOf.Format(Shape)} has {Length} elements, not 1");
         Span<float> one = stackalloc float[1];
-        K.Download(Data, one);
+        Kernels.Download(Data, one);
         return one[0];
     }
 
     public void CopyFrom(ReadOnlySpan<float> values)
     {
         if (values.Length != Length) throw new ViTScratchException($"CopyFrom: {values.Length} values for a tensor of shape {ShapeOf.Format(Shape)}");
-        K.Upload(values, Data);
+        Kernels.Upload(values, Data);
     }
 
     /// <summary>Zeroes the gradient buffer if there is one.</summary>
     public void ZeroGrad()
     {
-        if (Grad is not null) K.Fill(Grad, 0f, Length);
+        if (Grad is not null) Kernels.Fill(Grad, 0f, Length);
     }
 
     // FlatParameters: this (non-pooled) tensor now lives in slices of shared buffers. The old

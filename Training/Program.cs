@@ -21,8 +21,7 @@ public static class Program
           export     write a checkpoint's model as ONNX (for ONNX Runtime), class names in its metadata
           bench      training and inference images/s of a preset on a device
           info       devices, presets and parameter counts
-          kernels    kernels ptx: write the PTX of every GPU kernel (no GPU needed);
-                     kernels bench: time the GPU kernels against cuBLAS, unfused attention, copy rate
+          kernels    kernels ptx: write the PTX of every GPU kernel (no GPU needed)
 
         'vit <command> --help' shows the options of a command; --verbose (any command) shows the
         stack trace of an internal error.

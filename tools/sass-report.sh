@@ -83,17 +83,15 @@ ptx_files=("$ptx_dir"/*.ptx)
 # WarpSize), GpuKernels.Optimizers.cs). A kernel missing here is reported with block "?".
 declare -A BLOCK=(
     [ActivationKernels.Dropout]=256 [ActivationKernels.GeluBackward]=256 [ActivationKernels.GeluForward]=256
-    [AttentionKernels.BackwardDkDv]=256 [AttentionKernels.BackwardDq]=256 [AttentionKernels.Forward]=256 [AttentionKernels.RowDot]=256
+    [AttentionLongKernels.BackwardDkDv]=256 [AttentionLongKernels.BackwardDq]=256 [AttentionLongKernels.Forward]=256 [AttentionKernels.RowDot]=256
     [ElementwiseKernels.AddBroadcast]=256 [ElementwiseKernels.CopyStrided]=256 [ElementwiseKernels.Fill]=256
     [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256 [PatchKernels.Patchify]=256
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
-    [MatMulKernels.MatMul]=256
-    [MatMulLargeKernels.MatMul]=256
     [MatMulPipelinedKernels.MatMul]=256
-    [AttentionSmallKernels.Forward]=128
-    [AttentionSmallKernels.Backward]=128
-    [AttentionSmallKernels.BackwardDq]=128
-    [AttentionSmallKernels.BackwardDkDv]=128
+    [AttentionKernels.Forward]=128
+    [AttentionKernels.Backward]=128
+    [AttentionKernels.BackwardDq]=128
+    [AttentionKernels.BackwardDkDv]=128
     [LayerNormKernels.Backward]=256
     [LayerNormKernels.ForwardLong]=256
     [SoftmaxKernels.ForwardLong]=256

@@ -7,8 +7,8 @@ public static partial class Ops
     public static Tensor Gelu(Tensor x)
     {
         var y = Result("Gelu", x.Shape, x);
-        x.K.GeluForward(x.Data, y.Data, x.Length);
-        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.GeluBackward(x.Data, y.Grad!, x.Grad!, x.Length); });
+        x.Kernels.GeluForward(x.Data, y.Data, x.Length);
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.Kernels.GeluBackward(x.Data, y.Grad!, x.Grad!, x.Length); });
         return y;
     }
 
@@ -17,8 +17,8 @@ public static partial class Ops
     {
         int cols = x.Shape[^1], rows = x.Length / Math.Max(cols, 1);
         var y = Result("Softmax", x.Shape, x);
-        x.K.SoftmaxForward(x.Data, y.Data, rows, cols);
-        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.SoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
+        x.Kernels.SoftmaxForward(x.Data, y.Data, rows, cols);
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.Kernels.SoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
         return y;
     }
 
@@ -27,8 +27,8 @@ public static partial class Ops
     {
         int cols = x.Shape[^1], rows = x.Length / Math.Max(cols, 1);
         var y = Result("LogSoftmax", x.Shape, x);
-        x.K.LogSoftmaxForward(x.Data, y.Data, rows, cols);
-        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.LogSoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
+        x.Kernels.LogSoftmaxForward(x.Data, y.Data, rows, cols);
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.Kernels.LogSoftmaxBackward(y.Data, y.Grad!, x.Grad!, rows, cols); });
         return y;
     }
 
@@ -42,8 +42,8 @@ public static partial class Ops
         if (p is < 0f or >= 1f) throw new ViTScratchException($"Dropout: probability {p} must be in [0, 1)");
         if (p == 0f) return x;
         var y = Result("Dropout", x.Shape, x);
-        x.K.DropoutForward(x.Data, y.Data, x.Length, p, seed);
-        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.K.DropoutBackward(y.Grad!, x.Grad!, x.Length, p, seed); });
+        x.Kernels.DropoutForward(x.Data, y.Data, x.Length, p, seed);
+        OnBackward(y, () => { Tensor.ZeroIfUnwritten(x); x.Kernels.DropoutBackward(y.Grad!, x.Grad!, x.Length, p, seed); });
         return y;
     }
 }

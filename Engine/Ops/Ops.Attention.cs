@@ -18,7 +18,7 @@ public static partial class Ops
         int bh = q.Shape[0] * q.Shape[1], n = q.Shape[2], d = q.Shape[3];
         var o = Result("Attention", q.Shape, q, k, v); // o: [B, H, N, d]
         var lse = Tensor.Empty(q.Device, Dims(bh, n)); // lse: [B·H, N]
-        q.K.AttentionForward(q.Data, k.Data, v.Data, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed);
+        q.Kernels.AttentionForward(q.Data, k.Data, v.Data, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed);
         OnBackward(o, () =>
         {
             // The kernel adds into dq, dk, dv.
@@ -26,7 +26,7 @@ public static partial class Ops
             var dq = q.RequiresGrad ? q.Grad! : Scratch(q).Data;
             var dk = k.RequiresGrad ? k.Grad! : Scratch(k).Data;
             var dv = v.RequiresGrad ? v.Grad! : Scratch(v).Data;
-            q.K.AttentionBackward(q.Data, k.Data, v.Data, o.Data, lse.Data, o.Grad!, dq, dk, dv, bh, n, d, scale, dropoutP, seed);
+            q.Kernels.AttentionBackward(q.Data, k.Data, v.Data, o.Data, lse.Data, o.Grad!, dq, dk, dv, bh, n, d, scale, dropoutP, seed);
         });
         return o;
     }
@@ -48,13 +48,13 @@ public static partial class Ops
         var o = Result("AttentionPacked", Dims(b, n, inner), qkv); // o: [B, N, H·d]
         var lse = Tensor.Empty(qkv.Device, Dims(bh, n));           // lse: [B·H, N]
         var (q, k, v) = Thirds(qkv, qkv.Data, inner);
-        qkv.K.AttentionForward(q, k, v, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed, layout);
+        qkv.Kernels.AttentionForward(q, k, v, o.Data, lse.Data, bh, n, d, scale, dropoutP, seed, layout);
         OnBackward(o, () =>
         {
             // The kernel adds into dq, dk, dv, which together cover every element of the gradient.
             Tensor.ZeroIfUnwritten(qkv);
             var (dq, dk, dv) = Thirds(qkv, qkv.Grad!, inner);
-            qkv.K.AttentionBackward(q, k, v, o.Data, lse.Data, o.Grad!, dq, dk, dv, bh, n, d, scale, dropoutP, seed, layout);
+            qkv.Kernels.AttentionBackward(q, k, v, o.Data, lse.Data, o.Grad!, dq, dk, dv, bh, n, d, scale, dropoutP, seed, layout);
         });
         return o;
     }
@@ -62,9 +62,9 @@ public static partial class Ops
     // Views of a [B, N, 3·inner] buffer starting at columns 0, inner and 2·inner; each runs to the
     // buffer's end, which covers its last row (the layout's row stride steps over the other two).
     private static (DeviceBuffer Q, DeviceBuffer K, DeviceBuffer V) Thirds(Tensor qkv, DeviceBuffer buffer, int inner) =>
-        (qkv.K.Slice(buffer, 0, qkv.Length),
-         qkv.K.Slice(buffer, inner, qkv.Length - inner),
-         qkv.K.Slice(buffer, 2 * inner, qkv.Length - 2 * inner));
+        (qkv.Kernels.Slice(buffer, 0, qkv.Length),
+         qkv.Kernels.Slice(buffer, inner, qkv.Length - inner),
+         qkv.Kernels.Slice(buffer, 2 * inner, qkv.Length - 2 * inner));
 
     /// <summary>
     /// The same attention, unfused: S = scale q kᵀ, P = softmax(S), o = P v, materialising the

@@ -16,11 +16,11 @@ public static partial class Ops
         if (alpha == 1f && b.Length > a.Length) (a, b) = (b, a); // addition commutes: broadcast the smaller
         var (outer, mid, inner) = BroadcastLayout(op, a, b);
         var y = Result(op, a.Shape, a, b);
-        a.K.AddBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, alpha);
+        a.Kernels.AddBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, alpha);
         OnBackward(y, () =>
         {
-            if (a.RequiresGrad) a.K.Scale(y.Grad!, a.Grad!, a.Length, 1f, accumulate: Tensor.AccumulateInto(a));
-            if (b.RequiresGrad) a.K.SumMid(y.Grad!, b.Grad!, outer, mid, inner, alpha, accumulate: Tensor.AccumulateInto(b));
+            if (a.RequiresGrad) a.Kernels.Scale(y.Grad!, a.Grad!, a.Length, 1f, accumulate: Tensor.AccumulateInto(a));
+            if (b.RequiresGrad) a.Kernels.SumMid(y.Grad!, b.Grad!, outer, mid, inner, alpha, accumulate: Tensor.AccumulateInto(b));
         });
         return y;
     }
@@ -30,11 +30,11 @@ public static partial class Ops
         if (b.Length > a.Length) (a, b) = (b, a);
         var (outer, mid, inner) = BroadcastLayout("Mul", a, b);
         var y = Result("Mul", a.Shape, a, b);
-        a.K.MulBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, accumulate: false);
+        a.Kernels.MulBroadcast(a.Data, b.Data, y.Data, outer, mid, inner, accumulate: false);
         OnBackward(y, () =>
         {
-            if (a.RequiresGrad) a.K.MulBroadcast(y.Grad!, b.Data, a.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(a)); // da += dy * b
-            if (b.RequiresGrad) a.K.MulSumMid(y.Grad!, a.Data, b.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(b)); // db += sum_mid dy * a
+            if (a.RequiresGrad) a.Kernels.MulBroadcast(y.Grad!, b.Data, a.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(a)); // da += dy * b
+            if (b.RequiresGrad) a.Kernels.MulSumMid(y.Grad!, a.Data, b.Grad!, outer, mid, inner, accumulate: Tensor.AccumulateInto(b)); // db += sum_mid dy * a
         });
         return y;
     }
@@ -42,8 +42,8 @@ public static partial class Ops
     public static Tensor Scale(Tensor a, float s)
     {
         var y = Result("Scale", a.Shape, a);
-        a.K.Scale(a.Data, y.Data, a.Length, s, accumulate: false);
-        OnBackward(y, () => a.K.Scale(y.Grad!, a.Grad!, a.Length, s, accumulate: Tensor.AccumulateInto(a)));
+        a.Kernels.Scale(a.Data, y.Data, a.Length, s, accumulate: false);
+        OnBackward(y, () => a.Kernels.Scale(y.Grad!, a.Grad!, a.Length, s, accumulate: Tensor.AccumulateInto(a)));
         return y;
     }
 

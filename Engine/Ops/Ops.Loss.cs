@@ -17,11 +17,11 @@ public static partial class Ops
         if (labels.RequiresGrad) throw new ViTScratchException("CrossEntropy: labels cannot require a gradient");
         int rows = logits.Shape[0], classes = logits.Shape[1];
         var losses = Result("CrossEntropy", Dims(rows), logits, labels); // losses: [B]
-        logits.K.CrossEntropyForward(logits.Data, labels.Data, losses.Data, rows, classes, smoothing);
+        logits.Kernels.CrossEntropyForward(logits.Data, labels.Data, losses.Data, rows, classes, smoothing);
         OnBackward(losses, () =>
         {
             Tensor.ZeroIfUnwritten(logits); // the kernel adds
-            logits.K.CrossEntropyBackward(logits.Data, labels.Data, losses.Grad!, logits.Grad!, rows, classes, smoothing);
+            logits.Kernels.CrossEntropyBackward(logits.Data, labels.Data, losses.Grad!, logits.Grad!, rows, classes, smoothing);
         });
         return losses;
     }
@@ -31,6 +31,6 @@ public static partial class Ops
     {
         RequireRank("CountCorrect", logits, 2, "[B, C]");
         if (labels.Length != logits.Shape[0]) throw ShapeError("CountCorrect", logits, labels, "do not match: labels must be [B]");
-        logits.K.CountCorrect(logits.Data, labels.Data, counter.Data, logits.Shape[0], logits.Shape[1]);
+        logits.Kernels.CountCorrect(logits.Data, labels.Data, counter.Data, logits.Shape[0], logits.Shape[1]);
     }
 }

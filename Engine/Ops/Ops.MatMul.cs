@@ -49,7 +49,7 @@ public static partial class Ops
         if (bias is not null && (bias.Rank != 1 || bias.Length != n))
             throw ShapeError(op, b, bias, $"do not fit: the bias must be [{n}] for {n} output features");
         var c = bias is null ? Result(op, outShape, a, b) : Result(op, outShape, a, b, bias);
-        a.K.MatMul(a.Data, b.Data, c.Data, shape, 1f, accumulate: false, bias?.Data);
+        a.Kernels.MatMul(a.Data, b.Data, c.Data, shape, 1f, accumulate: false, bias?.Data);
         OnBackward(c, () =>
         {
             var s = shape;
@@ -60,8 +60,8 @@ public static partial class Ops
                     ? s with { N = s.K, K = s.N, TransA = false, TransB = !s.TransB, StrideA = s.StrideC, StrideB = s.StrideB, StrideC = s.StrideA }
                     : s with { M = s.K, N = s.M, K = s.N, TransA = s.TransB, TransB = true, StrideA = s.StrideB, StrideB = s.StrideC, StrideC = s.StrideA };
                 bool acc = Tensor.AccumulateInto(a);
-                if (!s.TransA) a.K.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, acc);   // dA = dC op(B)ᵀ
-                else a.K.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, acc);             // dAᵀ = op(B) dCᵀ
+                if (!s.TransA) a.Kernels.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, acc);   // dA = dC op(B)ᵀ
+                else a.Kernels.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, acc);             // dAᵀ = op(B) dCᵀ
             }
             if (b.RequiresGrad)
             {
@@ -69,11 +69,11 @@ public static partial class Ops
                     ? s with { M = s.K, K = s.M, TransA = !s.TransA, TransB = false, StrideA = s.StrideA, StrideB = s.StrideC, StrideC = s.StrideB }
                     : s with { M = s.N, N = s.K, K = s.M, TransA = true, TransB = s.TransA, StrideA = s.StrideC, StrideB = s.StrideA, StrideC = s.StrideB };
                 bool acc = Tensor.AccumulateInto(b);
-                if (!s.TransB) a.K.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, acc);   // dB = op(A)ᵀ dC
-                else a.K.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, acc);             // dBᵀ = dCᵀ op(A)
+                if (!s.TransB) a.Kernels.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, acc);   // dB = op(A)ᵀ dC
+                else a.Kernels.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, acc);             // dBᵀ = dCᵀ op(A)
             }
             if (bias is not null && bias.RequiresGrad)                                       // dbias = column sums of dC
-                a.K.SumMid(c.Grad!, bias.Grad!, 1, c.Length / n, n, 1f, Tensor.AccumulateInto(bias));
+                a.Kernels.SumMid(c.Grad!, bias.Grad!, 1, c.Length / n, n, 1f, Tensor.AccumulateInto(bias));
         });
         return c;
     }

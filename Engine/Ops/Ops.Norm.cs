@@ -11,7 +11,7 @@ public static partial class Ops
         var y = Result("LayerNorm", x.Shape, x, gamma, beta);
         var mean = Tensor.Empty(x.Device, Dims(rows)); // saved per row for the backward pass
         var rstd = Tensor.Empty(x.Device, Dims(rows));
-        x.K.LayerNormForward(x.Data, gamma.Data, beta.Data, y.Data, mean.Data, rstd.Data, rows, cols, eps);
+        x.Kernels.LayerNormForward(x.Data, gamma.Data, beta.Data, y.Data, mean.Data, rstd.Data, rows, cols, eps);
         OnBackward(y, () =>
         {
             // The kernel produces all three gradients at once; inputs that need none get scratch.
@@ -19,7 +19,7 @@ public static partial class Ops
             var dx = x.RequiresGrad ? x.Grad! : Scratch(x).Data;
             var dg = gamma.RequiresGrad ? gamma.Grad! : Scratch(gamma).Data;
             var db = beta.RequiresGrad ? beta.Grad! : Scratch(beta).Data;
-            x.K.LayerNormBackward(x.Data, gamma.Data, mean.Data, rstd.Data, y.Grad!, dx, dg, db, rows, cols);
+            x.Kernels.LayerNormBackward(x.Data, gamma.Data, mean.Data, rstd.Data, y.Grad!, dx, dg, db, rows, cols);
         });
         return y;
     }
@@ -27,7 +27,7 @@ public static partial class Ops
     private static Tensor Scratch(Tensor like)
     {
         var t = Tensor.Empty(like.Device, like.Shape);
-        like.K.Fill(t.Data, 0f, t.Length);
+        like.Kernels.Fill(t.Data, 0f, t.Length);
         return t;
     }
 }

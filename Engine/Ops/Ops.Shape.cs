@@ -26,8 +26,8 @@ public static partial class Ops
         if (ShapeOf.Count(shape) != x.Length)
             throw new ViTScratchException($"Reshape: shapes {ShapeOf.Format(x.Shape)} and {ShapeOf.Format(shape)} have different element counts");
         var y = Result("Reshape", shape, x);
-        x.K.Scale(x.Data, y.Data, x.Length, 1f, accumulate: false);
-        OnBackward(y, () => x.K.Scale(y.Grad!, x.Grad!, x.Length, 1f, accumulate: Tensor.AccumulateInto(x)));
+        x.Kernels.Scale(x.Data, y.Data, x.Length, 1f, accumulate: false);
+        OnBackward(y, () => x.Kernels.Scale(y.Grad!, x.Grad!, x.Length, 1f, accumulate: Tensor.AccumulateInto(x)));
         return y;
     }
 
@@ -46,11 +46,11 @@ public static partial class Ops
             columnOffset, n * c, headDim, c,
             0, heads * n * headDim, n * headDim, headDim);
         var y = Result("SplitHeads", Dims(b, heads, n, headDim), x); // y: [B, H, N, d]
-        x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
+        x.Kernels.CopyStrided(x.Data, y.Data, layout, accumulate: false);
         OnBackward(y, () =>
         {
             Tensor.ZeroIfUnwritten(x); // q, k and v each write a third of the to_qkv gradient
-            x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
+            x.Kernels.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
         });
         return y;
     }
@@ -64,8 +64,8 @@ public static partial class Ops
             0, h * n * d, n * d, d,
             0, n * h * d, d, h * d);
         var y = Result("MergeHeads", Dims(b, n, h * d), x); // y: [B, N, H·d]
-        x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
-        OnBackward(y, () => x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), Tensor.AccumulateInto(x))); // a permutation: every element
+        x.Kernels.CopyStrided(x.Data, y.Data, layout, accumulate: false);
+        OnBackward(y, () => x.Kernels.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), Tensor.AccumulateInto(x))); // a permutation: every element
         return y;
     }
 
@@ -78,8 +78,8 @@ public static partial class Ops
         shape[0] = batch;
         int inner = x.Length;
         var y = Result("ExpandBatch", shape, x); // y: [B, ...]
-        x.K.CopyStrided(x.Data, y.Data, new StridedCopy(1, 1, batch, inner, 0, 0, 0, 0, 0, 0, 0, inner), accumulate: false);
-        OnBackward(y, () => x.K.SumMid(y.Grad!, x.Grad!, 1, batch, inner, 1f, accumulate: Tensor.AccumulateInto(x)));
+        x.Kernels.CopyStrided(x.Data, y.Data, new StridedCopy(1, 1, batch, inner, 0, 0, 0, 0, 0, 0, 0, inner), accumulate: false);
+        OnBackward(y, () => x.Kernels.SumMid(y.Grad!, x.Grad!, 1, batch, inner, 1f, accumulate: Tensor.AccumulateInto(x)));
         return y;
     }
 
@@ -94,13 +94,13 @@ public static partial class Ops
         var la = new StridedCopy(1, 1, batch, na * d, 0, 0, 0, na * d, 0, 0, 0, n * d);
         var lb = new StridedCopy(1, 1, batch, nb * d, 0, 0, 0, nb * d, na * d, 0, 0, n * d);
         var y = Result("ConcatTokens", Dims(batch, n, d), a, b); // y: [B, Na + Nb, D]
-        a.K.CopyStrided(a.Data, y.Data, la, accumulate: false);
-        a.K.CopyStrided(b.Data, y.Data, lb, accumulate: false);
+        a.Kernels.CopyStrided(a.Data, y.Data, la, accumulate: false);
+        a.Kernels.CopyStrided(b.Data, y.Data, lb, accumulate: false);
         OnBackward(y, () =>
         {
             // Each input's gradient is one whole slice of y's: written in full.
-            if (a.RequiresGrad) a.K.CopyStrided(y.Grad!, a.Grad!, Reverse(la), Tensor.AccumulateInto(a));
-            if (b.RequiresGrad) a.K.CopyStrided(y.Grad!, b.Grad!, Reverse(lb), Tensor.AccumulateInto(b));
+            if (a.RequiresGrad) a.Kernels.CopyStrided(y.Grad!, a.Grad!, Reverse(la), Tensor.AccumulateInto(a));
+            if (b.RequiresGrad) a.Kernels.CopyStrided(y.Grad!, b.Grad!, Reverse(lb), Tensor.AccumulateInto(b));
         });
         return y;
     }
@@ -113,11 +113,11 @@ public static partial class Ops
         if ((uint)index >= (uint)n) throw new ViTScratchException($"SelectToken: token {index} is outside shape {ShapeOf.Format(x.Shape)}");
         var layout = new StridedCopy(1, 1, b, d, index * d, 0, 0, n * d, 0, 0, 0, d);
         var y = Result("SelectToken", Dims(b, d), x); // y: [B, D]
-        x.K.CopyStrided(x.Data, y.Data, layout, accumulate: false);
+        x.Kernels.CopyStrided(x.Data, y.Data, layout, accumulate: false);
         OnBackward(y, () =>
         {
             Tensor.ZeroIfUnwritten(x); // only one token's rows get a gradient
-            x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
+            x.Kernels.CopyStrided(y.Grad!, x.Grad!, Reverse(layout), accumulate: true);
         });
         return y;
     }
@@ -146,11 +146,11 @@ public static partial class Ops
             runs.Add(new StridedCopy(1, 1, b, (j - start) * d, tokens[start] * d, 0, 0, n * d, start * d, 0, 0, k * d));
         }
         var y = Result("GatherTokens", Dims(b, k, d), x); // y: [B, K, D]
-        foreach (var run in runs) x.K.CopyStrided(x.Data, y.Data, run, accumulate: false);
+        foreach (var run in runs) x.Kernels.CopyStrided(x.Data, y.Data, run, accumulate: false);
         OnBackward(y, () =>
         {
             Tensor.ZeroIfUnwritten(x); // the tokens left out get no gradient
-            foreach (var run in runs) x.K.CopyStrided(y.Grad!, x.Grad!, Reverse(run), accumulate: true);
+            foreach (var run in runs) x.Kernels.CopyStrided(y.Grad!, x.Grad!, Reverse(run), accumulate: true);
         });
         return y;
     }
@@ -161,11 +161,11 @@ public static partial class Ops
         RequireRank("MeanTokens", x, 3, "[B, N, D]");
         int b = x.Shape[0], n = x.Shape[1], d = x.Shape[2];
         var y = Result("MeanTokens", Dims(b, d), x); // y: [B, D]
-        x.K.SumMid(x.Data, y.Data, b, n, d, 1f / n, accumulate: false);
+        x.Kernels.SumMid(x.Data, y.Data, b, n, d, 1f / n, accumulate: false);
         OnBackward(y, () =>
         {
             Tensor.ZeroIfUnwritten(x); // the kernel adds in place
-            x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, b, n, d, 1f / n); // dx += dy / N
+            x.Kernels.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, b, n, d, 1f / n); // dx += dy / N
         });
         return y;
     }
@@ -179,11 +179,11 @@ public static partial class Ops
     private static Tensor Total(string op, Tensor x, float alpha)
     {
         var y = Result(op, Dims(1), x);
-        x.K.SumMid(x.Data, y.Data, 1, x.Length, 1, alpha, accumulate: false);
+        x.Kernels.SumMid(x.Data, y.Data, 1, x.Length, 1, alpha, accumulate: false);
         OnBackward(y, () =>
         {
             Tensor.ZeroIfUnwritten(x);
-            x.K.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, 1, x.Length, 1, alpha);
+            x.Kernels.AddBroadcast(x.Grad!, y.Grad!, x.Grad!, 1, x.Length, 1, alpha);
         });
         return y;
     }
@@ -200,8 +200,8 @@ public static partial class Ops
             throw new ViTScratchException($"Patchify: image size {h}x{w} is not divisible by patch size {patch}");
         int gh = h / patch, gw = w / patch, pd = patch * patch * c;
         var y = Result("Patchify", Dims(b, gh * gw, pd), images); // y: [B, N, p·p·C]
-        images.K.PatchifyForward(images.Data, y.Data, b, c, h, w, patch);
-        OnBackward(y, () => images.K.PatchifyBackward(y.Grad!, images.Grad!, b, c, h, w, patch, Tensor.AccumulateInto(images)));
+        images.Kernels.PatchifyForward(images.Data, y.Data, b, c, h, w, patch);
+        OnBackward(y, () => images.Kernels.PatchifyBackward(y.Grad!, images.Grad!, b, c, h, w, patch, Tensor.AccumulateInto(images)));
         return y;
     }
 

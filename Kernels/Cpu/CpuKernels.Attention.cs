@@ -81,14 +81,14 @@ public sealed partial class CpuKernels
             var lay = j.Layout;
             int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v and of o
             int qb = Math.Min(QB, n), np = AttentionRows.PaddedKeys(n, path);
-            float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
+            float* S = AttentionRowBuffers.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
             {
-                for (int h = start; h < end; h++)
+                for (int pair = start; pair < end; pair++)
                 {
-                    int pin = lay.InBase(h, d), pout = lay.OutBase(h, d);
+                    int pin = lay.InBase(pair, d), pout = lay.OutBase(pair, d);
                     float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
-                    float* L = l0 + ls.Offset + (long)h * n;
+                    float* L = l0 + ls.Offset + (long)pair * n;
                     AttentionRows.Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np], zero-padded keys
                     for (int i0 = 0; i0 < n; i0 += qb)
                     {
@@ -103,9 +103,9 @@ public sealed partial class CpuKernels
                             L[i0 + r] = max + MathF.Log(sum);
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(j.Seed, (uint)((h * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
+                                DropoutRow.Fill(j.Path, j.Seed, (uint)((pair * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
                                 var pr = new Span<float>(row, n);
-                                Simd.Mul(pr, new ReadOnlySpan<float>(mask, n), pr, accumulate: false);
+                                Simd.Mul(j.Path, pr, new ReadOnlySpan<float>(mask, n), pr, accumulate: false);
                             }
                             else AttentionRows.Scale(row, np, 1f / sum, path);
                         }
@@ -135,16 +135,16 @@ public sealed partial class CpuKernels
             var lay = j.Layout;
             int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v, dq, dk, dv and of o, dO
             int qb = Math.Min(QB, n), np = AttentionRows.PaddedKeys(n, path);
-            float* S = AttentionScratch.Get(qb * np, np, d, out float* mask, out float* G, out float* Kt, out float* Vt);
+            float* S = AttentionRowBuffers.Get(qb * np, np, d, out float* mask, out float* G, out float* Kt, out float* Vt);
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array,
                    g0 = gs.Array, dq0 = dqs.Array, dk0 = dks.Array, dv0 = dvs.Array)
             {
-                for (int h = start; h < end; h++)
+                for (int pair = start; pair < end; pair++)
                 {
-                    int pin = lay.InBase(h, d), pout = lay.OutBase(h, d);
+                    int pin = lay.InBase(pair, d), pout = lay.OutBase(pair, d);
                     float* Q = q0 + qs.Offset + pin, K = k0 + ks.Offset + pin, V = v0 + vs.Offset + pin, O = o0 + os.Offset + pout;
                     float* dOut = g0 + gs.Offset + pout, dQ = dq0 + dqs.Offset + pin, dK = dk0 + dks.Offset + pin, dV = dv0 + dvs.Offset + pin;
-                    float* L = l0 + ls.Offset + (long)h * n;
+                    float* L = l0 + ls.Offset + (long)pair * n;
                     AttentionRows.Transpose(K, n, d, ldi, Kt, np); // Kt: [d, np]
                     AttentionRows.Transpose(V, n, d, ldi, Vt, np); // Vt: [d, np]
                     for (int i0 = 0; i0 < n; i0 += qb)
@@ -157,11 +157,11 @@ public sealed partial class CpuKernels
                         {
                             int i = i0 + r;
                             float* p = S + r * np, g = G + r * np;
-                            float D = Simd.Dot(new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
+                            float D = Simd.Dot(j.Path, new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
                             AttentionRows.ExpShifted(p, n, np, L[i], path); // Pd = exp(S - lse), padding -> 0
                             if (dropoutP > 0f)
                             {
-                                DropoutRow.Fill(j.Seed, (uint)((h * n + i) * n), n, dropoutP, keepScale, mask);
+                                DropoutRow.Fill(j.Path, j.Seed, (uint)((pair * n + i) * n), n, dropoutP, keepScale, mask);
                                 AttentionRows.SoftmaxGradDropout(p, g, mask, n, D); // g = dS, p = Pd∘M
                             }
                             else AttentionRows.SoftmaxGrad(p, g, np, D, path); // g = dS
@@ -177,10 +177,10 @@ public sealed partial class CpuKernels
     }
 
     /// <summary>
-    /// Per-thread scratch, pinned and grown, never shrunk: the score blocks S and G (rows x np each),
+    /// Per-thread row buffers, pinned and grown, never shrunk: the score blocks S and G (rows x np each),
     /// one mask row, and the transposed keys and values Kt, Vt (d x np each).
     /// </summary>
-    private static unsafe class AttentionScratch
+    private static unsafe class AttentionRowBuffers
     {
         [ThreadStatic] private static float[]? _storage;
 
@@ -190,7 +190,7 @@ public sealed partial class CpuKernels
             int need = 2 * a + m + 2 * t + 16;
             if (_storage is null || _storage.Length < need)
                 _storage = GC.AllocateUninitializedArray<float>(need, pinned: true);
-            // 64-byte aligned start, so every vector load of a scratch row is aligned.
+            // 64-byte aligned start, so every vector load of a buffer row is aligned.
             float* p = (float*)(((nint)Unsafe.AsPointer(ref _storage[0]) + 63) & ~(nint)63);
             second = p + a;
             mask = p + 2 * a;

@@ -16,7 +16,7 @@ public sealed partial class CpuKernels
         // The loop below uses raw pointers, so check the whole footprint once here.
         if (!Fits(l.SrcOffset, l.S0, l.S1, l.S2, l, xs.Length) || !Fits(l.DstOffset, l.D0, l.D1, l.D2, l, ys.Length))
             throw new ArgumentOutOfRangeException(nameof(l), $"strided copy {l} reaches outside its buffers ({xs.Length} and {ys.Length} floats)");
-        Par.For(rows, l.Inner, new CopyJob(xs, ys, l, accumulate), static (in CopyJob j, int start, int end) => CopyRows(j, start, end));
+        Par.For(rows, l.Inner, new CopyJob(xs, ys, l, accumulate, SimdPath), static (in CopyJob j, int start, int end) => CopyRows(j, start, end));
     }
 
     private static bool Fits(int offset, int s0, int s1, int s2, in StridedCopy l, int length) =>
@@ -37,7 +37,7 @@ public sealed partial class CpuKernels
             long dst = l.DstOffset + (long)i0 * l.D0 + (long)i1 * l.D1 + (long)i2 * l.D2;
             for (int r = start; r < end; r++)
             {
-                if (j.Accumulate) AddRun(x0 + so, y0 + dst, l.Inner);
+                if (j.Accumulate) AddRun(j.Path, x0 + so, y0 + dst, l.Inner);
                 else Buffer.MemoryCopy(x0 + so, y0 + dst, (long)l.Inner * sizeof(float), (long)l.Inner * sizeof(float));
                 if (++i2 < l.N2) { so += l.S2; dst += l.D2; continue; }
                 i2 = 0;
@@ -49,38 +49,38 @@ public sealed partial class CpuKernels
     }
 
     // d[i] += s[i] for one run.
-    private static unsafe void AddRun(float* s, float* d, int n)
+    private static unsafe void AddRun(SimdPath path, float* s, float* d, int n)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
             for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.Load(d + i) + Vector512.Load(s + i), d + i);
         for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.Load(d + i) + Vector256.Load(s + i), d + i);
         for (; i < n; i++) d[i] += s[i];
     }
 
-    private readonly record struct CopyJob(CpuBuffer X, CpuBuffer Y, StridedCopy Layout, bool Accumulate);
+    private readonly record struct CopyJob(CpuBuffer X, CpuBuffer Y, StridedCopy Layout, bool Accumulate, SimdPath Path);
 
     // x: [outer, mid, inner], b: [outer, inner] (mid == 1: [outer * inner]; inner == 1: [outer]).
     // Alpha scales b in AddBroadcast; Accumulate selects += in MulBroadcast.
-    private readonly record struct BroadcastJob(CpuBuffer X, CpuBuffer B, CpuBuffer Y, int Mid, int Inner, float Alpha, bool Accumulate);
+    private readonly record struct BroadcastJob(CpuBuffer X, CpuBuffer B, CpuBuffer Y, int Mid, int Inner, float Alpha, bool Accumulate, SimdPath Path);
 
     public void AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, float alpha)
     {
-        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, alpha, false);
+        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, alpha, false, SimdPath);
         if (inner == 1 && mid > 1)
         {
             // One scalar per (outer) row of mid elements: add a constant over each row.
             Par.For(outer, mid, job, static (in BroadcastJob j, int s, int e) =>
             {
                 for (int o = s; o < e; o++)
-                    Simd.AddConstant(j.X.Span.Slice(o * j.Mid, j.Mid), j.Alpha * j.B.Span[o], j.Y.Span.Slice(o * j.Mid, j.Mid));
+                    Simd.AddConstant(j.Path, j.X.Span.Slice(o * j.Mid, j.Mid), j.Alpha * j.B.Span[o], j.Y.Span.Slice(o * j.Mid, j.Mid));
             });
             return;
         }
         if (mid == 1)
         {
             Par.For(outer * inner, 1, job, static (in BroadcastJob j, int s, int e) =>
-                Simd.AddScaled(j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Alpha));
+                Simd.AddScaled(j.Path, j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Alpha));
             return;
         }
         Par.For(outer * mid, inner, job, static (in BroadcastJob j, int s, int e) =>
@@ -88,18 +88,18 @@ public sealed partial class CpuKernels
             for (int r = s; r < e; r++)
             {
                 int o = r / j.Mid;
-                Simd.AddScaled(j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Alpha);
+                Simd.AddScaled(j.Path, j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Alpha);
             }
         });
     }
 
     public void MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner, bool accumulate)
     {
-        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, 1f, accumulate);
+        var job = new BroadcastJob(CpuBuffer.Of(x), CpuBuffer.Of(b), CpuBuffer.Of(y), mid, inner, 1f, accumulate, SimdPath);
         if (mid == 1)
         {
             Par.For(outer * inner, 1, job, static (in BroadcastJob j, int s, int e) =>
-                Simd.Mul(j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Accumulate));
+                Simd.Mul(j.Path, j.X.Span[s..e], j.B.Span[s..e], j.Y.Span[s..e], j.Accumulate));
             return;
         }
         if (inner == 1)
@@ -107,7 +107,7 @@ public sealed partial class CpuKernels
             Par.For(outer, mid, job, static (in BroadcastJob j, int s, int e) =>
             {
                 for (int o = s; o < e; o++)
-                    Simd.Scale(j.X.Span.Slice(o * j.Mid, j.Mid), j.Y.Span.Slice(o * j.Mid, j.Mid), j.B.Span[o], j.Accumulate);
+                    Simd.Scale(j.Path, j.X.Span.Slice(o * j.Mid, j.Mid), j.Y.Span.Slice(o * j.Mid, j.Mid), j.B.Span[o], j.Accumulate);
             });
             return;
         }
@@ -116,7 +116,7 @@ public sealed partial class CpuKernels
             for (int r = s; r < e; r++)
             {
                 int o = r / j.Mid;
-                Simd.Mul(j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Accumulate);
+                Simd.Mul(j.Path, j.X.Span.Slice(r * j.Inner, j.Inner), j.B.Span.Slice(o * j.Inner, j.Inner), j.Y.Span.Slice(r * j.Inner, j.Inner), j.Accumulate);
             }
         });
     }
@@ -130,7 +130,7 @@ public sealed partial class CpuKernels
     // Inner blocks of ReduceMid: one worker sums a 64-wide column block of one outer slice at a time.
     private const int ReduceBlock = 64;
 
-    private readonly record struct ReduceJob(CpuBuffer X, CpuBuffer? W, CpuBuffer Y, int Mid, int Inner, int Blocks, float Alpha, bool Accumulate);
+    private readonly record struct ReduceJob(CpuBuffer X, CpuBuffer? W, CpuBuffer Y, int Mid, int Inner, int Blocks, float Alpha, bool Accumulate, SimdPath Path);
 
     // y[o, i] (=|+=) alpha * sum_m x[o, m, i] (* w[o, m, i]). Parallel over outer when it is wide,
     // otherwise over blocks of the inner axis, so a bias gradient [rows, cols] -> [cols] is split
@@ -147,7 +147,7 @@ public sealed partial class CpuKernels
             return;
         }
         int blocks = (inner + ReduceBlock - 1) / ReduceBlock;
-        var job = new ReduceJob(CpuBuffer.Of(x), w is null ? null : CpuBuffer.Of(w), CpuBuffer.Of(y), mid, inner, blocks, alpha, accumulate);
+        var job = new ReduceJob(CpuBuffer.Of(x), w is null ? null : CpuBuffer.Of(w), CpuBuffer.Of(y), mid, inner, blocks, alpha, accumulate, SimdPath);
         if (inner == 1)
         {
             Par.For(outer, mid, job, static (in ReduceJob j, int s, int e) =>
@@ -156,7 +156,7 @@ public sealed partial class CpuKernels
                 for (int o = s; o < e; o++)
                 {
                     var row = j.X.Span.Slice(o * j.Mid, j.Mid);
-                    float v = j.Alpha * (j.W is null ? Simd.Sum(row) : Simd.Dot(row, j.W.Span.Slice(o * j.Mid, j.Mid)));
+                    float v = j.Alpha * (j.W is null ? Simd.Sum(j.Path, row) : Simd.Dot(j.Path, row, j.W.Span.Slice(o * j.Mid, j.Mid)));
                     ys[o] = j.Accumulate ? ys[o] + v : v;
                 }
             });
@@ -173,33 +173,33 @@ public sealed partial class CpuKernels
                 if (j.W is null && len == ReduceBlock)
                 {
                     // The common case (a bias gradient): one full 64-wide block summed in registers.
-                    SumColumns64(j.X.Span.Slice((o * mid) * inner + i0), inner, mid, a);
-                    Simd.Scale(a, j.Y.Span.Slice(o * inner + i0, len), j.Alpha, j.Accumulate);
+                    SumColumns64(j.Path, j.X.Span.Slice((o * mid) * inner + i0), inner, mid, a);
+                    Simd.Scale(j.Path, a, j.Y.Span.Slice(o * inner + i0, len), j.Alpha, j.Accumulate);
                     continue;
                 }
                 a.Clear();
                 for (int m = 0; m < mid; m++)
                 {
                     int at = (o * mid + m) * inner + i0;
-                    if (j.W is null) Simd.AddScaled(a, j.X.Span.Slice(at, len), a, 1f);
-                    else Simd.Mul(j.X.Span.Slice(at, len), j.W.Span.Slice(at, len), a, accumulate: true);
+                    if (j.W is null) Simd.AddScaled(j.Path, a, j.X.Span.Slice(at, len), a, 1f);
+                    else Simd.Mul(j.Path, j.X.Span.Slice(at, len), j.W.Span.Slice(at, len), a, accumulate: true);
                 }
                 var dst = j.Y.Span.Slice(o * inner + i0, len);
-                Simd.Scale(a, dst, j.Alpha, j.Accumulate);
+                Simd.Scale(j.Path, a, dst, j.Alpha, j.Accumulate);
             }
         });
     }
 
     // acc[0..64) = sum over r < rows of x[r * stride + 0..64): the 64 running sums stay in registers
     // (8 ymm or 4 zmm) while the rows stream past; calling a span helper per row cost as much as the adds.
-    private static unsafe void SumColumns64(ReadOnlySpan<float> x, int stride, int rows, Span<float> acc)
+    private static unsafe void SumColumns64(SimdPath path, ReadOnlySpan<float> x, int stride, int rows, Span<float> acc)
     {
         if (rows > 0 && (long)(rows - 1) * stride + ReduceBlock > x.Length) throw new ArgumentOutOfRangeException(nameof(rows));
         fixed (float* x0 = x)
         fixed (float* a = acc)
         {
             float* p = x0;
-            if (Vector512.IsHardwareAccelerated)
+            if (path == SimdPath.Vector512)
             {
                 Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
                 for (int r = 0; r < rows; r++, p += stride)
@@ -223,31 +223,31 @@ public sealed partial class CpuKernels
     }
 
     // Elementwise ops over [0, n): x (and, for backward passes, dy) in, y out.
-    private readonly record struct UnaryJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, float Alpha, bool Accumulate);
+    private readonly record struct UnaryJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, float Alpha, bool Accumulate, SimdPath Path);
 
     public void Scale(DeviceBuffer x, DeviceBuffer y, int n, float alpha, bool accumulate)
     {
-        Par.For(n, 1, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), alpha, accumulate), static (in UnaryJob j, int s, int e) =>
-            Simd.Scale(j.X.Span[s..e], j.Y.Span[s..e], j.Alpha, j.Accumulate));
+        Par.For(n, 1, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), alpha, accumulate, SimdPath), static (in UnaryJob j, int s, int e) =>
+            Simd.Scale(j.Path, j.X.Span[s..e], j.Y.Span[s..e], j.Alpha, j.Accumulate));
     }
 
     public void GeluForward(DeviceBuffer x, DeviceBuffer y, int n)
     {
-        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), 1f, false), static (in UnaryJob j, int s, int e) =>
-            Gelu.Forward(j.X.Span[s..e], j.Y.Span[s..e]));
+        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), 1f, false, SimdPath), static (in UnaryJob j, int s, int e) =>
+            Gelu.Forward(j.Path, j.X.Span[s..e], j.Y.Span[s..e]));
     }
 
     public void GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n)
     {
-        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), CpuBuffer.Of(dy), CpuBuffer.Of(dx), 1f, true), static (in UnaryJob j, int s, int e) =>
-            Gelu.Backward(j.X.Span[s..e], j.Dy!.Span[s..e], j.Y.Span[s..e]));
+        Par.For(n, 16, new UnaryJob(CpuBuffer.Of(x), CpuBuffer.Of(dy), CpuBuffer.Of(dx), 1f, true, SimdPath), static (in UnaryJob j, int s, int e) =>
+            Gelu.Backward(j.Path, j.X.Span[s..e], j.Dy!.Span[s..e], j.Y.Span[s..e]));
     }
 
-    private readonly record struct DropoutJob(CpuBuffer X, CpuBuffer Y, float P, float KeepScale, uint Seed);
+    private readonly record struct DropoutJob(CpuBuffer X, CpuBuffer Y, float P, float KeepScale, uint Seed, SimdPath Path);
 
     public void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed)
     {
-        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(x), CpuBuffer.Of(y), p, 1f / (1f - p), seed), static (in DropoutJob j, int s, int e) =>
+        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(x), CpuBuffer.Of(y), p, 1f / (1f - p), seed, SimdPath), static (in DropoutJob j, int s, int e) =>
         {
             var xa = j.X.Span; var ya = j.Y.Span;
             for (int i = s; i < e; i++) ya[i] = KernelMath.DropoutKeep(j.Seed, (uint)i, j.P) ? xa[i] * j.KeepScale : 0f;
@@ -257,7 +257,7 @@ public sealed partial class CpuKernels
     public void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed)
     {
         // X is dy, Y is dx.
-        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(dy), CpuBuffer.Of(dx), p, 1f / (1f - p), seed), static (in DropoutJob j, int s, int e) =>
+        Par.For(n, 8, new DropoutJob(CpuBuffer.Of(dy), CpuBuffer.Of(dx), p, 1f / (1f - p), seed, SimdPath), static (in DropoutJob j, int s, int e) =>
         {
             var g = j.X.Span; var d = j.Y.Span;
             for (int i = s; i < e; i++) if (KernelMath.DropoutKeep(j.Seed, (uint)i, j.P)) d[i] += g[i] * j.KeepScale;

@@ -12,13 +12,13 @@ namespace ViTScratch.Kernels.Cpu;
 public sealed partial class CpuKernels
 {
     private readonly record struct LayerNormJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Beta, CpuBuffer Y,
-        CpuBuffer Mean, CpuBuffer Rstd, int Cols, float Eps);
+        CpuBuffer Mean, CpuBuffer Rstd, int Cols, float Eps, SimdPath Path);
 
     public void LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y,
         DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps)
     {
         var job = new LayerNormJob(CpuBuffer.Of(x), CpuBuffer.Of(gamma), CpuBuffer.Of(beta), CpuBuffer.Of(y),
-            CpuBuffer.Of(mean), CpuBuffer.Of(rstd), cols, eps);
+            CpuBuffer.Of(mean), CpuBuffer.Of(rstd), cols, eps, SimdPath);
         Par.For(rows, cols * 6L, job, static (in LayerNormJob j, int s, int e) =>
         {
             int cols = j.Cols;
@@ -27,9 +27,9 @@ public sealed partial class CpuKernels
             {
                 var xr = j.X.Span.Slice(r * cols, cols);
                 var yr = j.Y.Span.Slice(r * cols, cols);
-                float mu = Simd.Sum(xr) / cols;
-                Simd.AddConstant(xr, -mu, yr);                 // yr = x - mean (reused as scratch)
-                float var_ = Simd.Dot(yr, yr) / cols;           // two-pass variance: no cancellation
+                float mu = Simd.Sum(j.Path, xr) / cols;
+                Simd.AddConstant(j.Path, xr, -mu, yr);                 // yr = x - mean (reused as scratch)
+                float var_ = Simd.Dot(j.Path, yr, yr) / cols;           // two-pass variance: no cancellation
                 float rinv = 1f / MathF.Sqrt(var_ + j.Eps);
                 int c = 0;
                 if (Vector256.IsHardwareAccelerated)
@@ -42,10 +42,10 @@ public sealed partial class CpuKernels
         });
     }
 
-    // Scratch holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat
+    // Partials holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat
     // row and the g row of the row being processed.
     private readonly record struct LayerNormBackwardJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Mean, CpuBuffer Rstd,
-        CpuBuffer Dy, CpuBuffer Dx, float[] Scratch, int Rows, int Cols, int Partials);
+        CpuBuffer Dy, CpuBuffer Dx, float[] Partials, int Rows, int Cols, int PartialCount, SimdPath Path);
 
     public void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols)
@@ -53,18 +53,18 @@ public sealed partial class CpuKernels
         // One partial per worker: Par.For over the partials hands each worker exactly one of them
         // (or all of them, in order, when the job is small enough to run inline).
         int partials = Math.Max(1, Math.Min(Par.Workers, rows));
-        float[] scratch = Scratch(partials * 4 * cols);
-        Array.Clear(scratch, 0, partials * 4 * cols);
+        float[] partialRows = LayerNormPartials(partials * 4 * cols);
+        Array.Clear(partialRows, 0, partials * 4 * cols);
         var job = new LayerNormBackwardJob(CpuBuffer.Of(x), CpuBuffer.Of(gamma), CpuBuffer.Of(mean), CpuBuffer.Of(rstd),
-            CpuBuffer.Of(dy), CpuBuffer.Of(dx), scratch, rows, cols, partials);
+            CpuBuffer.Of(dy), CpuBuffer.Of(dx), partialRows, rows, cols, partials, SimdPath);
         Par.For(partials, (long)rows / partials * cols * 8, job, static (in LayerNormBackwardJob j, int w0, int w1) =>
         {
             int rows = j.Rows, cols = j.Cols;
             var gam = j.Gamma.Span;
             for (int w = w0; w < w1; w++)
             {
-                int start = (int)((long)rows * w / j.Partials), end = (int)((long)rows * (w + 1) / j.Partials);
-                var part = j.Scratch.AsSpan(w * 4 * cols, 4 * cols);
+                int start = (int)((long)rows * w / j.PartialCount), end = (int)((long)rows * (w + 1) / j.PartialCount);
+                var part = j.Partials.AsSpan(w * 4 * cols, 4 * cols);
                 var pg = part[..cols]; var pb = part.Slice(cols, cols);
                 var xhat = part.Slice(2 * cols, cols); var g = part.Slice(3 * cols, cols);
                 for (int r = start; r < end; r++)
@@ -73,28 +73,28 @@ public sealed partial class CpuKernels
                     var gr = j.Dy.Span.Slice(r * cols, cols);
                     var dr = j.Dx.Span.Slice(r * cols, cols);
                     float rinv = j.Rstd.Span[r];
-                    var (sumG, sumGx) = BackwardRowSums(xr, gr, gam, j.Mean.Span[r], rinv, xhat, g, pg, pb);
-                    BackwardRowDx(xhat, g, dr, rinv, sumG / cols, sumGx / cols);
+                    var (sumG, sumGx) = BackwardRowSums(j.Path, xr, gr, gam, j.Mean.Span[r], rinv, xhat, g, pg, pb);
+                    BackwardRowDx(j.Path, xhat, g, dr, rinv, sumG / cols, sumGx / cols);
                 }
             }
         });
         var dgs = CpuBuffer.Of(dgamma).Span; var dbs = CpuBuffer.Of(dbeta).Span;
         for (int w = 0; w < partials; w++)
         {
-            Simd.AddScaled(dgs, scratch.AsSpan(w * 4 * cols, cols), dgs, 1f);
-            Simd.AddScaled(dbs, scratch.AsSpan(w * 4 * cols + cols, cols), dbs, 1f);
+            Simd.AddScaled(SimdPath, dgs, partialRows.AsSpan(w * 4 * cols, cols), dgs, 1f);
+            Simd.AddScaled(SimdPath, dbs, partialRows.AsSpan(w * 4 * cols + cols, cols), dbs, 1f);
         }
     }
 
     // One row, first pass: xhat = (x - mean) rstd and g = dy gamma into scratch rows, the row sums
     // of g and g xhat, and this worker's dgamma += dy xhat, dbeta += dy. One sweep over the row
     // (it was five before, two of them scalar: LayerNormBackward took 5% of a vit-micro step).
-    private static (float SumG, float SumGx) BackwardRowSums(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+    private static (float SumG, float SumGx) BackwardRowSums(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
         float mean, float rstd, Span<float> xhat, Span<float> g, Span<float> dgamma, Span<float> dbeta)
     {
         int cols = x.Length, c = 0;
         float sumG = 0f, sumGx = 0f;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             Vector512<float> sg = default, sgx = default, mu = Vector512.Create(mean), rs = Vector512.Create(rstd);
             for (; c <= cols - 16; c += 16)
@@ -144,10 +144,10 @@ public sealed partial class CpuKernels
     }
 
     // One row, second pass: dx += rstd (g - mean(g) - xhat mean(g xhat)).
-    private static void BackwardRowDx(ReadOnlySpan<float> xhat, ReadOnlySpan<float> g, Span<float> dx, float rstd, float meanG, float meanGx)
+    private static void BackwardRowDx(SimdPath path, ReadOnlySpan<float> xhat, ReadOnlySpan<float> g, Span<float> dx, float rstd, float meanG, float meanGx)
     {
         int cols = dx.Length, c = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             Vector512<float> rs = Vector512.Create(rstd), mg = Vector512.Create(meanG), mgx = Vector512.Create(meanGx);
             for (; c <= cols - 16; c += 16)

@@ -27,12 +27,9 @@ public sealed partial class CpuKernels
     /// </summary>
     internal SimdPath SimdPath { get; init; } = SimdPaths.Detected;
 
-    /// <summary>The matmul's tuning knobs (K block, C prefetch); default = what the kernels use. Benchmarks set them to compare.</summary>
-    internal GemmOptions GemmOptions { get; init; }
-
     // One task is a whole batch (Splits == 1) or one slab of rows (ByRows) or columns of one batch.
     private readonly record struct MatMulJob(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape Shape, SimdPath Path,
-        float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR, GemmOptions Options);
+        float Alpha, bool Accumulate, int Splits, bool ByRows, int MR, int NR);
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
@@ -46,7 +43,7 @@ public sealed partial class CpuKernels
 
         if (workers <= 1 || sh.Flops < 1 << 20)
         {
-            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, GemmOptions, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
+            for (int bt = 0; bt < sh.Batch; bt++) Slab(As, Bs, Cs, Bias, sh, path, bt, 0, sh.M, 0, sh.N, alpha, accumulate);
             return;
         }
         // Aim for ChunksPerWorker pieces per worker, so a core that runs slower takes fewer of them
@@ -65,7 +62,7 @@ public sealed partial class CpuKernels
             splits = Math.Max(least, Math.Min((pieces + sh.Batch - 1) / sh.Batch, (byRows ? sh.M : sh.N) / MinSlab));
         }
         int tasks = sh.Batch * splits;
-        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, byRows, mr, nr, GemmOptions);
+        var job = new MatMulJob(As, Bs, Cs, Bias, sh, path, alpha, accumulate, splits, byRows, mr, nr);
         Par.For(tasks, (long)Math.Ceiling(sh.Flops / tasks), job, static (in MatMulJob j, int t0, int t1) =>
         {
             var sh = j.Shape;
@@ -73,11 +70,11 @@ public sealed partial class CpuKernels
             {
                 int bt = t / j.Splits, piece = t % j.Splits;
                 if (j.Splits == 1)
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.Options, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, 0, sh.N, j.Alpha, j.Accumulate);
                 else if (j.ByRows)
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.Options, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, Cut(sh.M, piece, j.Splits, j.MR), Cut(sh.M, piece + 1, j.Splits, j.MR), 0, sh.N, j.Alpha, j.Accumulate);
                 else
-                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, j.Options, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
+                    Slab(j.A, j.B, j.C, j.Bias, sh, j.Path, bt, 0, sh.M, Cut(sh.N, piece, j.Splits, j.NR), Cut(sh.N, piece + 1, j.Splits, j.NR), j.Alpha, j.Accumulate);
             }
         }, chunks: Math.Min(tasks, pieces));
     }
@@ -91,7 +88,7 @@ public sealed partial class CpuKernels
     }
 
     // C_bt[i0..i1, j0..j1] of one batch: the slab's corner of A, B and C, handed to Gemm.
-    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape sh, SimdPath path, GemmOptions options,
+    private static unsafe void Slab(CpuBuffer A, CpuBuffer B, CpuBuffer C, CpuBuffer? Bias, MatMulShape sh, SimdPath path,
         int bt, int i0, int i1, int j0, int j1, float alpha, bool accumulate)
     {
         if (i1 <= i0 || j1 <= j0) return;
@@ -105,6 +102,6 @@ public sealed partial class CpuKernels
                 pa + A.Offset + aOff, lda, sh.TransA,
                 pb + B.Offset + bOff, ldb, sh.TransB,
                 pc + C.Offset + cOff, sh.N, alpha, accumulate,
-                pbias is null ? null : pbias + Bias!.Offset + j0, options);
+                pbias is null ? null : pbias + Bias!.Offset + j0);
     }
 }

@@ -15,14 +15,14 @@ public sealed partial class CpuKernels
         for (int i = 0; i < n; i += Chunk)
         {
             var c = xs.Slice(i, Math.Min(Chunk, n - i));
-            total += Simd.Dot(c, c);
+            total += Simd.Dot(SimdPath, c, c);
         }
         var r = CpuBuffer.Of(result).Span;
         r[0] = accumulate ? (float)(r[0] + total) : (float)total;
     }
 
     private readonly record struct AdamWJob(CpuBuffer Param, CpuBuffer Grad, CpuBuffer M, CpuBuffer V,
-        float Clip, float Beta1, float Beta2, float Eps, float Decay, float StepSize, float InvSqrtBc2);
+        float Clip, float Beta1, float Beta2, float Eps, float Decay, float StepSize, float InvSqrtBc2, SimdPath Path);
 
     public void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n,
         in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm)
@@ -33,7 +33,7 @@ public sealed partial class CpuKernels
         float bc1 = args.BiasCorrection1, bc2 = args.BiasCorrection2;
         float stepSize = lr / bc1, invSqrtBc2 = 1f / MathF.Sqrt(bc2);
         var job = new AdamWJob(CpuBuffer.Of(param), CpuBuffer.Of(grad), CpuBuffer.Of(m), CpuBuffer.Of(v),
-            clip, args.Beta1, args.Beta2, args.Eps, decay, stepSize, invSqrtBc2);
+            clip, args.Beta1, args.Beta2, args.Eps, decay, stepSize, invSqrtBc2, SimdPath);
         Par.For(n, 16, job, static (in AdamWJob j, int s, int e) =>
         {
             var p = j.Param.Span; var g = j.Grad.Span; var mm = j.M.Span; var vv = j.V.Span;
@@ -41,7 +41,7 @@ public sealed partial class CpuKernels
             int i = s;
             // The same operations in the same order as the scalar loop below (no fused multiply-add),
             // so every lane rounds exactly as the scalar tail does.
-            if (Vector512.IsHardwareAccelerated)
+            if (j.Path == SimdPath.Vector512)
                 for (; i <= e - 16; i += 16)
                 {
                     var gi = Vector512.Create(g.Slice(i, 16)) * clip;

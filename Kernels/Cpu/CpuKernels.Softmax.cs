@@ -5,26 +5,26 @@ namespace ViTScratch.Kernels.Cpu;
 public sealed partial class CpuKernels
 {
     // Row-wise jobs: x in, y out (forward); y, dy in, dx += (backward, X = y, Dy = dy, Y = dx). Rows of Cols.
-    private readonly record struct RowsJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, int Cols);
+    private readonly record struct RowsJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, int Cols, SimdPath Path);
 
     public void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols)
     {
-        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols), static (in RowsJob j, int s, int e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols, SimdPath), static (in RowsJob j, int s, int e) =>
         {
             int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
                 var xr = j.X.Span.Slice(r * cols, cols);
                 var yr = j.Y.Span.Slice(r * cols, cols);
-                float sum = Simd.ExpShifted(xr, Simd.Max(xr), yr);
-                Simd.Scale(yr, yr, 1f / sum, accumulate: false);
+                float sum = Simd.ExpShifted(j.Path, xr, Simd.Max(j.Path, xr), yr);
+                Simd.Scale(j.Path, yr, yr, 1f / sum, accumulate: false);
             }
         });
     }
 
     public void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols)
     {
-        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols), static (in RowsJob j, int s, int e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols, SimdPath), static (in RowsJob j, int s, int e) =>
         {
             int cols = j.Cols;
             for (int r = s; r < e; r++)
@@ -32,7 +32,7 @@ public sealed partial class CpuKernels
                 var yr = j.X.Span.Slice(r * cols, cols);
                 var gr = j.Dy!.Span.Slice(r * cols, cols);
                 var dr = j.Y.Span.Slice(r * cols, cols);
-                float dot = Simd.Dot(yr, gr);
+                float dot = Simd.Dot(j.Path, yr, gr);
                 for (int c = 0; c < cols; c++) dr[c] += yr[c] * (gr[c] - dot);
             }
         });
@@ -40,23 +40,23 @@ public sealed partial class CpuKernels
 
     public void LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols)
     {
-        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols), static (in RowsJob j, int s, int e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(x), null, CpuBuffer.Of(y), cols, SimdPath), static (in RowsJob j, int s, int e) =>
         {
             int cols = j.Cols;
             for (int r = s; r < e; r++)
             {
                 var xr = j.X.Span.Slice(r * cols, cols);
                 var yr = j.Y.Span.Slice(r * cols, cols);
-                float max = Simd.Max(xr);
-                float lse = max + MathF.Log(Simd.ExpShifted(xr, max, yr));
-                Simd.AddConstant(xr, -lse, yr);
+                float max = Simd.Max(j.Path, xr);
+                float lse = max + MathF.Log(Simd.ExpShifted(j.Path, xr, max, yr));
+                Simd.AddConstant(j.Path, xr, -lse, yr);
             }
         });
     }
 
     public void LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols)
     {
-        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols), static (in RowsJob j, int s, int e) =>
+        Par.For(rows, cols * 4L, new RowsJob(CpuBuffer.Of(y), CpuBuffer.Of(dy), CpuBuffer.Of(dx), cols, SimdPath), static (in RowsJob j, int s, int e) =>
         {
             int cols = j.Cols;
             for (int r = s; r < e; r++)
@@ -64,14 +64,14 @@ public sealed partial class CpuKernels
                 var yr = j.X.Span.Slice(r * cols, cols);
                 var gr = j.Dy!.Span.Slice(r * cols, cols);
                 var dr = j.Y.Span.Slice(r * cols, cols);
-                float sum = Simd.Sum(gr);
+                float sum = Simd.Sum(j.Path, gr);
                 for (int c = 0; c < cols; c++) dr[c] += gr[c] - MathF.Exp(yr[c]) * sum;
             }
         });
     }
 
     // Forward: Grad is the per-row losses (written); backward: Grad is dlosses (read), DLogits is written.
-    private readonly record struct CrossEntropyJob(CpuBuffer Logits, CpuBuffer Labels, CpuBuffer Grad, CpuBuffer? DLogits, int Classes, float Smoothing);
+    private readonly record struct CrossEntropyJob(CpuBuffer Logits, CpuBuffer Labels, CpuBuffer Grad, CpuBuffer? DLogits, int Classes, float Smoothing, SimdPath Path);
 
     // One row of exp(x - max) for cross-entropy: on the stack for up to 1024 classes, else in a
     // per-thread array kept across calls, so even many-class heads allocate nothing per call.
@@ -84,7 +84,7 @@ public sealed partial class CpuKernels
     // to lse - (1 - s) x_label - (s / C) sum_c x_c: no probabilities need to be stored.
     public void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing)
     {
-        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(losses), null, classes, smoothing);
+        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(losses), null, classes, smoothing, SimdPath);
         Par.For(rows, classes * 4L, job, static (in CrossEntropyJob j, int s, int e) =>
         {
             int classes = j.Classes;
@@ -94,16 +94,16 @@ public sealed partial class CpuKernels
             {
                 var xr = j.Logits.Span.Slice(r * classes, classes);
                 int label = (int)j.Labels.Span[r];
-                float max = Simd.Max(xr);
-                float lse = max + MathF.Log(Simd.ExpShifted(xr, max, tmp));
-                j.Grad.Span[r] = lse - (1f - smoothing) * xr[label] - smoothing / classes * Simd.Sum(xr);
+                float max = Simd.Max(j.Path, xr);
+                float lse = max + MathF.Log(Simd.ExpShifted(j.Path, xr, max, tmp));
+                j.Grad.Span[r] = lse - (1f - smoothing) * xr[label] - smoothing / classes * Simd.Sum(j.Path, xr);
             }
         });
     }
 
     public void CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing)
     {
-        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(dlosses), CpuBuffer.Of(dlogits), classes, smoothing);
+        var job = new CrossEntropyJob(CpuBuffer.Of(logits), CpuBuffer.Of(labels), CpuBuffer.Of(dlosses), CpuBuffer.Of(dlogits), classes, smoothing, SimdPath);
         Par.For(rows, classes * 4L, job, static (in CrossEntropyJob j, int s, int e) =>
         {
             int classes = j.Classes;
@@ -115,7 +115,7 @@ public sealed partial class CpuKernels
                 var dr = j.DLogits!.Span.Slice(r * classes, classes);
                 int label = (int)j.Labels.Span[r];
                 float g = j.Grad.Span[r];
-                float inv = 1f / Simd.ExpShifted(xr, Simd.Max(xr), p);
+                float inv = 1f / Simd.ExpShifted(j.Path, xr, Simd.Max(j.Path, xr), p);
                 float uniform = smoothing / classes;
                 for (int c = 0; c < classes; c++)
                 {

@@ -40,13 +40,13 @@ public sealed partial class CpuKernels : IKernels
 
     private static Span<float> S(DeviceBuffer b) => CpuBuffer.Of(b).Span;
 
-    // Per-worker scratch for two-stage reductions (layernorm's dgamma/dbeta). Grown, never shrunk,
-    // so steady-state training allocates nothing here.
-    private float[] _scratch = [];
+    // Layernorm backward's per-worker partial rows (dgamma, dbeta and two row buffers per worker).
+    // Grown, never shrunk, so steady-state training allocates nothing here.
+    private float[] _layerNormPartials = [];
 
-    private float[] Scratch(int length)
+    private float[] LayerNormPartials(int length)
     {
-        if (_scratch.Length < length) _scratch = new float[length];
-        return _scratch;
+        if (_layerNormPartials.Length < length) _layerNormPartials = new float[length];
+        return _layerNormPartials;
     }
 }

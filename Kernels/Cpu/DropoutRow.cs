@@ -10,11 +10,11 @@ namespace ViTScratch.Kernels.Cpu;
 /// </summary>
 internal static unsafe class DropoutRow
 {
-    public static void Fill(uint seed, uint index0, int n, float p, float keepScale, float* dst)
+    public static void Fill(SimdPath path, uint seed, uint index0, int n, float p, float keepScale, float* dst)
     {
         uint seedMix = KernelMath.Mix(seed + 0x7F4A7C15u);
         int j = 0;
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             var idx = Vector512.Create(index0) + Vector512<uint>.Indices;
             var step = Vector512.Create(16u);

@@ -15,12 +15,12 @@ internal static class Gelu
     private const float InvSqrt2 = 0.70710678118654752f;
     private const float InvSqrt2Pi = 0.39894228040143268f;
 
-    public static void Forward(ReadOnlySpan<float> x, Span<float> y)
+    public static void Forward(SimdPath path, ReadOnlySpan<float> x, Span<float> y)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);
@@ -40,13 +40,13 @@ internal static class Gelu
     }
 
     /// <summary>dx += dy * gelu'(x).</summary>
-    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    public static void Backward(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float gr = ref MemoryMarshal.GetReference(dy);
         ref float dr = ref MemoryMarshal.GetReference(dx);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
             for (; i <= n - 16; i += 16)
             {
                 var v = Vector512.LoadUnsafe(ref xr, (nuint)i);

@@ -5,19 +5,19 @@ using System.Runtime.Intrinsics;
 namespace ViTScratch.Kernels.Cpu;
 
 /// <summary>
-/// Span-level SIMD loops used by the CPU kernels: Vector512 when the CPU has AVX-512, Vector256
-/// otherwise, then a scalar tail for the ragged end. Every loop here is one pass over memory.
+/// Span-level SIMD loops used by the CPU kernels: Vector512 or Vector256 as the caller's
+/// <see cref="SimdPath"/> says (the backend's width), then a scalar tail for the ragged end. Every loop here is one pass over memory.
 /// </summary>
 internal static class Simd
 {
     /// <summary>y[i] = x[i] + alpha * b[i].</summary>
-    public static void AddScaled(ReadOnlySpan<float> x, ReadOnlySpan<float> b, Span<float> y, float alpha)
+    public static void AddScaled(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> b, Span<float> y, float alpha)
     {
         int n = y.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float br = ref MemoryMarshal.GetReference(b);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             var a = Vector512.Create(alpha);
             for (; i <= n - 16; i += 16)
@@ -33,12 +33,12 @@ internal static class Simd
     }
 
     /// <summary>y[i] = x[i] + c.</summary>
-    public static void AddConstant(ReadOnlySpan<float> x, float c, Span<float> y)
+    public static void AddConstant(SimdPath path, ReadOnlySpan<float> x, float c, Span<float> y)
     {
         int n = y.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             var cv = Vector512.Create(c);
             for (; i <= n - 16; i += 16) Vector512.StoreUnsafe(Vector512.LoadUnsafe(ref xr, (nuint)i) + cv, ref yr, (nuint)i);
@@ -52,13 +52,13 @@ internal static class Simd
     }
 
     /// <summary>y[i] = x[i] * w[i], or y[i] += x[i] * w[i] when accumulating.</summary>
-    public static void Mul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, bool accumulate)
+    public static void Mul(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y, bool accumulate)
     {
         int n = y.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float wr = ref MemoryMarshal.GetReference(w);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             for (; i <= n - 16; i += 16)
             {
@@ -84,13 +84,13 @@ internal static class Simd
     }
 
     /// <summary>y[i] = alpha * x[i], or y[i] += alpha * x[i] when accumulating.</summary>
-    public static void Scale(ReadOnlySpan<float> x, Span<float> y, float alpha, bool accumulate)
+    public static void Scale(SimdPath path, ReadOnlySpan<float> x, Span<float> y, float alpha, bool accumulate)
     {
-        if (accumulate) { AddScaled(y, x, y, alpha); return; }
+        if (accumulate) { AddScaled(path, y, x, y, alpha); return; }
         int n = y.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
+        if (path == SimdPath.Vector512)
         {
             var a = Vector512.Create(alpha);
             for (; i <= n - 16; i += 16) Vector512.StoreUnsafe(a * Vector512.LoadUnsafe(ref xr, (nuint)i), ref yr, (nuint)i);
@@ -103,12 +103,12 @@ internal static class Simd
         for (; i < n; i++) Unsafe.Add(ref yr, i) = alpha * Unsafe.Add(ref xr, i);
     }
 
-    public static float Sum(ReadOnlySpan<float> x)
+    public static float Sum(SimdPath path, ReadOnlySpan<float> x)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (path == SimdPath.Vector512 && n >= 16)
         {
             var acc = Vector512<float>.Zero;
             for (; i <= n - 16; i += 16) acc += Vector512.LoadUnsafe(ref xr, (nuint)i);
@@ -124,13 +124,13 @@ internal static class Simd
         return s;
     }
 
-    public static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> w)
+    public static float Dot(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> w)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float wr = ref MemoryMarshal.GetReference(w);
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (path == SimdPath.Vector512 && n >= 16)
         {
             var acc = Vector512<float>.Zero;
             for (; i <= n - 16; i += 16)
@@ -148,12 +148,12 @@ internal static class Simd
         return s;
     }
 
-    public static float Max(ReadOnlySpan<float> x)
+    public static float Max(SimdPath path, ReadOnlySpan<float> x)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         float m = float.NegativeInfinity;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (path == SimdPath.Vector512 && n >= 16)
         {
             var acc = Vector512.Create(float.NegativeInfinity);
             for (; i <= n - 16; i += 16) acc = Vector512.Max(acc, Vector512.LoadUnsafe(ref xr, (nuint)i));
@@ -170,13 +170,13 @@ internal static class Simd
     }
 
     /// <summary>y[i] = exp(x[i] - shift); returns the sum of y.</summary>
-    public static float ExpShifted(ReadOnlySpan<float> x, float shift, Span<float> y)
+    public static float ExpShifted(SimdPath path, ReadOnlySpan<float> x, float shift, Span<float> y)
     {
         int n = x.Length, i = 0;
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
         float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
+        if (path == SimdPath.Vector512 && n >= 16)
         {
             var acc = Vector512<float>.Zero;
             var sh = Vector512.Create(shift);

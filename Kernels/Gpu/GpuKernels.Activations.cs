@@ -6,7 +6,7 @@ namespace ViTScratch.Kernels.Gpu;
 // GELU (exact erf form) and dropout: elementwise, one thread per element in a grid-stride loop,
 // 256-thread groups, no shared memory (same geometry as GpuKernels.Elementwise.cs).
 // GELU:    y = x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, gelu'(x) = Phi(x) + x phi(x).
-//          erf is Erf.Of from KernelArgs.cs, called inside the kernel, so GPU and CPU share one formula.
+//          erf is Erf.Of (Kernels/Erf.cs), called inside the kernel, so GPU and CPU share one formula.
 // Dropout: the mask is KernelMath.DropoutKeep(seed, i, p), a hash of (seed, i): the backward pass
 //          recomputes it, and every backend draws the same mask.
 public sealed partial class GpuKernels

@@ -65,7 +65,7 @@ public sealed partial class GpuKernels
             // Persistent groups, two per SM: enough warps in flight (each lane has 3 x 12 loads
             // out per row), and few partial rows for ParamReduce to add.
             chunks = Math.Min(RowMath.Groups(rows, team), 2 * _accelerator.NumMultiprocessors);
-            partials = Scratch("layernorm", 2 * chunks * cols);
+            partials = Workspace("layernorm", 2 * chunks * cols);
             (_lnBackward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(LayerNormKernels.Backward))(
                 new KernelConfig(chunks, GroupSize), V(x), V(gamma), V(mean), V(rstd), V(dy), V(dx), partials, rows, cols, team, chunks);
         }
@@ -74,7 +74,7 @@ public sealed partial class GpuKernels
             (_lnBackwardDx ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(LayerNormKernels.BackwardDx))(
                 WarpPerRow(rows), V(x), V(gamma), V(mean), V(rstd), V(dy), V(dx), rows, cols);
             chunks = Math.Min((rows + 31) / 32, 128);
-            partials = Scratch("layernorm", 2 * chunks * cols);
+            partials = Workspace("layernorm", 2 * chunks * cols);
             (_lnParamPartials ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(LayerNormKernels.ParamPartials))(
                 new KernelConfig(new Index2D((cols + GroupSize - 1) / GroupSize, chunks), new Index2D(GroupSize, 1)),
                 V(x), V(mean), V(rstd), V(dy), partials, rows, cols, chunks);

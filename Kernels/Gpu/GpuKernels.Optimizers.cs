@@ -24,7 +24,7 @@ public sealed partial class GpuKernels
 
     public void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate)
     {
-        var partials = Scratch("sumsquares", SumSquaresGroups);
+        var partials = Workspace("sumsquares", SumSquaresGroups);
         (_sumSquaresPartials ??= Load<ArrayView<float>, int, ArrayView<float>>(OptimizerKernels.SumSquaresPartials))(
             new KernelConfig(SumSquaresGroups, GroupSize), V(x), n, partials);
         (_sumSquaresFinish ??= Load<ArrayView<float>, ArrayView<float>, int>(OptimizerKernels.SumSquaresFinish))(

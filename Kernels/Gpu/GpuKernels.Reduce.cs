@@ -58,7 +58,7 @@ public sealed partial class GpuKernels
         }
         int rowsPerPart = (s.Mid + parts - 1) / parts;
         parts = (s.Mid + rowsPerPart - 1) / rowsPerPart;
-        var partial = Scratch("reduce-mid", s.Outer * parts * s.Inner);             // partial: [outer, parts, inner]
+        var partial = Workspace("reduce-mid", s.Outer * parts * s.Inner);             // partial: [outer, parts, inner]
         SumColumns(x, w, hasW, partial, s, 1f, 0, parts);
         SumColumns(partial, partial, 0, y, new BroadcastShape(s.Outer, parts, s.Inner), alpha, acc, parts: 1);
     }

@@ -89,7 +89,7 @@ public sealed partial class GpuKernels : IKernels
     /// Context settings shared by the runtime and the PTX emitter, so the PTX that ptxas checks is
     /// the PTX that runs. EnableAlgorithms supplies the device implementations of MathF.Exp, Log,
     /// Sqrt used by the kernels (ILGPU's core has no intrinsic for them). Profiling lets
-    /// `vit kernels bench` time kernels with device events; it costs nothing until a marker is added.
+    /// the GPU benchmarks (Benchmarks/Gpu, Benchmarks/Lab) time kernels with device events; it costs nothing until a marker is added.
     /// </summary>
     internal static Context.Builder Configure(Context.Builder builder) =>
         builder.EnableAlgorithms().Optimize(OptimizationLevel.O1).Profiling();
@@ -143,7 +143,7 @@ public sealed partial class GpuKernels : IKernels
     {
         _accelerator.Synchronize();
         _unit.Dispose();
-        foreach (var s in _scratch.Values) s.Dispose();
+        foreach (var s in _workspaces.Values) s.Dispose();
         _accelerator.Dispose();
         _context.Dispose();
     }
@@ -151,19 +151,21 @@ public sealed partial class GpuKernels : IKernels
     private GpuBuffer B(DeviceBuffer buffer) => GpuBuffer.Of(buffer, _accelerator);
     private ArrayView<float> V(DeviceBuffer buffer) => GpuBuffer.Of(buffer, _accelerator).View;
 
-    // ---- scratch for two-stage reductions --------------------------------------------------------
-    // Named scratch buffers, grown and never shrunk, so steady-state training allocates nothing.
-    private readonly Dictionary<string, GpuBuffer> _scratch = new();
+    // ---- device workspaces -------------------------------------------------------------------------
+    // Named device buffers for a kernel's intermediate results (split-K and two-stage reduction
+    // partials, layernorm's parameter partials, attention's D): grown and never shrunk, so
+    // steady-state training allocates nothing.
+    private readonly Dictionary<string, GpuBuffer> _workspaces = new();
 
-    private ArrayView<float> Scratch(string name, int length)
+    private ArrayView<float> Workspace(string name, int length)
     {
-        if (!_scratch.TryGetValue(name, out var s) || s.Length < length)
+        if (!_workspaces.TryGetValue(name, out var s) || s.Length < length)
         {
             // Freeing device memory waits for queued kernels (cuMemFree synchronises), so a kernel
-            // still reading the old scratch is never cut short.
+            // still reading the old workspace is never cut short.
             s?.Dispose();
             s = (GpuBuffer)Allocate(length);
-            _scratch[name] = s;
+            _workspaces[name] = s;
         }
         return s.View.SubView(0, length);
     }

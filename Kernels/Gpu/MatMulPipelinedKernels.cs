@@ -3,13 +3,13 @@ using ILGPU.Runtime;
 
 namespace ViTScratch.Kernels.Gpu;
 
-// The 64 x 64 matmul of GpuKernels.MatMul.cs with its staging pipelined (double-buffered).
+// The matmul kernel (GpuKernels.MatMul.cs has the tiling, the staging geometry and split-K): 64 x 64
+// tiles with its staging pipelined (double-buffered).
 //
-// Why: the plain kernel's K loop is load → barrier → compute → barrier. While a group waits for
-// its global loads nothing else of it runs, so unless other groups happen to fill the gap the
-// multiprocessor idles for a global-memory latency (several hundred cycles) every 16 k steps.
-// That is the first thing the H100 figures pointed at: the plain kernel reached 35-64% of cuBLAS
-// (docs/log/2026-performance-log.md, H100 runs 4 and 5).
+// Why: a kernel whose K loop is load -> barrier -> compute -> barrier (Benchmarks/Lab/MatMul01Plain.cs)
+// leaves the multiprocessor idle for a global-memory latency (several hundred cycles) every 16 k
+// steps unless other groups happen to fill the gap. Nsight Compute put 61% of that kernel's stall
+// cycles on waiting for global loads.
 //
 // How: two A slabs and two B slabs in shared memory. Step t computes from slab t % 2 while the
 // loads of step t + 1 are already in flight into registers; only after the 16 rank-1 updates does
@@ -23,16 +23,14 @@ namespace ViTScratch.Kernels.Gpu;
 //              if more: shared[(t + 1) % 2] <- registers    (waits for the loads here)
 //              barrier
 //
-// Shared memory: 4 x 16 x 68 floats = 17 KB (twice the plain kernel's). Registers: 8 more per
-// thread for the staged elements. Geometry, coalescing, ragged edges, split-K and the store are
-// exactly those of MatMulKernels.MatMul. Measured on an H100 (`vit kernels bench`, H100 run 5,
-// docs/log/2026-performance-log.md) it beat the plain kernel at every shape, 4096³ 5.11 against
-// 7.56 ms (35% to 52% of cuBLAS), so it is the dispatcher's choice (GpuKernels.MatMulTiles = Auto)
-// for every product; docs/performance.md has its current figures (52-77% of cuBLAS).
+// Shared memory: 4 x 16 x 68 floats = 17 KB. Registers: 71 on sm_90 (the plain kernel: 39), so 24
+// warps per SM instead of 48; the ViT's grids are under one wave, so hiding the load latency is
+// worth more than the occupancy. On an H100 it is 1.1-1.5x faster than the plain kernel at every
+// shape timed (4096³ 5.11 against 7.56 ms) and reaches 52-77% of cuBLAS SGEMM (docs/performance.md).
 public static class MatMulPipelinedKernels
 {
-    public const int Tile = MatMulKernels.Tile;
-    public const int TileK = MatMulKernels.TileK;
+    public const int Tile = 64;    // the C tile of one group is Tile x Tile
+    public const int TileK = 16;   // K advances TileK per step (one slab)
     private const int RowQuads = Tile / 4 + 1;   // 16 Quads of data + 1 of padding per slab row
     private const int Pad = RowQuads * 4;        // slab row stride in floats: 68
     private const int Slab = TileK * RowQuads;   // Quads per slab
@@ -53,7 +51,10 @@ public static class MatMulPipelinedKernels
 
         var acc = new Block4x4();   // the thread's 4 x 4 outputs, in registers
 
-        // Staging geometry: as in MatMulKernels.MatMul.
+        // Staging geometry, fixed for the whole K walk: element q (0..3) of a thread is row
+        // rA + q rStepA, k kA + q kStepA of the A slab (e = tid + 256 q: k = e % 16 = tx and
+        // row = e / 16 = ty + 16 q when k is contiguous, row = e % 64 and k = e / 64 when rows
+        // are), likewise for B. Hoisted here so the loop below does no index division.
         bool aKFast = p.TransA == 0, bKFast = p.TransB != 0;
         int rA = aKFast ? ty : tid % Tile, kA = aKFast ? tx : tid / Tile;
         int rStepA = aKFast ? 16 : 0, kStepA = aKFast ? 0 : 4;
@@ -123,10 +124,30 @@ public static class MatMulPipelinedKernels
         }
 
         int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
-        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0, p, acc.C00, acc.C01, acc.C02, acc.C03);
-        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0, p, acc.C10, acc.C11, acc.C12, acc.C13);
-        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0, p, acc.C20, acc.C21, acc.C22, acc.C23);
-        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0, p, acc.C30, acc.C31, acc.C32, acc.C33);
+        Store(c, bias, cBase, r0 + 0, q0, p, acc.C00, acc.C01, acc.C02, acc.C03);
+        Store(c, bias, cBase, r0 + 1, q0, p, acc.C10, acc.C11, acc.C12, acc.C13);
+        Store(c, bias, cBase, r0 + 2, q0, p, acc.C20, acc.C21, acc.C22, acc.C23);
+        Store(c, bias, cBase, r0 + 3, q0, p, acc.C30, acc.C31, acc.C32, acc.C33);
+    }
+
+    // Four consecutive outputs of one row, each bounds-checked (N need not be a multiple of 4):
+    // c (=|+=) alpha v, plus bias[col] for a Linear layer (HasBias). Benchmarks/Lab kernels reuse it.
+    internal static void Store(ArrayView<float> c, ArrayView<float> bias, int cBase, int row, int col, in MatMulKernelArgs p, float v0, float v1, float v2, float v3)
+    {
+        if (row >= p.M) return;
+        int at = cBase + row * p.N + col;
+        if (col + 0 < p.N) c[at + 0] = Out(c, bias, at + 0, col + 0, p, v0);
+        if (col + 1 < p.N) c[at + 1] = Out(c, bias, at + 1, col + 1, p, v1);
+        if (col + 2 < p.N) c[at + 2] = Out(c, bias, at + 2, col + 2, p, v2);
+        if (col + 3 < p.N) c[at + 3] = Out(c, bias, at + 3, col + 3, p, v3);
+    }
+
+    private static float Out(ArrayView<float> c, ArrayView<float> bias, int at, int col, in MatMulKernelArgs p, float v)
+    {
+        float y = p.Alpha * v;
+        if (p.Accumulate != 0) y += c[at];
+        if (p.HasBias != 0) y += bias[col];
+        return y;
     }
 
     // Element (row, k) of op(A), or 0 outside the matrix or this K slice.

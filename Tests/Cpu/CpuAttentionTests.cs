@@ -146,12 +146,14 @@ public class CpuAttentionTests
     [Fact]
     public void DropoutMaskRowMatchesScalarHash()
     {
-        // The vector hash must reproduce KernelMath.DropoutKeep exactly, including the ragged tail.
+        // The vector hash must reproduce KernelMath.DropoutKeep exactly, including the ragged tail,
+        // at both widths (Vector512 emulated where the CPU lacks it).
         var dst = new float[1000];
+        foreach (var path in new[] { SimdPath.Vector256, SimdPath.Vector512 })
         foreach (float p in new[] { 0.1f, 0.5f, 0.9f })
             foreach (uint start in new[] { 0u, 77u, 4_294_966_999u }) // the last wraps around 2^32
             {
-                unsafe { fixed (float* ptr = dst) DropoutRow.Fill(42u, start, 997, p, 3f, ptr); }
+                unsafe { fixed (float* ptr = dst) DropoutRow.Fill(path, 42u, start, 997, p, 3f, ptr); }
                 for (int j = 0; j < 997; j++)
                     Assert.Equal(KernelMath.DropoutKeep(42u, unchecked(start + (uint)j), p) ? 3f : 0f, dst[j]);
             }

@@ -1,5 +1,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using ViTScratch.Kernels.Cpu;
+using ViTScratch.Tests.TestSupport;
 
 namespace ViTScratch.Tests.Cpu;
 
@@ -21,5 +23,17 @@ public sealed class SimdWidthTests
         // Either way the JIT may only use 512-bit vectors where the processor has AVX-512 (it may
         // decline them where it does, on processors that slow down on 512-bit instructions).
         Assert.True(!Vector512.IsHardwareAccelerated || Avx512F.IsSupported);
+    }
+
+    // The kernel matrix's second CPU row: on an AVX-512 host "cpu" runs the Vector512 kernels and
+    // "cpu-256" the Vector256 ones, in the same process, so neither width goes untested there.
+    [Fact]
+    public void TheMatrixRunsBothCpuWidthsWhereTheHostHasAvx512()
+    {
+        bool cpu = BackendMatrix.Available.Contains("cpu");
+        bool wide = SimdPaths.Detected == SimdPath.Vector512;
+        Assert.Equal(cpu && wide, BackendMatrix.RowBackends.Contains(BackendMatrix.Cpu256));
+        using var k = (CpuKernels)BackendMatrix.Create(BackendMatrix.Cpu256);
+        Assert.Equal(SimdPath.Vector256, k.SimdPath);
     }
 }

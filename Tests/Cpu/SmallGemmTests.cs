@@ -1,3 +1,4 @@
+using ViTScratch.Kernels.Cpu;
 using ViTScratch.Kernels.Cpu.MatMul;
 using Xunit;
 

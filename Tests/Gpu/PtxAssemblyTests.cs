@@ -20,8 +20,8 @@ public sealed class PtxAssemblyTests
                  {
                      "ElementwiseKernels.Fill", "ElementwiseKernels.CopyStrided", "ActivationKernels.GeluForward",
                      "ReduceKernels.SumColumns", "SoftmaxKernels.Forward", "SoftmaxKernels.CountCorrect",
-                     "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulKernels.MatMul",
-                     "AttentionKernels.Forward", "AttentionKernels.BackwardDkDv",
+                     "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulPipelinedKernels.MatMul",
+                     "AttentionLongKernels.Forward", "AttentionLongKernels.BackwardDkDv",
                  })
             Assert.Contains(expected, names);
     }

@@ -167,8 +167,8 @@ public class AttentionLayoutTests(BackendFixture fixture) : IClassFixture<Backen
     public void CasesCoverBothGpuPaths()
     {
         var slow = AttentionLayoutCase.For(slow: true).ToList();
-        Assert.Contains(slow, c => ViTScratch.Kernels.Gpu.AttentionSmallKernels.Fits(c.N, c.D));
-        Assert.Contains(slow, c => !ViTScratch.Kernels.Gpu.AttentionSmallKernels.Fits(c.N, c.D));
+        Assert.Contains(slow, c => ViTScratch.Kernels.Gpu.AttentionKernels.Fits(c.N, c.D));
+        Assert.Contains(slow, c => !ViTScratch.Kernels.Gpu.AttentionKernels.Fits(c.N, c.D));
     }
 
     [Fact]

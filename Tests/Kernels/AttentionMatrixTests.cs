@@ -15,7 +15,7 @@ public sealed record AttentionCase(int BH, int N, int D, float DropoutP)
     // The model's own head shapes come last: (N, d) = (65, 64) for vit-tiny-like models on 32x32
     // images with patch 4 (the GPU fast path at 31.6 of its 32 KB of shared memory), and (17, 32)
     // for 16 patches of 32-wide heads; one head or two is enough on the simulator.
-    // The GPU fast path's edges (GpuKernels.AttentionSmall.cs): one key (P = 1); d = 6, two pad
+    // The GPU fast path's edges (AttentionKernels.cs): one key (P = 1); d = 6, two pad
     // columns and 13 of 16 rows valid; 2 balanced chunks (24 / 17 rows) with d % 8 = 4; the ViT's
     // N = 65 in 3 chunks; N = 128, the key limit (4 keys per lane, 8 chunks); and just past its
     // limits, on the fallback: N = 129, and (70, 64) over the shared-memory budget.
@@ -62,26 +62,10 @@ public class AttentionMatrixTests(BackendFixture fixture) : IClassFixture<Backen
         run.CheckRest();
     }
 
+    // The GPU backends run the short-sequence backward as one launch (AttentionKernels.Backward)
+    // for d > 32 and as its two halves otherwise; the cases cover both (d = 33, 40, 64 and d <= 32).
     [Theory, MemberData(nameof(Rows))]
     public void AttentionBackward(string backend, AttentionCase c) => CheckBackward(fixture.Get(backend), c);
-
-    // The GPU backends run the short-sequence backward as one launch (AttentionSmallKernels.Backward)
-    // or as its two halves, depending on d; each is forced here on every case.
-    public static TheoryData<string, AttentionCase> GpuRows => BackendMatrix.Rows(AttentionCase.For, gpuOnly: true);
-
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void AttentionBackwardOneLaunch(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.One);
-
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void AttentionBackwardTwoLaunches(string backend, AttentionCase c) => CheckBackwardForced(backend, c, AttentionBackwardLaunch.Two);
-
-    private void CheckBackwardForced(string backend, AttentionCase c, AttentionBackwardLaunch launches)
-    {
-        var k = (GpuKernels)fixture.Get(backend);
-        k.AttentionBackwardLaunches = launches;
-        try { CheckBackward(k, c); }
-        finally { k.AttentionBackwardLaunches = AttentionBackwardLaunch.Auto; }
-    }
 
     private static void CheckBackward(IKernels k, AttentionCase c)
     {

@@ -29,8 +29,8 @@ public sealed record MatMulCase(int Batch, int M, int N, int K, bool TransA, boo
             ? new[] { (1, 1, 1), (5, 3, 7), (9, 17, 4), (33, 2, 5), (9, 7, 100), (2, 33, 70), (70, 67, 9) }
             : new[] { (1, 1, 1), (7, 5, 3), (65, 33, 17), (1, 129, 65), (129, 1, 7), (17, 65, 129), (64, 64, 64), (100, 96, 130), (33, 70, 1000) };
         // The last rows are few tiles over a long K: the GPU backend splits K into slices there
-        // (split-K, GpuKernels.MatMul.cs), into a ragged last slice. (70, 67, 9) crosses the 64-row
-        // and 64-column halves of a 128 x 128 tile of the large-tile kernel.
+        // (split-K, GpuKernels.MatMul.cs), into a ragged last slice. The GPU kernel's prologue, slab
+        // swap and last step (no next slab) show up in the ragged, split-K and tiny-K cases.
         int v = 0;
         foreach (var (m, n, k) in sizes)
             foreach (bool ta in new[] { false, true })
@@ -65,34 +65,8 @@ public class MatMulMatrixTests(BackendFixture fixture) : IClassFixture<BackendFi
     [Theory, MemberData(nameof(Rows))]
     public void MatMul(string backend, MatMulCase c) => Check(fixture.Get(backend), c);
 
-    // The GPU backends have a kernel with 128 x 128 tiles that the dispatcher never picks (it
-    // measured slower); forced here so every case (ragged, transposed, batched, split-K) runs on it.
-    public static TheoryData<string, MatMulCase> GpuRows => BackendMatrix.Rows(MatMulCase.For, gpuOnly: true);
-
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void MatMulLargeTiles(string backend, MatMulCase c) => CheckForced(backend, c, MatMulTiling.Large);
-
-    // The plain 64 x 64 kernel, no longer the dispatcher's choice (Auto runs the double-buffered
-    // one), forced so that the readable first version stays correct.
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void MatMulPlainTiles(string backend, MatMulCase c) => CheckForced(backend, c, MatMulTiling.Plain);
-
-    // The double-buffered 64 x 64 kernel (the dispatcher's Auto), forced the same way: its
-    // prologue, the slab swap and the last step (no next slab) all show up in the ragged, split-K
-    // and tiny-K cases.
-    [GpuMatrixTheory, MemberData(nameof(GpuRows))]
-    public void MatMulPipelined(string backend, MatMulCase c) => CheckForced(backend, c, MatMulTiling.Pipelined);
-
-    private void CheckForced(string backend, MatMulCase c, MatMulTiling tiling)
-    {
-        var k = (GpuKernels)fixture.Get(backend);
-        k.MatMulTiles = tiling;
-        try { Check(k, c); CheckWithBias(k, c); }
-        finally { k.MatMulTiles = MatMulTiling.Auto; }
-    }
-
     // The Linear layer's fused bias: C (=|+=) alpha op(A) op(B) + bias[j] on every row of every
-    // batch, on every backend (the forced GPU tilings above check it too).
+    // batch, on every backend.
     [Theory, MemberData(nameof(Rows))]
     public void MatMulWithBias(string backend, MatMulCase c) => CheckWithBias(fixture.Get(backend), c);
 

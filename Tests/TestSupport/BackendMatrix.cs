@@ -1,4 +1,5 @@
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Cpu;
 using Xunit;
 
 namespace ViTScratch.Tests.TestSupport;
@@ -11,16 +12,28 @@ namespace ViTScratch.Tests.TestSupport;
 ///
 /// The environment variable VIT_TEST_BACKENDS (comma-separated, e.g. "cpu") narrows the matrix,
 /// e.g. to skip the slow ILGPU simulator while iterating on the CPU backend.
+///
+/// "cpu-256" is the CPU backend held at its Vector256 width (<see cref="SimdPath"/>), a test-only
+/// row present where "cpu" runs Vector512 (an AVX-512 host): every CPU kernel then runs at both
+/// widths in one process. On other hosts "cpu" is already the Vector256 path.
 /// </summary>
 public static class BackendMatrix
 {
     /// <summary>Every backend the matrix knows, in the order its rows appear.</summary>
     public static readonly string[] All = ["cpu", "ilgpu-cpu", "cuda"];
 
+    /// <summary>The CPU backend forced to its Vector256 kernels: a row of the kernel matrix only.</summary>
+    public const string Cpu256 = "cpu-256";
+
     public static IReadOnlyList<string> Available { get; } = All
         .Where(BackendFactory.IsAvailable)
         .Where(n => Environment.GetEnvironmentVariable("VIT_TEST_BACKENDS") is not { Length: > 0 } only
                     || only.Split(',', StringSplitOptions.TrimEntries).Contains(n))
+        .ToArray();
+
+    /// <summary>The rows' backends: <see cref="Available"/>, with "cpu-256" after "cpu" on an AVX-512 host.</summary>
+    public static IReadOnlyList<string> RowBackends { get; } = Available
+        .SelectMany(n => n == "cpu" && SimdPaths.Detected == SimdPath.Vector512 ? new[] { n, Cpu256 } : new[] { n })
         .ToArray();
 
     /// <summary>
@@ -29,19 +42,17 @@ public static class BackendMatrix
     /// </summary>
     public static bool IsSlow(string backend) => backend == "ilgpu-cpu";
 
-    /// <summary>
-    /// Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow);
-    /// <paramref name="gpuOnly"/> keeps the ILGPU backends only (for tests of GPU-only kernel variants,
-    /// which must carry [GpuMatrixTheory]).
-    /// </summary>
-    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor, bool gpuOnly = false)
+    /// <summary>A new backend for a matrix name.</summary>
+    public static IKernels Create(string name) =>
+        name == Cpu256 ? new CpuKernels { SimdPath = SimdPath.Vector256 } : BackendFactory.Create(name);
+
+    /// <summary>Rows (backend, case) with the cases chosen per backend by <paramref name="casesFor"/>(slow).</summary>
+    public static TheoryData<string, TCase> Rows<TCase>(Func<bool, IEnumerable<TCase>> casesFor)
     {
         var data = new TheoryData<string, TCase>();
-        foreach (string name in Available.Where(n => !gpuOnly || n != "cpu"))
+        foreach (string name in RowBackends)
             foreach (var c in casesFor(IsSlow(name)))
                 data.Add(name, c);
-        // A GPU-only theory with no GPU backend selected has no rows; its [GpuMatrixTheory]
-        // attribute reports it skipped (SkipReasons.NoGpuBackend) before xunit asks for them.
         return data;
     }
 }
@@ -60,7 +71,7 @@ public sealed class BackendFixture : IDisposable
         lock (_lock)
         {
             if (!_backends.TryGetValue(name, out var k))
-                _backends[name] = k = BackendFactory.Create(name);
+                _backends[name] = k = BackendMatrix.Create(name);
             return k;
         }
     }

@@ -17,8 +17,6 @@ public static class SkipReasons
 
     public const string NoFashionMnist = "the Debian package dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)";
 
-    public const string NoGpuBackend = "no GPU backend selected: VIT_TEST_BACKENDS leaves out ilgpu-cpu and cuda";
-
     public const string MatrixNarrowed = "VIT_TEST_BACKENDS narrows the backend matrix";
 
     public const string FashionMnistTestImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
@@ -42,18 +40,6 @@ public sealed class FashionMnistFactAttribute : FactAttribute
     public FashionMnistFactAttribute()
     {
         if (!File.Exists(SkipReasons.FashionMnistTestImages)) Skip = SkipReasons.NoFashionMnist;
-    }
-}
-
-/// <summary>
-/// A theory over <see cref="BackendMatrix.Rows{TCase}"/> with gpuOnly: true (kernel variants only
-/// the ILGPU backends have). Skipped, visibly, when VIT_TEST_BACKENDS selects no GPU backend.
-/// </summary>
-public sealed class GpuMatrixTheoryAttribute : TheoryAttribute
-{
-    public GpuMatrixTheoryAttribute()
-    {
-        if (!BackendMatrix.Available.Any(n => n != "cpu")) Skip = SkipReasons.NoGpuBackend;
     }
 }
 

@@ -105,7 +105,7 @@ public static class BenchCommand
         stdout.WriteLine($"  {gemm / total * 100:F1}% of the time runs in matmul kernels");
         if (m is not null && m.Flops > 0 && profiler.Inner is CpuKernels)
         {
-            // The roof this machine's cores give any kernel right now (the FMA loop of Kernels/Cpu/FmaPeak.cs).
+            // The roof this machine's cores give any kernel right now (the FMA loop of FmaPeak.cs).
             double peak = FmaPeak.Measure(allWorkers: true), rate = m.Flops / m.Seconds / 1e9;
             stdout.WriteLine($"  matmul at {rate:F1} GFLOP/s: {rate / peak * 100:F0}% of this CPU's FMA peak ({peak:F0} GFLOP/s on {Environment.ProcessorCount} threads, measured now)");
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7, as one script for a lent CUDA machine (no network, no .NET):
-#   info, the whole test matrix with cuda (plus cpu), `vit kernels bench` (matmul vs cuBLAS,
-#   fused vs unfused attention, GB/s vs copy), compute-sanitizer memcheck and racecheck over the
+#   info, the whole test matrix with cuda (plus cpu), the kernel benchmarks (Benchmarks
+#   --kernels-bench: matmul vs cuBLAS, fused vs unfused attention, GB/s vs copy), the lab (every
+#   numbered matmul version validated against float64 and timed: Benchmarks --lab matmul), compute-sanitizer memcheck and racecheck over the
 #   kernel-matrix tests, a PyTorch cross-check, `vit bench` for vit-tiny and vit-small at several
 #   batches next to PyTorch eager on the same model, `vit train` on Fashion-MNIST, a profiled
 #   step, Nsight Compute on the matmuls, and the CPU backend against PyTorch's CPU build on this
@@ -13,7 +14,7 @@
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${1:-450}
-STEPS=${2:-info,tests,kernels,torch,bench,train,profile,memcheck,racecheck,ncu,cpu512}
+STEPS=${2:-info,tests,kernels,lab,torch,bench,train,profile,memcheck,racecheck,ncu,cpu512}
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,13 +58,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 lscpu | grep -E "Model name|^CPU\(s\)|Flags" | sed 's/Flags:.*avx512f.*/Flags: ... avx512f .../' | cut -c1-120
 
 VIT="dotnet $W/app/vit.dll"
+BENCH="dotnet $W/app/ViTScratch.Benchmarks.dll"
 XUNIT="env DOTNET_ROLL_FORWARD=Major dotnet $W/xunit/xunit.console.dll $W/app/ViTScratch.Tests.dll -nocolor"
 # Rehearsal on a machine without a GPU: DEV=cpu KDEV="ilgpu-cpu --quick" TRAIN_EXTRA="--train-limit 2000 --epochs 1"
 DEV=${DEV:-cuda}; KDEV=${KDEV:-cuda}
 
 step info 30 $VIT info
 step tests 170 env VIT_TEST_BACKENDS=cpu,$DEV VIT_REQUIRE_CUDA=${REQUIRE_CUDA:-1} $XUNIT -parallel all -xml "$OUT/tests.xml"
-step kernels 100 $VIT kernels bench --device $KDEV --out "$OUT/kernels.md"
+step kernels 100 $BENCH --kernels-bench --device $KDEV --out "$OUT/kernels.md"
+step lab 60 $BENCH --lab matmul --device $KDEV
 SAN_TESTS="-namespace ViTScratch.Tests.Kernels -parallel none"
 step memcheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool memcheck --print-limit 20 $XUNIT $SAN_TESTS
 step racecheck 150 env VIT_TEST_BACKENDS=cuda compute-sanitizer --tool racecheck --print-limit 20 $XUNIT $SAN_TESTS

@@ -2,7 +2,9 @@
 # Packs what tools/device/gpu-check.sh needs on a GPU machine that has no network and no .NET:
 #   .devkit/dotnet.tar.xz   the .NET runtime (host + Microsoft.NETCore.App), from this machine's SDK
 #   .devkit/app.tar.xz      Release build of Tests (holds vit.dll and every dependency, linux-x64
-#                           natives only) and the xunit 2 console runner
+#                           natives only), the xunit 2 console runner, and the Benchmarks assembly
+#                           for the GPU lab and kernel benchmarks (--lab, --kernels-bench; without
+#                           its deps.json, and with only the BenchmarkDotNet assemblies its Main loads)
 #   .devkit/fashion.tar.xz  Fashion-MNIST IDX files (Debian's dataset-fashion-mnist package)
 # .devkit/ is git-ignored; name it in the device tool's `carry`. Total about 60 MB (limit 64 MiB).
 set -euo pipefail
@@ -25,6 +27,7 @@ if [[ ! -s .devkit/fashion.tar.xz ]]; then
 fi
 
 dotnet build Tests -c Release -v q -nologo
+dotnet build Benchmarks -c Release -v q -nologo
 XUNIT=${XUNIT_CONSOLE:-$HOME/.nuget/packages/xunit.runner.console/2.4.1/tools/netcoreapp2.0}
 if [[ ! -f $XUNIT/xunit.console.dll ]]; then
   tmp=$(mktemp -d)
@@ -35,6 +38,8 @@ fi
 stage=$(mktemp -d)
 mkdir -p "$stage/app" "$stage/xunit"
 cp -r Tests/bin/Release/net10.0/. "$stage/app/"
+(cd Benchmarks/bin/Release/net10.0 && cp BenchmarkDotNet*.dll Perfolizer.dll Pragmastat.dll CommandLine.dll \
+  ViTScratch.Benchmarks.dll ViTScratch.Benchmarks.runtimeconfig.json "$stage/app/")
 find "$stage/app/runtimes" -mindepth 1 -maxdepth 1 ! -name linux-x64 -exec rm -rf {} +
 cp -r "$XUNIT/." "$stage/xunit/"
 tar -C "$stage" -cf - app xunit | xz -6 -T0 > .devkit/app.tar.xz

@@ -3,13 +3,6 @@ using System.Runtime.Intrinsics.X86;
 
 namespace ViTScratch.Kernels.Cpu.MatMul;
 
-/// <summary>Tuning knobs of <see cref="Gemm.Run"/> that benchmarks switch to compare; default = what the kernels use.</summary>
-/// <param name="BlockK">the K block, 1..Gemm.MaxBlockK; 0 = the SIMD path's default</param>
-/// <param name="NoPrefetchC">skip prefetching C tiles in the first K block (see Gemm.PrefetchTile)</param>
-/// <param name="ScalarPackB">pack a transposed B element by element, not in 8 x 8 register blocks</param>
-/// <param name="NoPackPrefetch">pack k-major sources without prefetching rows ahead (see Packing.DealRows)</param>
-internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = false, bool ScalarPackB = false, bool NoPackPrefetch = false);
-
 /// <summary>
 /// Single-threaded blocked GEMM, C[m, n] (=|+=) alpha * op(A)[m, k] op(B)[k, n], in the
 /// GotoBLAS / BLIS loop order. The caller splits big problems across cores (CpuKernels.MatMul);
@@ -22,7 +15,7 @@ internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = f
 ///           for ir in MC, step MR   micro-kernel: MR x NR tile held in registers over KC steps
 ///
 /// On the AVX2 path a row-major A (no TransA) is not packed: each A row is already contiguous
-/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullRows)
+/// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullUnpackedA)
 /// and only a ragged last group of fewer than MR rows is packed (zero-padded). Measured on the
 /// vit-micro shapes (K = 49..384, Benchmarks/SmallKMatMulBenchmarks.cs), packing A there cost
 /// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
@@ -34,7 +27,7 @@ internal readonly record struct GemmOptions(int BlockK = 0, bool NoPrefetchC = f
 /// later K blocks add to what the first wrote. Ragged edges run the micro-kernel into a small
 /// tile buffer (the packing zero-pads) and copy the valid part out.
 ///
-/// Scratch (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
+/// PackBuffers (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
 /// once: steady-state calls allocate nothing.
 /// </summary>
 internal static unsafe class Gemm
@@ -43,15 +36,15 @@ internal static unsafe class Gemm
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
-    // weight gradients, K = 8320, 1.00-1.02x; Benchmarks --interleaved-gemm-block-k,
-    // docs/log/2026-performance-log.md), though a 384 x 16 B micro-panel (24 KB) and six A rows
+    // weight gradients, K = 8320, 1.00-1.02x; an interleaved A/B recorded in
+    // docs/log/2026-performance-log.md; the harness and its knob are gone), though a 384 x 16 B micro-panel (24 KB) and six A rows
     // no longer both fit L1 with room to spare. AVX-512 keeps 256: it could not be timed on
     // AVX-512 hardware.
     private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
 
-    /// <summary>The largest K block a caller may ask for (the per-thread scratch is sized for it).</summary>
-    public const int MaxBlockK = 384;
+    // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
+    private const int MaxBlockK = 384;
 
     /// <summary>The K block (KC) <paramref name="path"/> uses by default.</summary>
     public static int BlockK(SimdPath path) => path == SimdPath.Vector512 ? Avx512.KC : Avx2.KC;
@@ -66,29 +59,26 @@ internal static unsafe class Gemm
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
     /// </summary>
     /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
-    /// <param name="options">tuning knobs that benchmarks compare; default = what the kernels use</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
-        float* c, long ldc, float alpha, bool accumulate, float* bias = null, GemmOptions options = default)
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null)
     {
-        int blockK = options.BlockK;
         if (m <= 0 || n <= 0) return;
         if (k <= 0)
         {
             // An empty sum: `=` writes zeros, `+=` adds nothing.
             if (!accumulate)
                 for (int i = 0; i < m; i++) new Span<float>(c + i * ldc, n).Clear();
-            if (bias != null) AddBias(c, ldc, m, n, bias);
+            if (bias != null) AddBias(path, c, ldc, m, n, bias);
             return;
         }
 
         var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
-        if (blockK > 0) bl = bl with { KC = Math.Min(blockK, MaxBlockK) };
-        var s = Scratch.For(bl);
-        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullRows.
+        var s = PackBuffers.For(bl);
+        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullUnpackedA.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
         bool direct = !transA && path == SimdPath.Vector256;
-        int ahead = options.NoPackPrefetch ? 0 : Packing.RowsAhead; // rows of a k-major source prefetched while packing
+        int ahead = Packing.RowsAhead;       // rows of a k-major source prefetched while packing
         for (int jc = 0; jc < n; jc += bl.NC)
         {
             int nc = Math.Min(bl.NC, n - jc);
@@ -96,7 +86,7 @@ internal static unsafe class Gemm
             {
                 int kc = Math.Min(bl.KC, k - pc);
                 bool acc = accumulate || pc > 0;
-                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported && !options.ScalarPackB, ahead);
+                Packing.PackB(b, ldb, transB, pc, kc, jc, nc, bl.NR, s.B, Block8x8.IsSupported, ahead);
                 for (int ic = 0; ic < m; ic += bl.MC)
                 {
                     int mc = Math.Min(bl.MC, m - ic);
@@ -110,11 +100,11 @@ internal static unsafe class Gemm
                         if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
                     // C is cold in the first K block only: later blocks find it where the first left it.
-                    bool prefetchC = pc == 0 && !options.NoPrefetchC;
+                    bool prefetchC = pc == 0;
                     MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
                     // The bias goes on after the last K block, while this mc x nc block of C is
                     // still in L2: fusing it here saved the Linear layer a separate pass over C.
-                    if (bias != null && pc + kc >= k) AddBias(c + ic * ldc + jc, ldc, mc, nc, bias + jc);
+                    if (bias != null && pc + kc >= k) AddBias(path, c + ic * ldc + jc, ldc, mc, nc, bias + jc);
                 }
             }
         }
@@ -142,12 +132,12 @@ internal static unsafe class Gemm
                 {
                     // Only the AVX2 path reads A in place (see Run).
                     float* ar = aDirect + ir * lda;
-                    if (nr == NR) MicroKernel256.FullRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else if (nr == NR / 2) MicroKernel256.HalfRows(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    if (nr == NR) MicroKernel256.FullUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else if (nr == NR / 2) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
                     else
                     {
-                        if (half) MicroKernel256.HalfRows(kc, ar, lda, bp, tile, NR, alpha, false);
-                        else MicroKernel256.FullRows(kc, ar, lda, bp, tile, NR, alpha, false);
+                        if (half) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        else MicroKernel256.FullUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
                         CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                     }
                 }
@@ -167,8 +157,8 @@ internal static unsafe class Gemm
     // stores (and, for `+=`, its loads) at the end do not wait for memory. A C that is written for
     // the first time (a forward activation, a gradient buffer) is cold: it has not been touched
     // since it was last used, a whole layer ago. On the Zen 3 host this made vit-tiny's forward and
-    // input-gradient products 1.01-1.13x faster (Benchmarks --interleaved-gemm-prefetch,
-    // docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
+    // input-gradient products 1.01-1.13x faster (an interleaved A/B recorded
+    // in docs/log/2026-performance-log.md); the weight gradients (K = 8320, C hot after the first K
     // block) did not change. Only the AVX2 path was timed; AVX-512 runs the same code with its larger tile.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, long ldc, int mr, int nr)
@@ -185,13 +175,13 @@ internal static unsafe class Gemm
     }
 
     // c[i, j] += bias[j] for an m x n block.
-    private static void AddBias(float* c, long ldc, int m, int n, float* bias)
+    private static void AddBias(SimdPath path, float* c, long ldc, int m, int n, float* bias)
     {
         var b = new ReadOnlySpan<float>(bias, n);
         for (int i = 0; i < m; i++)
         {
             var row = new Span<float>(c + i * ldc, n);
-            Simd.AddScaled(row, b, row, 1f);
+            Simd.AddScaled(path, row, b, row, 1f);
         }
     }
 
@@ -223,14 +213,14 @@ internal static unsafe class Gemm
     }
 
     /// <summary>One thread's packing buffers, sized for the largest blocking and kept for the thread's life.</summary>
-    private sealed class Scratch
+    private sealed class PackBuffers
     {
-        [ThreadStatic] private static Scratch? _current;
+        [ThreadStatic] private static PackBuffers? _current;
 
         private readonly float[] _storage; // pinned (POH), never moves
         public readonly float* A, B, Tile;
 
-        private Scratch(int aLen, int bLen, int tileLen)
+        private PackBuffers(int aLen, int bLen, int tileLen)
         {
             const int Align = 16; // floats = 64 bytes, one cache line / one zmm
             _storage = GC.AllocateUninitializedArray<float>(aLen + bLen + tileLen + 3 * Align, pinned: true);
@@ -241,7 +231,7 @@ internal static unsafe class Gemm
             Tile = p;
         }
 
-        public static Scratch For(in Blocking bl)
+        public static PackBuffers For(in Blocking bl)
         {
             // Sized for both blockings at the largest K block so switching never reallocates.
             var s = _current;
@@ -250,7 +240,7 @@ internal static unsafe class Gemm
                 int aLen = Math.Max(Avx2.MC, Avx512.MC) * MaxBlockK;
                 int bLen = MaxBlockK * Math.Max(Avx2.NC, Avx512.NC);
                 int tLen = Math.Max(Avx2.MR * Avx2.NR, Avx512.MR * Avx512.NR);
-                _current = s = new Scratch(aLen, bLen, tLen);
+                _current = s = new PackBuffers(aLen, bLen, tLen);
             }
             return s;
         }

@@ -15,7 +15,7 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// --microkernel-probes, docs/cpu-kernels.md).
 ///
 /// <see cref="Full"/> and <see cref="Half"/> read a packed A panel [kc][6] (see
-/// <see cref="Packing"/>); <see cref="FullRows"/> and <see cref="HalfRows"/> read six rows of a
+/// <see cref="Packing"/>); <see cref="FullUnpackedA"/> and <see cref="HalfUnpackedA"/> read six rows of a
 /// row-major A in place. The
 /// B panel is always packed, [kc][16], so it is read strictly sequentially.
 /// </summary>
@@ -99,7 +99,7 @@ internal static unsafe class MicroKernel256
     /// <param name="a">first element of the tile's first row of A</param>
     /// <param name="lda">floats between consecutive rows of A</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void FullRows(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    public static void FullUnpackedA(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -134,9 +134,9 @@ internal static unsafe class MicroKernel256
         Store(c, c50, al, accumulate); Store(c + 8, c51, al, accumulate);
     }
 
-    /// <summary><see cref="Half"/> with A read in place, as in <see cref="FullRows"/>.</summary>
+    /// <summary><see cref="Half"/> with A read in place, as in <see cref="FullUnpackedA"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void HalfRows(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    public static void HalfUnpackedA(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
     {
         Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         float* a0 = a, a3 = a + 3 * lda;

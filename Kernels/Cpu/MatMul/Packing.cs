@@ -127,7 +127,7 @@ internal static unsafe class Packing
     // vit-tiny's qkv at batch 128) exactly once, from memory, and without the prefetch the packing
     // waited on each row in turn. Against the old panel-by-panel packing those products ran
     // 1.13-1.19x faster on the Zen 3 host (a one-off A/B; packing fell from 22-24% to 15% of their
-    // perf samples); the prefetch alone is 1.03-1.06x (Benchmarks --interleaved-gemm-pack-prefetch,
+    // perf samples); the prefetch alone is 1.03-1.06x (an interleaved A/B recorded in
     // docs/log/2026-performance-log.md).
     private static void DealRows(float* src, long ld, int kc, int width, int w, float* dst, int ahead)
     {

@@ -3,10 +3,11 @@ using ILGPU.Runtime;
 using ViTScratch.Kernels;
 using ViTScratch.Kernels.Gpu;
 
-namespace ViTScratch.Training.Commands.KernelBench;
+namespace ViTScratch.Benchmarks.Gpu;
 
 /// <summary>
-/// `vit kernels bench`: the GPU kernels against their baselines, timed with device events.
+/// The GPU kernels against their baselines, timed with device events:
+///   dotnet run -c Release --project Benchmarks -- --kernels-bench [--device cuda|ilgpu-cpu] [--quick] [--out FILE.md]
 ///   1. Device-to-device copy: the bandwidth ceiling (bytes read + bytes written).
 ///   2. Matmul: our kernel against cuBLAS SGEMM on the same buffers, at 4096³ and the ViT shapes,
 ///      with the relative difference of the two results as a sanity check.
@@ -73,8 +74,8 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             catch (Exception e) { blasNote = $"cuBLAS unavailable: {e.GetType().Name}: {e.Message}"; }
         }
         else blasNote = "cuBLAS: not a CUDA device";
-        Section($"Matmul, FP32 ({blasNote}); ours = the kernel the dispatcher picks, then each tiling forced",
-            "| shape | ours ms | ours GFLOP/s | 64×64 plain ms | 128×128 tiles ms | 64×64 double-buffered ms | cuBLAS ms | cuBLAS GFLOP/s | ours / cuBLAS | rel. diff |", "|---|---|---|---|---|---|---|---|---|---|");
+        Section($"Matmul, FP32 ({blasNote}); ours = GpuKernels.MatMul (the earlier kernel versions: --lab matmul)",
+            "| shape | ours ms | ours GFLOP/s | cuBLAS ms | cuBLAS GFLOP/s | ours / cuBLAS | rel. diff |", "|---|---|---|---|---|---|---|");
         using (blas)
         {
             foreach (var (name, s) in shapes)
@@ -84,9 +85,6 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
                 using var b = Random((int)bLen);
                 using var c = k.Allocate((int)cLen);
                 double ours = _timer.MedianMs(() => k.MatMul(a, b, c, s, 1f, accumulate: false));
-                double plain = Forced(MatMulTiling.Plain, () => k.MatMul(a, b, c, s, 1f, accumulate: false));
-                double large = Forced(MatMulTiling.Large, () => k.MatMul(a, b, c, s, 1f, accumulate: false));
-                double pipelined = Forced(MatMulTiling.Pipelined, () => k.MatMul(a, b, c, s, 1f, accumulate: false));
                 k.MatMul(a, b, c, s, 1f, accumulate: false);
                 string blasCols = "| – | – | – | – |";
                 if (blas is not null && s.Batch == 1)
@@ -95,23 +93,9 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
                     double theirs = _timer.MedianMs(() => blas.Gemm(View(a), View(b), View(cRef), s));
                     blasCols = $"| {theirs:F3} | {s.Flops / theirs / 1e6:F0} | {theirs / ours * 100:F0}% | {RelDiff(c, cRef):E1} |";
                 }
-                Row($"| {name} | {ours:F3} | {s.Flops / ours / 1e6:F0} | {plain:F3} | {large:F3} | {pipelined:F3} {blasCols}");
+                Row($"| {name} | {ours:F3} | {s.Flops / ours / 1e6:F0} {blasCols}");
             }
         }
-    }
-
-    private double ForcedBackward(AttentionBackwardLaunch launches, Action op)
-    {
-        k.AttentionBackwardLaunches = launches;
-        try { return _timer.MedianMs(op); }
-        finally { k.AttentionBackwardLaunches = AttentionBackwardLaunch.Auto; }
-    }
-
-    private double Forced(MatMulTiling tiling, Action op)
-    {
-        k.MatMulTiles = tiling;
-        try { return _timer.MedianMs(op); }
-        finally { k.MatMulTiles = MatMulTiling.Auto; }
     }
 
     // ---- 3. fused against unfused attention -------------------------------------------------
@@ -122,8 +106,8 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             ? new[] { (b: 2, h: 2, n: 9, d: 8) }
             : new[] { (b: 128, h: 3, n: 65, d: 64), (b: 128, h: 6, n: 65, d: 64), (b: 128, h: 12, n: 65, d: 32), (b: 128, h: 4, n: 65, d: 32) };
         Section("Attention: fused kernels against the unfused path (matmul + softmax + matmul)",
-            "| B, H, N, d | fused fwd ms | unfused fwd ms | speed-up | fused bwd ms | fused bwd, 1 launch ms | fused bwd, 2 launches ms | unfused bwd ms | speed-up | rel. diff of o |",
-            "|---|---|---|---|---|---|---|---|---|---|");
+            "| B, H, N, d | fused fwd ms | unfused fwd ms | speed-up | fused bwd ms | unfused bwd ms | speed-up | rel. diff of o |",
+            "|---|---|---|---|---|---|---|---|");
         foreach (var (b, h, n, d) in configs)
         {
             int bh = b * h, len = bh * n * d, scores = bh * n * n;
@@ -160,11 +144,8 @@ internal sealed class KernelBenchmarks(GpuKernels k, bool quick, TextWriter log)
             }
             double ff = _timer.MedianMs(FusedForward), uf = _timer.MedianMs(UnfusedForward);
             double fb = _timer.MedianMs(FusedBackward), ub = _timer.MedianMs(UnfusedBackward);
-            // The fused backward with its Dq and DkDv halves forced into one launch, then into two.
-            double fb1 = ForcedBackward(AttentionBackwardLaunch.One, FusedBackward);
-            double fb2 = ForcedBackward(AttentionBackwardLaunch.Two, FusedBackward);
             FusedForward(); UnfusedForward();
-            Row($"| {b}, {h}, {n}, {d} | {ff:F3} | {uf:F3} | {uf / ff:F2}× | {fb:F3} | {fb1:F3} | {fb2:F3} | {ub:F3} | {ub / fb:F2}× | {RelDiff(o, o2):E1} |");
+            Row($"| {b}, {h}, {n}, {d} | {ff:F3} | {uf:F3} | {uf / ff:F2}× | {fb:F3} | {ub:F3} | {ub / fb:F2}× | {RelDiff(o, o2):E1} |");
         }
     }
 

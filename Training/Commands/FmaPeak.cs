@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace ViTScratch.Kernels.Cpu;
+namespace ViTScratch.Training.Commands;
 
 /// <summary>
 /// This CPU's floating-point roof, measured: 12 independent chains of fused multiply-adds with no
-/// memory traffic, on one core or on every worker at once, in the widest vector the CPU
+/// memory traffic, on one core or on every core at once (one thread per logical processor, the CPU
+/// backend's worker count), in the widest vector the CPU
 /// accelerates. 12 chains cover two FMA pipes x 4-5 cycles of latency, so the loop is bound by
 /// FMA throughput, which is the most any kernel can get out of the core. `vit bench --profile`
 /// puts the matmul's rate against it; the benchmarks' roofline uses it as the ceiling.
@@ -18,14 +19,14 @@ namespace ViTScratch.Kernels.Cpu;
 /// </summary>
 public static class FmaPeak
 {
-    /// <summary>GFLOP/s of the FMA loop on one core, or on every worker at once; the median of 5 runs of ~5 ms.</summary>
+    /// <summary>GFLOP/s of the FMA loop on one core, or on every core at once; the median of 5 runs of ~5 ms.</summary>
     public static double Measure(bool allWorkers)
     {
         const long Steps = 2_000_000;
         double flopsPerStep = Vector512.IsHardwareAccelerated ? 384 : 192; // 12 FMAs x lanes x 2
-        int threads = allWorkers ? Par.Workers : 1;
+        int threads = allWorkers ? Environment.ProcessorCount : 1;
         var t = new double[5];
-        Run(Steps / 10, allWorkers); // warm-up: the JIT and the pool
+        Run(Steps / 10, allWorkers); // warm-up: the JIT
         for (int i = 0; i < t.Length; i++)
         {
             var sw = Stopwatch.StartNew();
@@ -36,17 +37,21 @@ public static class FmaPeak
         return threads * Steps * flopsPerStep / t[t.Length / 2] / 1e9;
     }
 
+    // One dedicated thread per logical processor, released together, so every core runs the loop
+    // at the same time (a thread pool would start them one by one).
     private static void Run(long steps, bool allWorkers)
     {
         if (!allWorkers) { Loop(steps); return; }
-        // One piece per worker, each the whole loop: long enough that the pool always goes parallel.
-        Par.For(Par.Workers, 1L << 40, steps, static (in long s, int start, int end) =>
+        using var start = new Barrier(Environment.ProcessorCount);
+        var threads = new Thread[Environment.ProcessorCount];
+        for (int t = 0; t < threads.Length; t++)
         {
-            for (int i = start; i < end; i++) Loop(s);
-        }, chunks: Par.Workers);
+            threads[t] = new Thread(() => { start.SignalAndWait(); Loop(steps); }) { IsBackground = true };
+            threads[t].Start();
+        }
+        foreach (var t in threads) t.Join();
     }
 
-    /// <summary>The loop in the widest accelerated vector; returns a value so the work cannot be dropped.</summary>
     public static float Loop(long steps) => Vector512.IsHardwareAccelerated ? Loop512(steps) : Loop256(steps);
 
     /// <summary>12 chains of 512-bit FMAs, <paramref name="steps"/> steps: 384 flop per step.</summary>

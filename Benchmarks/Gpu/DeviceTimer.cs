@@ -1,6 +1,6 @@
 using ILGPU.Runtime;
 
-namespace ViTScratch.Training.Commands.KernelBench;
+namespace ViTScratch.Benchmarks.Gpu;
 
 /// <summary>
 /// Times work queued on an accelerator's default stream with device events (ILGPU profiling

@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using ViTScratch.Kernels;
 
-namespace ViTScratch.Training.Commands.KernelBench;
+namespace ViTScratch.Benchmarks.Gpu;
 
 /// <summary>
 /// cuBLAS SGEMM (through ILGPU.Algorithms' CuBlas wrapper) with our row-major, transposable

@@ -1,11 +1,15 @@
 using ILGPU;
 using ILGPU.Runtime;
 
-namespace ViTScratch.Kernels.Gpu;
+using ViTScratch.Kernels.Gpu;
 
-// Matmul for large outputs: 128 x 128 tiles, 8 x 8 outputs per thread.
+namespace ViTScratch.Benchmarks.Lab;
+
+// MatMul02: 128 x 128 tiles, 8 x 8 outputs per thread (64 FMAs per 4 Quad loads instead of 16 per 2).
+// Measured on an H100 (docs/log/2026-performance-log.md): slower than MatMul01 at every shape,
+// 4096³ 8.26 against 7.62 ms. 97 registers on sm_90: 2 groups per SM, no double buffering.
 //
-// The same algorithm as GpuKernels.MatMul.cs (shared-memory slabs, register blocking, zero-filled
+// The same algorithm as MatMul01Plain.cs (shared-memory slabs, register blocking, zero-filled
 // ragged edges, all four transpose layouts coalesced), with twice the tile in each direction.
 // Why: per k, a thread of the 64 x 64 kernel does 16 FMAs for 2 shared loads (LDS.128); here it
 // does 64 FMAs for 4, so shared-memory bandwidth stops being the limit and each warp has 64
@@ -19,22 +23,20 @@ namespace ViTScratch.Kernels.Gpu;
 //   A slab: As[8][128 + 4], B slab: Bs[8][128 + 4]: 2 x 8 x 132 floats = 8.25 KB of shared memory.
 //   TileK = 8: each of the 256 threads stages 4 elements of each slab per step (1024 = 8 x 128).
 // Registers: 64 accumulators + 16 operands + addressing; ptxas allocates 97 per thread on sm_90
-//   and 103 on sm_80 (docs/kernels.md): 2 groups of 256 threads per multiprocessor.
+//   and 103 on sm_80 (ptxas 11.8): 2 groups of 256 threads per multiprocessor.
 // Measured on an H100 (docs/log/2026-performance-log.md): SLOWER than the 64 x 64 kernel at every
 // shape, 4096³ included (8.26 ms against 7.62). The likely reasons, for whoever picks this up: 2 groups
 // per multiprocessor leave too few warps to hide the global-load latency of the staging, which
 // has no double buffering (each k step waits for its loads, then computes); and the ViT shapes
-// give too few 128 x 128 tiles to fill 132 multiprocessors. So the dispatcher never picks it by
-// itself (GpuKernels.MatMulTiles = Large forces it); it stays as the starting point for a
-// double-buffered version and as a tested example of the 8 x 8 register tile.
-public static class MatMulLargeKernels
+// give too few 128 x 128 tiles to fill 132 multiprocessors. It stays here as the starting
+// point for a double-buffered 8 x 8 version and as a validated example of the 8 x 8 register tile.
+public static class MatMul02Large128
 {
     public const int Tile = 128;
     public const int TileK = 8;
     private const int RowQuads = Tile / 4 + 1;   // 32 Quads of data + 1 of padding per slab row
     private const int Pad = RowQuads * 4;        // slab row stride in floats: 132
 
-    [GpuKernel]
     public static void MatMul(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs p)
     {
         var As4 = SharedMemory.Allocate<Quad>(TileK * RowQuads);   // As[k * Pad + row]
@@ -104,21 +106,21 @@ public static class MatMulLargeKernels
         }
 
         int r0 = row0 + 4 * ty, q0 = col0 + 4 * tx;
-        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
-        MatMulKernels.Store(c, bias, cBase, r0 + 0, q0 + 64, p, c04, c05, c06, c07);
-        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
-        MatMulKernels.Store(c, bias, cBase, r0 + 1, q0 + 64, p, c14, c15, c16, c17);
-        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
-        MatMulKernels.Store(c, bias, cBase, r0 + 2, q0 + 64, p, c24, c25, c26, c27);
-        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
-        MatMulKernels.Store(c, bias, cBase, r0 + 3, q0 + 64, p, c34, c35, c36, c37);
-        MatMulKernels.Store(c, bias, cBase, r0 + 64, q0, p, c40, c41, c42, c43);
-        MatMulKernels.Store(c, bias, cBase, r0 + 64, q0 + 64, p, c44, c45, c46, c47);
-        MatMulKernels.Store(c, bias, cBase, r0 + 65, q0, p, c50, c51, c52, c53);
-        MatMulKernels.Store(c, bias, cBase, r0 + 65, q0 + 64, p, c54, c55, c56, c57);
-        MatMulKernels.Store(c, bias, cBase, r0 + 66, q0, p, c60, c61, c62, c63);
-        MatMulKernels.Store(c, bias, cBase, r0 + 66, q0 + 64, p, c64, c65, c66, c67);
-        MatMulKernels.Store(c, bias, cBase, r0 + 67, q0, p, c70, c71, c72, c73);
-        MatMulKernels.Store(c, bias, cBase, r0 + 67, q0 + 64, p, c74, c75, c76, c77);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 0, q0, p, c00, c01, c02, c03);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 0, q0 + 64, p, c04, c05, c06, c07);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 1, q0, p, c10, c11, c12, c13);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 1, q0 + 64, p, c14, c15, c16, c17);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 2, q0, p, c20, c21, c22, c23);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 2, q0 + 64, p, c24, c25, c26, c27);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 3, q0, p, c30, c31, c32, c33);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 3, q0 + 64, p, c34, c35, c36, c37);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 64, q0, p, c40, c41, c42, c43);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 64, q0 + 64, p, c44, c45, c46, c47);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 65, q0, p, c50, c51, c52, c53);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 65, q0 + 64, p, c54, c55, c56, c57);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 66, q0, p, c60, c61, c62, c63);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 66, q0 + 64, p, c64, c65, c66, c67);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 67, q0, p, c70, c71, c72, c73);
+        MatMulPipelinedKernels.Store(c, bias, cBase, r0 + 67, q0 + 64, p, c74, c75, c76, c77);
     }
 }
