@@ -68,15 +68,16 @@ public class InterruptionTests : IDisposable
         var o = Options("loader-interrupted");
         int stalled = 0;
         var run = Train(o, arrange: (trainer, cancel) =>
+        {
+            // The worker for batch 2 of the first epoch stalls; Ctrl+C arrives just after step 2,
+            // while the step loop waits for that batch. (Timed from the step, not from the stall:
+            // a step on a loaded host can take longer than any fixed delay.)
             trainer.TrainLoader.Options.BeforePrepare = b =>
             {
-                // The worker for batch 2 of the first epoch stalls; Ctrl+C arrives while the step waits for it.
-                if (b == 2 && Interlocked.Exchange(ref stalled, 1) == 0)
-                {
-                    cancel.CancelAfter(TimeSpan.FromMilliseconds(200));
-                    Thread.Sleep(1500);
-                }
-            });
+                if (b == 2 && Interlocked.Exchange(ref stalled, 1) == 0) Thread.Sleep(1500);
+            };
+            trainer.StepCompleted += step => { if (step == 2) cancel.CancelAfter(TimeSpan.FromMilliseconds(100)); };
+        });
         Assert.False(run.Finished);
         Assert.Contains("interrupted: saved", run.Log);
         var pos = TrainingCheckpoint.ReadPosition(SafeTensors.Read(Path.Combine(o.OutDir, "last.safetensors")), "last");
