@@ -138,7 +138,8 @@ public sealed record TrainOptions
                                   below overrides its part. Without it, the dataset's recipe:
             fmnist-quick   Fashion-MNIST/MNIST default: vit-micro, patch 7, 18 epochs, lr 2e-3,
                            wd 0.2, warmup 0.3, patch dropout 0.5, no augmentation (~11 CPU minutes)
-            fmnist-best    vit-micro, patch 7, patch dropout 0.5, crop+flip, 60 epochs (~1 CPU hour)
+            fmnist-best    a placeholder, not yet better than fmnist-quick (docs/recipes.md):
+                           vit-micro, patch 7, patch dropout 0.5, crop+flip, 60 epochs
             cifar10-gpu    CIFAR-10 default: vit-small, patch 4, 200 epochs, lr 1e-3, warmup 5,
                            crop,flip,randaugment
             cifar100-gpu   the same on CIFAR-100
