@@ -17,22 +17,6 @@ public class DataProvenanceTests : IDisposable
 
     public DataProvenanceTests() => TinyFashionMnist.Write(_dir.Combine("data"));
 
-    private static (int Code, string Out, string Err) Vit(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static void AssertOneLineError((int Code, string Out, string Err) r, params string[] expected)
-    {
-        Assert.True(r.Code == 1, $"exit {r.Code}: {r.Out}{r.Err}");
-        string err = r.Err.TrimEnd();
-        foreach (var e in expected) Assert.Contains(e, err);
-        Assert.DoesNotContain("\n", err);
-    }
-
     private string[] Train(string data, string run, params string[] more) =>
         ["train", "--data", data, "--out", run, "--batch", "32", "--device", "cpu", "--workers", "1", .. more];
 
@@ -42,13 +26,13 @@ public class DataProvenanceTests : IDisposable
     {
         string empty = _dir.Combine("empty");
         Directory.CreateDirectory(empty);
-        AssertOneLineError(Vit(Train(empty, _dir.Combine("r1"))), $"--data '{empty}' does not hold the fashion-mnist training split", "train-images-idx3-ubyte");
-        AssertOneLineError(Vit(Train(_dir.Combine("missing"), _dir.Combine("r2"))), "does not hold");
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Train(empty, _dir.Combine("r1"))), $"--data '{empty}' does not hold the fashion-mnist training split", "train-images-idx3-ubyte");
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Train(_dir.Combine("missing"), _dir.Combine("r2"))), "does not hold");
 
         string trainOnly = _dir.Combine("train-only");
         Directory.CreateDirectory(trainOnly);
         foreach (var f in Directory.GetFiles(_dir.Combine("data"), "train-*")) File.Copy(f, Path.Combine(trainOnly, Path.GetFileName(f)));
-        AssertOneLineError(Vit(Train(trainOnly, _dir.Combine("r3"))), "test split", "t10k-images-idx3-ubyte");
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Train(trainOnly, _dir.Combine("r3"))), "test split", "t10k-images-idx3-ubyte");
         Assert.False(File.Exists(_dir.Combine("r3", "last.safetensors")));
     }
 
@@ -57,14 +41,14 @@ public class DataProvenanceTests : IDisposable
     {
         string data = _dir.Combine("no-test-images");
         TinyFashionMnist.Write(data, train: 64, test: 0);
-        AssertOneLineError(Vit(Train(data, _dir.Combine("run"), "--epochs", "1")), "test split", "holds no images");
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Train(data, _dir.Combine("run"), "--epochs", "1")), "test split", "holds no images");
     }
 
     [Fact]
     public void TheCheckpointAndConfigRecordWhereTheDataCameFromAndWhatItWas()
     {
         string run = _dir.Combine("run");
-        Assert.Equal(0, Vit(Train(_dir.Combine("data"), run, "--epochs", "1", "--train-limit", "64")).Code);
+        Assert.Equal(0, InProcessVit.Run(Train(_dir.Combine("data"), run, "--epochs", "1", "--train-limit", "64")).Code);
         var file = SafeTensors.Read(Path.Combine(run, "last.safetensors"));
         var p = DataProvenance.FromMetadata(file.Metadata, "last")!;
         Assert.Equal(("fashion-mnist", _dir.Combine("data"), 96, 40), (p.Dataset, p.Path, p.TrainImages, p.TestImages)); // on disk, before --train-limit
@@ -102,9 +86,9 @@ public class DataProvenanceTests : IDisposable
 
         // The same directory, other images (same count): refused.
         TinyFashionMnist.Write(data, seed: 99);
-        AssertOneLineError(Vit("train", "--resume", run, "--device", "cpu"), "is not the data", "pass --data explicitly");
+        InProcessVit.AssertOneLineError(InProcessVit.Run("train", "--resume", run, "--device", "cpu"), "is not the data", "pass --data explicitly");
         // Named on purpose: a warning, and the run goes on.
-        var retargeted = Vit("train", "--resume", run, "--device", "cpu", "--data", data);
+        var retargeted = InProcessVit.Run("train", "--resume", run, "--device", "cpu", "--data", data);
         Assert.True(retargeted.Code == 0, retargeted.Out + retargeted.Err);
         Assert.Contains("warning: the training split", retargeted.Out);
 
@@ -114,7 +98,7 @@ public class DataProvenanceTests : IDisposable
         WriteInterruptedRun(run2, data);
         string bigger = _dir.Combine("bigger");
         TinyFashionMnist.Write(bigger, train: 160);
-        AssertOneLineError(Vit("train", "--resume", run2, "--device", "cpu", "--data", bigger), "96 training images", "160");
+        InProcessVit.AssertOneLineError(InProcessVit.Run("train", "--resume", run2, "--device", "cpu", "--data", bigger), "96 training images", "160");
         Assert.NotNull(o);
     }
 
@@ -131,13 +115,13 @@ public class DataProvenanceTests : IDisposable
         Assert.Contains("fashion-mnist test set (40 images)", eval.Out);
 
         TinyFashionMnist.Write(_dir.Combine("data"), seed: 123);
-        AssertOneLineError(Vit("eval", "--checkpoint", best, "--device", "cpu"), "test split", "is not the data");
-        var retargeted = Vit("eval", "--checkpoint", best, "--device", "cpu", "--data", _dir.Combine("data"));
+        InProcessVit.AssertOneLineError(InProcessVit.Run("eval", "--checkpoint", best, "--device", "cpu"), "test split", "is not the data");
+        var retargeted = InProcessVit.Run("eval", "--checkpoint", best, "--device", "cpu", "--data", _dir.Combine("data"));
         Assert.Equal(0, retargeted.Code);
         Assert.Contains("warning: the test split", retargeted.Out);
 
         Directory.Delete(_dir.Combine("data"), recursive: true);
-        AssertOneLineError(Vit("eval", "--checkpoint", best, "--device", "cpu"), "no longer where it records it", "--data DIR");
+        InProcessVit.AssertOneLineError(InProcessVit.Run("eval", "--checkpoint", best, "--device", "cpu"), "no longer where it records it", "--data DIR");
     }
 
     private static string WriteInterruptedRun(string run, string data)

@@ -24,14 +24,6 @@ public class DiskFullTests : IDisposable
         Tmpfs.Mount(_mount, megabytes: 32);
     }
 
-    private static (int Code, string Out, string Err) Vit(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     /// <summary>Fills the file system holding <paramref name="dir"/> to the last byte.</summary>
     private static string Fill(string dir)
     {
@@ -50,7 +42,7 @@ public class DiskFullTests : IDisposable
     public void ARunOnAFullDiskFailsWithOneLine()
     {
         Fill(_mount);
-        var r = Vit("train", "--data", _dir.Combine("data"), "--out", Path.Combine(_mount, "run"), "--epochs", "1", "--device", "cpu");
+        var r = InProcessVit.Run("train", "--data", _dir.Combine("data"), "--out", Path.Combine(_mount, "run"), "--epochs", "1", "--device", "cpu");
         Assert.Equal(1, r.Code);
         string err = r.Err.TrimEnd();
         Assert.Contains("the disk is full", err);
@@ -88,7 +80,7 @@ public class DiskFullTests : IDisposable
 
         // Space freed: the run continues from there to the end.
         File.Delete(filler!);
-        var resumed = Vit("train", "--resume", run, "--device", "cpu");
+        var resumed = InProcessVit.Run("train", "--resume", run, "--device", "cpu");
         Assert.True(resumed.Code == 0, resumed.Out + resumed.Err);
         Assert.Contains("epoch 3/3:", resumed.Out);
     }

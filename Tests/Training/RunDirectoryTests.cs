@@ -18,23 +18,6 @@ public class RunDirectoryTests : IDisposable
         ["train", "--data", _dir.Combine("data"), "--batch", "32", "--device", "cpu", "--workers", "1",
          .. (more.Contains("--epochs") ? Array.Empty<string>() : ["--epochs", "1"]), .. more];
 
-    private static (int Code, string Out, string Err) Vit(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
-    private static void AssertOneLineError((int Code, string Out, string Err) r, params string[] expected)
-    {
-        Assert.Equal(1, r.Code);
-        string err = r.Err.TrimEnd();
-        foreach (var e in expected) Assert.Contains(e, err);
-        Assert.DoesNotContain("\n", err);
-        Assert.DoesNotContain("   at ", err);
-    }
-
     private static Dictionary<string, byte[]> Snapshot(string dir) =>
         Directory.GetFiles(dir).ToDictionary(Path.GetFileName, File.ReadAllBytes)!;
 
@@ -60,13 +43,13 @@ public class RunDirectoryTests : IDisposable
     public void AnExplicitOutThatHoldsARunIsRefusedUnlessForced()
     {
         string run = _dir.Combine("mine");
-        Assert.Equal(0, Vit(Tiny("--out", run)).Code);
+        Assert.Equal(0, InProcessVit.Run(Tiny("--out", run)).Code);
         var before = Snapshot(run);
 
-        AssertOneLineError(Vit(Tiny("--out", run, "--seed", "4")), "already holds a run", $"--resume {run}", "--force");
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Tiny("--out", run, "--seed", "4")), "already holds a run", $"--resume {run}", "--force");
         Assert.Equal(before, Snapshot(run));
 
-        var forced = Vit(Tiny("--out", run, "--seed", "4", "--force"));
+        var forced = InProcessVit.Run(Tiny("--out", run, "--seed", "4", "--force"));
         Assert.Equal(0, forced.Code);
         Assert.NotEqual(before["last.safetensors"], File.ReadAllBytes(Path.Combine(run, "last.safetensors")));
         Assert.Equal(2, File.ReadAllLines(Path.Combine(run, "metrics.csv")).Length); // the old run's rows are gone with it
@@ -81,7 +64,7 @@ public class RunDirectoryTests : IDisposable
         foreach (var f in stale) File.WriteAllText(Path.Combine(run, f), "half a file");
         File.WriteAllText(Path.Combine(run, "notes.txt"), "the user's own file");
 
-        Assert.Equal(0, Vit(Tiny("--out", run)).Code);
+        Assert.Equal(0, InProcessVit.Run(Tiny("--out", run)).Code);
         foreach (var f in stale) Assert.False(File.Exists(Path.Combine(run, f)), f);
         Assert.True(File.Exists(Path.Combine(run, "notes.txt")));
         Assert.Empty(Directory.GetFiles(run, "*tmp*"));
@@ -92,7 +75,7 @@ public class RunDirectoryTests : IDisposable
     {
         string run = _dir.Combine("side");
         Directory.CreateDirectory(Path.Combine(run, "curves.png")); // a directory where the plot should go
-        var r = Vit(Tiny("--out", run, "--epochs", "2"));
+        var r = InProcessVit.Run(Tiny("--out", run, "--epochs", "2"));
         Assert.True(r.Code == 0, r.Out + r.Err);
         Assert.Contains("warning: curves.png not written", r.Out);
         Assert.Contains("epoch 2/2:", r.Out);
@@ -105,13 +88,13 @@ public class RunDirectoryTests : IDisposable
     {
         string blocker = _dir.Combine("a-file");
         File.WriteAllText(blocker, "not a directory");
-        AssertOneLineError(Vit(Tiny("--out", Path.Combine(blocker, "run"))), "cannot write to the run directory", blocker);
-        AssertOneLineError(Vit("kernels", "ptx", "--arch", "sm_80", "--out", Path.Combine(blocker, "ptx")), blocker);
+        InProcessVit.AssertOneLineError(InProcessVit.Run(Tiny("--out", Path.Combine(blocker, "run"))), "cannot write to the run directory", blocker);
+        InProcessVit.AssertOneLineError(InProcessVit.Run("kernels", "ptx", "--arch", "sm_80", "--out", Path.Combine(blocker, "ptx")), blocker);
 
         string run = _dir.Combine("served");
-        Assert.Equal(0, Vit(Tiny("--out", run)).Code);
+        Assert.Equal(0, InProcessVit.Run(Tiny("--out", run)).Code);
         string best = Path.Combine(run, "best.safetensors");
-        AssertOneLineError(Vit("predict", "--checkpoint", best, "--index", "0", "--device", "cpu", "--attention-map", Path.Combine(blocker, "map.png")),
+        InProcessVit.AssertOneLineError(InProcessVit.Run("predict", "--checkpoint", best, "--index", "0", "--device", "cpu", "--attention-map", Path.Combine(blocker, "map.png")),
             "cannot write", "map.png");
     }
 
