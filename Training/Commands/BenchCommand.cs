@@ -70,7 +70,9 @@ public static class BenchCommand
             model.Forward(Tensor.Input(device, images, batch, c, hw, hw)).ToArray();
         }
 
-        double train = Measure(TrainStep, steps, batch);
+        var config = model.Config;
+        int trainTokens = (patchDropout > 0 ? model.PatchDropout.Keep : config.NumPatches) + 1, inferTokens = config.NumPatches + 1;
+        var train = Measure(TrainStep, steps, batch);
         if (profiler is not null)
         {
             profiler.Reset();
@@ -78,17 +80,34 @@ public static class BenchCommand
             PrintProfile(stdout, profiler, steps, "one training step");
         }
         model.Eval();
-        double infer = Measure(InferStep, steps, batch);
+        var infer = Measure(InferStep, steps, batch);
         if (profiler is not null)
         {
             profiler.Reset();
             for (int i = 0; i < steps; i++) InferStep();
             PrintProfile(stdout, profiler, steps, "one inference forward");
         }
-        stdout.WriteLine($"training  {train,8:F1} img/s");
-        stdout.WriteLine($"inference {infer,8:F1} img/s");
+        // The whole step against this CPU's FMA peak, measured now (FmaPeak.cs): the share of the
+        // machine's roof the step reaches, comparable across hosts where img/s is not.
+        double? peak = device.Kernels is CpuKernels || profiler?.Inner is CpuKernels ? FmaPeak.Measure(allWorkers: true) : null;
+        Report(stdout, "training ", train, 3 * StepCost.ForwardFlops(config, trainTokens), peak);
+        Report(stdout, "inference", infer, StepCost.ForwardFlops(config, inferTokens), peak);
+        double waiting = Math.Max(train.Waiting ?? 0, infer.Waiting ?? 0);
+        if (waiting > 0.10)
+            stdout.WriteLine($"warning: this process waited for a core {waiting * 100:F0}% of the time it wanted to run (other work on this machine): " +
+                             "the figures understate the code; rerun on a quiet machine, and compare runs only side by side");
         return 0;
     }
+
+    private static void Report(TextWriter stdout, string what, Timing t, double flopsPerImage, double? peak)
+    {
+        double gflops = t.Median * flopsPerImage / 1e9;
+        string share = peak is double p ? $", {gflops / p * 100,3:F0}% of the FMA peak ({p:F0} GFLOP/s, measured now)" : "";
+        stdout.WriteLine($"{what} {t.Median,8:F1} img/s (median of {t.Steps}; {t.Low:F1}-{t.High:F1}), {gflops:F1} GFLOP/s{share}");
+    }
+
+    /// <summary>Images per second of the timed steps: the median, the slowest and the fastest, and the share of time spent waiting for a core.</summary>
+    private sealed record Timing(double Median, double Low, double High, int Steps, double? Waiting);
 
     private static void PrintProfile(TextWriter stdout, ProfilingKernels profiler, int steps, string what)
     {
@@ -123,18 +142,21 @@ public static class BenchCommand
     // at least 3 calls and 3 seconds: .NET first runs every method as quickly-jitted code and swaps in
     // the optimised version only after ~30 calls and a pause, so a single warm-up call measured the
     // CPU kernels partly unoptimised (vit-micro's step looked 20% slower than it is).
-    private static double Measure(Action step, int steps, int batch)
+    private static Timing Measure(Action step, int steps, int batch)
     {
         var warm = Stopwatch.StartNew();
         for (int i = 0; i < 3 || warm.Elapsed.TotalSeconds < 3; i++) step();
         var times = new double[steps];
+        var before = RunQueueWait.Sample();
         for (int i = 0; i < steps; i++)
         {
             var sw = Stopwatch.StartNew();
             step();
             times[i] = sw.Elapsed.TotalSeconds;
         }
+        var after = RunQueueWait.Sample();
         Array.Sort(times);
-        return batch / times[steps / 2];
+        double? waiting = before is { } b && after is { } a ? RunQueueWait.WaitingShare(b, a) : null;
+        return new Timing(batch / times[steps / 2], batch / times[^1], batch / times[0], steps, waiting);
     }
 }
