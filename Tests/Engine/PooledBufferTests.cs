@@ -9,8 +9,9 @@ namespace ViTScratch.Tests.Engine;
 /// backward that adds into (or writes part of) an unwritten gradient without zeroing it first,
 /// reads garbage. The pool is poisoned first: the same computation on NaN inputs, then eight NaN
 /// buffers of every length up to four times the op's sizes. The op's input is an
-/// intermediate (x·1), so its gradient is pooled too. (Found by mutation testing: flipping a
-/// forward's accumulate flag to true survived every other test; this fails it, e.g. for GatherTokens.)
+/// intermediate (x·1), so its gradient is pooled too, and an intermediate's gradient starts
+/// unwritten: it must come out the same as the leaf's, which OpGradientTests checks. (Found by mutation testing: flipping a
+/// forward's accumulate flag, or deleting a ZeroIfUnwritten call, survived every other test.)
 /// </summary>
 public class PooledBufferTests : EngineTestBase
 {
@@ -19,6 +20,11 @@ public class PooledBufferTests : EngineTestBase
         var x = Rand(shape);
         var w = Rand(false, op(x).Shape);
         Tensor Loss(Tensor leaf) => Ops.Sum(Ops.Mul(op(Ops.Scale(leaf, 1f)), w));
+
+        // The op applied to the leaf itself, the case OpGradientTests checks by finite differences.
+        x.ZeroGrad();
+        Ops.Sum(Ops.Mul(op(x), w)).Backward();
+        var direct = x.GradToArray();
 
         x.ZeroGrad();
         var fresh = Loss(x);
@@ -44,6 +50,8 @@ public class PooledBufferTests : EngineTestBase
             pooled.Backward();
             pooledLoss = pooled.Item();
         }
+        Assert.Contains(direct, g => g != 0);
+        Assert.Equal(direct, freshGrad); // through x·1 the op's input is an intermediate: same gradient
         Assert.Equal(freshLoss, pooledLoss);
         Assert.Equal(freshGrad, x.GradToArray());
     }
