@@ -73,6 +73,9 @@ public class OpGradientTests : EngineTestBase
     public void AttentionWithDropout() => GradCheck(t => Ops.Attention(t[0], t[1], t[2], 0.5f, 0.2f, 7), [Rand(1, 2, 6, 3), Rand(1, 2, 6, 3), Rand(1, 2, 6, 3)]);
 
     [Fact]
+    public void AttentionUnfused() => GradCheck(t => Ops.AttentionUnfused(t[0], t[1], t[2], 0.5f), [Rand(2, 2, 5, 3), Rand(2, 2, 5, 3), Rand(2, 2, 5, 3)]);
+
+    [Fact]
     public void AttentionPackedHeads() => GradCheck(t => Ops.AttentionPacked(t[0], 2, 3, 0.5f), [Rand(2, 5, 18)]);
 
     [Fact]

@@ -1,0 +1,50 @@
+using ViTScratch.Engine;
+using ViTScratch.Tests.TestSupport;
+using R = ViTScratch.Tests.Reference.ReferenceKernels;
+
+namespace ViTScratch.Tests.Engine;
+
+/// <summary>
+/// Forward values of the engine ops whose gradient checks cannot see a wrong constant: GradCheck
+/// compares an op's backward with its own forward, so a scale that is wrong in both (Sub adding,
+/// Mean multiplying by n) passes it. Each value here is checked against the float64 definition
+/// with a bound derived from float32 rounding. (Found by mutation testing.)
+/// </summary>
+public class OpValueTests : EngineTestBase
+{
+    private static double[] D(Tensor t) => t.ToArray().ToDouble();
+
+    [Fact]
+    public void SubSubtractsWithEveryBroadcast()
+    {
+        var a = Rand(2, 3, 4); var bias = Rand(4); var same = Rand(2, 3, 4); var scalar = Rand(1);
+        // One float32 rounding of a - b: |error| ≤ U |a - b|.
+        void Check(Tensor b)
+        {
+            var expected = R.Broadcast(a.Shape, D(a), a.Shape, D(b), b.Shape, multiply: false, alpha: -1);
+            Tol.Check($"Sub by {ShapeOf.Format(b.Shape)}", expected, Ops.Sub(a, b).ToArray(), i => Tol.U * Math.Abs(expected[i]));
+        }
+        Check(bias); Check(same); Check(scalar);
+    }
+
+    [Fact]
+    public void MeanAndSumOfAll()
+    {
+        var x = Rand(3, 7);
+        double sum = D(x).Sum(), abs = D(x).Abs().Sum();
+        // A float32 sum of n terms errs by at most (n - 1) U Σ|x|; the mean's 1/n multiplies in one more rounding.
+        Assert.InRange(Ops.Sum(x).Item(), sum - 20 * Tol.U * abs, sum + 20 * Tol.U * abs);
+        Assert.InRange(Ops.Mean(x).Item(), (sum - 22 * Tol.U * abs) / 21, (sum + 22 * Tol.U * abs) / 21);
+    }
+
+    [Fact]
+    public void MeanTokensAveragesOverTokens()
+    {
+        var x = Rand(2, 5, 3); var v = D(x);
+        var expected = new double[6]; var mag = new double[6];
+        for (int b = 0; b < 2; b++)
+            for (int t = 0; t < 5; t++)
+                for (int d = 0; d < 3; d++) { expected[b * 3 + d] += v[(b * 5 + t) * 3 + d] / 5; mag[b * 3 + d] += Math.Abs(v[(b * 5 + t) * 3 + d]) / 5; }
+        Tol.Check("MeanTokens", expected, Ops.MeanTokens(x).ToArray(), i => 6 * Tol.U * mag[i]);
+    }
+}
