@@ -50,11 +50,11 @@ public sealed class Trainer : IDisposable
         if (resumeFrom is null) RunDirectory.PrepareForNewRun(options.OutDir, overwrite);
         else RunDirectory.PrepareForWriting(options.OutDir);
 
-        datasetOptions ??= new DatasetOptions();
-        datasetOptions.Folder = datasetOptions.Folder with
+        // The run's image-folder settings, on a copy: the caller's options are left as they were.
+        datasetOptions = (datasetOptions ?? new DatasetOptions()).WithFolder((datasetOptions?.Folder ?? new FolderOptions()) with
         {
             ImageSize = options.ImageSize, Channels = options.Channels, CacheMb = options.CacheMb, Strict = options.Strict, Log = log,
-        };
+        });
         var (train, val, test) = DatasetCatalog.LoadSplits(options.Dataset, options.DataDir, datasetOptions);
         var info = options.Dataset == ImageFolder.Name ? DatasetInfo.Of(train) : DatasetCatalog.Info(options.Dataset);
         _data = DataProvenance.Of(train, test);

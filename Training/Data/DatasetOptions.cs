@@ -52,6 +52,14 @@ public sealed class DatasetOptions
     /// <summary>How an image folder (`--dataset folder`) is decoded: size, channels, memory bound, strictness.</summary>
     public FolderOptions Folder { get; set; } = new();
 
+    /// <summary>A copy of these options with other image-folder settings.</summary>
+    public DatasetOptions WithFolder(FolderOptions folder)
+    {
+        var copy = (DatasetOptions)MemberwiseClone();
+        copy.Folder = folder;
+        return copy;
+    }
+
     public static string DefaultCacheDir()
     {
         string? dir = Environment.GetEnvironmentVariable("VIT_CACHE_DIR");
