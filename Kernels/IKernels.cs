@@ -20,6 +20,13 @@ public interface IKernels : IDisposable
     /// <summary>"cpu", "cuda" or "ilgpu-cpu".</summary>
     string Name { get; }
 
+    /// <summary>
+    /// The arithmetic of the matrix products (<see cref="MathPrecision"/>). CUDA runs Tf32 and Bf16
+    /// on tensor cores; the CPU backends accept every value and always compute in float32, so on
+    /// them this reads back <see cref="MathPrecision.Fp32"/>.
+    /// </summary>
+    MathPrecision Precision { get; set; }
+
     // ---- memory ----------------------------------------------------------------------------
     /// <summary>A new zero-filled buffer of <paramref name="length"/> floats.</summary>
     DeviceBuffer Allocate(int length);

@@ -26,6 +26,7 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
     public IKernels Inner => inner;
 
     public string Name => inner.Name;
+    public MathPrecision Precision { get => inner.Precision; set => inner.Precision = value; }
 
     public void Reset()
     {

@@ -9,6 +9,8 @@ namespace ViTScratch.Kernels.Cpu;
 public sealed partial class CpuKernels : IKernels
 {
     public string Name => "cpu";
+    // The SIMD CPU path is float32 only: a requested Tf32 or Bf16 is accepted and ignored.
+    public MathPrecision Precision { get => MathPrecision.Fp32; set { } }
 
     /// <summary>
     /// Pieces per worker that the big parallel kernels (matmul, attention) cut their work into.

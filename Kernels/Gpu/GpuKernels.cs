@@ -85,6 +85,9 @@ public sealed partial class GpuKernels : IKernels
 
     public string Name { get; }
 
+    // Fp32 until the tensor-core kernels land (issue 18): the matmul dispatcher reads this.
+    public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
+
     /// <summary>
     /// Context settings shared by the runtime and the PTX emitter, so the PTX that ptxas checks is
     /// the PTX that runs. EnableAlgorithms supplies the device implementations of MathF.Exp, Log,
