@@ -22,7 +22,7 @@ public class ImageFolderMemoryTests : IDisposable
         ImageFolderStreamingTests.Folder(_dir.Path, 100, 4, "a", "b", "c");
         long before = GC.GetTotalMemory(forceFullCollection: true);
         var data = ImageFolder.Load(_dir.Path, "train", new FolderOptions { ImageSize = 128, CacheMb = 1 })!;
-        Assert.Equal((1 << 20) / ImageBytes, data.CachedCount);
+        long afterScan = GC.GetTotalMemory(forceFullCollection: true) - before;
         long folder = 300L * ImageBytes;
 
         // What may stay alive: the cache, and while streaming the batches in flight (each worker's
@@ -32,8 +32,8 @@ public class ImageFolderMemoryTests : IDisposable
         long batches = (Workers * (Prefetch + 1) + 1) * (long)Batch * ImageBytes * sizeof(float) + Workers * 2L * ImageBytes;
         Assert.True(cache + slack + batches < folder / 2, "the bound must be far below the folder, or the test could not tell");
 
-        long afterScan = GC.GetTotalMemory(forceFullCollection: true) - before;
         Assert.True(afterScan < cache + slack, $"after the scan {afterScan >> 10} KiB stay alive; the cache is {cache >> 10} KiB");
+        Assert.Equal((1 << 20) / ImageBytes, data.CachedCount);
 
         long peak = 0;
         using (var loader = new DataLoader(data, new DataLoaderOptions { BatchSize = Batch, Workers = Workers, PrefetchPerWorker = Prefetch, Seed = 1 }))

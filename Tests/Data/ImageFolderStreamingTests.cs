@@ -136,13 +136,25 @@ public class ImageFolderStreamingTests : IDisposable
         File.WriteAllBytes(corrupt, [0x89, (byte)'P', (byte)'N', (byte)'G', 1, 2, 3]);
         File.Delete(removed);
 
-        var o = new DataLoaderOptions { BatchSize = 4, Shuffle = true, Seed = 1, Workers = 2 };
+        var o = new DataLoaderOptions { BatchSize = 4, Shuffle = true, Seed = 1, Workers = 2, CropPadding = 2, HorizontalFlip = true };
         for (int epoch = 0; epoch < 2; epoch++)
         {
             var batches = Batches(data, o, epoch);
             Assert.Equal(18, batches.Sum(b => b.Indices.Length));
             Assert.DoesNotContain(3, batches.SelectMany(b => b.Indices));      // a/003.png is image 3
             Assert.DoesNotContain(17, batches.SelectMany(b => b.Indices));     // b/007.png is image 10 + 7
+            // The other images of a short batch keep their own crop and flip: each is the image
+            // the intact folder's batch has at that sample's position.
+            var intact = Batches(cachedData, o, epoch);
+            for (int b = 0; b < intact.Count; b++)
+            {
+                int size = 3 * 8 * 8;
+                for (int k = 0; k < batches[b].Indices.Length; k++)
+                {
+                    int at = Array.IndexOf(intact[b].Indices, batches[b].Indices[k]);
+                    Assert.True(batches[b].Images.AsSpan(k * size, size).SequenceEqual(intact[b].Images.AsSpan(at * size, size)), $"epoch {epoch} batch {b} image {k}");
+                }
+            }
         }
         string text = log.ToString();
         // One warning per file however often it is met, and a count at the end of each pass.
