@@ -69,6 +69,10 @@ public class ImageFolderStreamingTests : IDisposable
         }
     }
 
+    // The same images held in one array: the fingerprint's reference definition.
+    private static ImageDataset InOneArray(ImageDataset d) => new(d.Name, d.Count, d.Channels, d.Height, d.Width,
+        Enumerable.Range(0, d.Count).SelectMany(i => d.Image(i).ToArray()).ToArray(), d.Labels, d.ClassNames, d.Mean, d.Std);
+
     [Fact]
     public void BatchesAreBitIdenticalWhetherEveryImageIsCachedSomeAreOrNone()
     {
@@ -101,9 +105,9 @@ public class ImageFolderStreamingTests : IDisposable
         Assert.Equal(valC!.Fingerprint(), valS!.Fingerprint());
         Assert.Equal(trainC.Take(40).Fingerprint(), trainS.Take(40).Fingerprint());
         AssertSameBatches(valC, valS, DataLoaderOptions.ForEvaluation(32), 0);
-        var inOneArray = new ImageDataset(valS.Name, valS.Count, 3, 64, 64,
-            Enumerable.Range(0, valS.Count).SelectMany(i => valS.Image(i).ToArray()).ToArray(), valS.Labels, valS.ClassNames, valS.Mean, valS.Std);
+        var inOneArray = InOneArray(valS);
         Assert.Equal(inOneArray.Fingerprint(), valS.Fingerprint());
+        Assert.Equal(InOneArray(streamed).Fingerprint(), streamed.Fingerprint()); // the scan's hash, taken as it decodes
         Assert.Throws<InvalidOperationException>(() => streamed.Pixels);
     }
 
@@ -164,6 +168,13 @@ public class ImageFolderStreamingTests : IDisposable
 
         // Images held in the cache are not read again, so they are not affected.
         Assert.Equal(20, Batches(cachedData, o, 0).Sum(b => b.Indices.Length));
+
+        // Scanned again now, the two files are skipped up front; the fingerprint (taken again,
+        // decoding the streamed images) is that of the images that remain.
+        var rescanned = ImageFolder.Load(_dir.Path, "train", new FolderOptions { ImageSize = 8, CacheMb = 0 })!;
+        Assert.Equal(18, rescanned.Count);
+        Assert.Equal(InOneArray(rescanned).Fingerprint(), rescanned.Fingerprint());
+        Assert.NotEqual(data.Fingerprint(), rescanned.Fingerprint());
 
         var e = Assert.Throws<ViTScratchException>(() => Batches(strict, o, 0));
         Assert.Contains("--strict", e.Message);

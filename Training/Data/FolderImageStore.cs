@@ -46,7 +46,6 @@ internal sealed class FolderImageStore
     /// <summary>Images 0 .. CachedCount-1 are held decoded; the rest are streamed.</summary>
     public int CachedCount { get; private set; }
     public long CachedBytes => (long)CachedCount * ImageBytes;
-    public string Path(int k) => _paths[k];
 
     /// <summary>
     /// Records image <paramref name="k"/> as scanned (called in order, k = 0, 1, ...): its file and
@@ -151,7 +150,9 @@ internal readonly record struct FileStamp(long Length, long WriteTicks)
 /// <summary>
 /// The decoded-image memory of one run (`--cache-mb`), shared by its splits in the order they are
 /// loaded: training first (read every epoch), then validation, then test (read once at the end).
+/// Pass one instance in <see cref="FolderOptions.Budget"/> to every split that should share it.
 /// </summary>
+/// <param name="bytes">The most bytes of decoded pixels all the splits together may hold.</param>
 public sealed class CacheBudget(long bytes)
 {
     private long _left = bytes;
