@@ -18,6 +18,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
 ///   dotnet run -c Release --project Benchmarks -- --onnx-vs-ours                       (inference, ours vs ONNX Runtime)
+///   dotnet run -c Release --project Benchmarks -- --folder-stream DIR [--make 1000]       (image-folder loader vs the step)
 ///   dotnet run -c Release --project Benchmarks -- --lab matmul [--device cuda|ilgpu-cpu] (every GPU matmul version, validated + timed)
 ///   dotnet run -c Release --project Benchmarks -- --kernels-bench [--device cuda|ilgpu-cpu] [--quick] [--out FILE.md]
 ///                                                         (GPU kernels against cuBLAS, unfused attention, copy rate)
@@ -40,6 +41,8 @@ public static class Program
         if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }
         // Our CPU inference against ONNX Runtime on the exported graph, alternated.
         if (args is [OnnxVsOurs.Flag, ..]) { OnnxVsOurs.Run(args[1..]); return; }
+        // An image folder streamed by the loader's workers against the training step it feeds.
+        if (args is [FolderStreaming.Flag, ..]) { FolderStreaming.Run(args); return; }
         // The numbered GPU kernel versions (Lab/) and the GPU kernels against their baselines (Gpu/).
         try
         {

@@ -100,7 +100,7 @@ public sealed record TrainOptions
         }
         static bool In(float v, float lo, float hi) => float.IsFinite(v) && v >= lo && v <= hi;
         Check(new[] { "fashion-mnist", "mnist", "cifar10", "cifar100", "folder" }.Contains(Dataset), $"dataset '{Dataset}'");
-        Check(ImageSize is >= 4 and <= 1024 && Channels is 1 or 3 && CacheMb is >= 1 and <= 1L << 30, "an image folder setting");
+        Check(ImageSize is >= 4 and <= 1024 && Channels is 1 or 3 && CacheMb is >= 0 and <= 1L << 30, "an image folder setting");
         Check(new[] { "vit-micro", "vit-tiny", "vit-small" }.Contains(Model), $"model '{Model}'");
         Check(Pool is "cls" or "mean", $"pool '{Pool}'");
         Check(Optimizer is "adamw" or "sgd", $"optimizer '{Optimizer}'");
@@ -125,7 +125,7 @@ public sealed record TrainOptions
                                   of class folders); PNG, JPEG, BMP of any size and mode
           --image-size N          folder: shorter side scaled to N, centre crop N x N (default 32)
           --channels 1|3          folder: grey or RGB (default 3)
-          --cache-mb N            folder: most memory the decoded images of a split may take (8192)
+          --cache-mb N            folder: memory for decoded images, MiB (8192); the rest stream from disk
           --strict                folder: an unreadable image stops the run (default: skip, warn)
           --data DIR              where the dataset files are; only that directory is searched, and
                                   one that lacks them is an error (default: the cache, then
@@ -222,7 +222,7 @@ public sealed record TrainOptions
             EvalTest = a.Choice("eval-test", r.EvalTest, "end", "epoch", "never"),
             ImageSize = a.Int("image-size", r.ImageSize, 4, 1024),
             Channels = a.Choice("channels", r.Channels.ToString(System.Globalization.CultureInfo.InvariantCulture), "1", "3") == "1" ? 1 : 3,
-            CacheMb = a.Int("cache-mb", (int)r.CacheMb, 1, 1 << 30),
+            CacheMb = a.Int("cache-mb", (int)r.CacheMb, 0, 1 << 30),
             Strict = a.Has("strict") ? a.Flag("strict") : r.Strict,
             Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),
             Seed = a.Int("seed", 0, 0, int.MaxValue),

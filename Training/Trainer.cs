@@ -76,7 +76,8 @@ public sealed class Trainer : IDisposable
 
         _trainLoader = new DataLoader(train, TrainLoaderOptions(options, info, train.Count));
         var evalOptions = DataLoaderOptions.ForEvaluation(256);
-        evalOptions.Workers = Math.Min(options.Workers, 1);
+        // One worker is plenty to copy cached images; a streamed split needs them all to decode.
+        evalOptions.Workers = test?.CachedCount < test?.Count || val?.CachedCount < val?.Count ? options.Workers : Math.Min(options.Workers, 1);
         if (test is not null) _testLoader = new DataLoader(test, evalOptions);
         if (val is not null) _valLoader = new DataLoader(val, evalOptions);
 

@@ -21,6 +21,12 @@ namespace ViTScratch.Training.Data;
 /// batches. Batch buffers come from a pool and return to it on <see cref="DataBatch.Dispose"/>,
 /// so a steady-state epoch allocates nothing per batch.
 ///
+/// Streaming: an image folder's images beyond its cache are decoded from their files inside
+/// Prepare, so on the worker threads, W·PrefetchPerWorker batches ahead of the consumer; decoding
+/// overlaps the step instead of stalling it as long as W workers decode faster than it consumes
+/// (`Benchmarks -- --folder-stream` measures both). A file that can no longer be read is left out
+/// of its batch (which is one image shorter) and reported at the end of the pass.
+///
 /// Leaving an epoch early (break, exception, cancellation) cancels and joins its workers and
 /// returns queued batches to the pool. One loader may serve consecutive epochs; it is not meant
 /// for two epochs enumerated at the same time (each would still be correct, only slower).
@@ -76,7 +82,17 @@ public sealed class DataLoader : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (startBatch < 0 || startBatch > BatchesPerEpoch)
             throw new ArgumentOutOfRangeException(nameof(startBatch), $"startBatch must be in 0..{BatchesPerEpoch}.");
-        return _o.Workers == 0 ? Synchronous(epoch, startBatch, cancel) : Parallel(epoch, startBatch, cancel);
+        return WithReport(_o.Workers == 0 ? Synchronous(epoch, startBatch, cancel) : Parallel(epoch, startBatch, cancel));
+    }
+
+    // After each pass, however it ends: how many streamed images were left out of it (if any).
+    private IEnumerable<DataBatch> WithReport(IEnumerable<DataBatch> batches)
+    {
+        try
+        {
+            foreach (var batch in batches) yield return batch;
+        }
+        finally { _data.ReportSkipped(); }
     }
 
     private IEnumerable<DataBatch> Synchronous(int epoch, int startBatch, CancellationToken cancel)
@@ -181,13 +197,16 @@ public sealed class DataLoader : IDisposable
         var batch = _pool.Rent();
         batch.Epoch = epoch; batch.Index = b; batch.Count = count; batch.Lambda = 1f;
 
+        // n counts the samples kept: a streamed image whose file can no longer be read is left out
+        // (the dataset warns), and the others keep their own random draws, keyed by position i.
+        int n = 0;
         for (int i = 0; i < count; i++)
         {
             int idx = order[start + i];
-            batch.SampleIndices[i] = idx;
-            batch.LabelsA[i] = _data.Labels[idx];
             var rng = DataRandom.For(_o.Seed, epoch, b, i);
-            ReadOnlySpan<byte> src = _data.Image(idx);
+            if (!_data.TryRead(idx, out var src)) continue;
+            batch.SampleIndices[n] = idx;
+            batch.LabelsA[n] = _data.Labels[idx];
             if (_o.RandAugmentOps > 0)
             {
                 src.CopyTo(ws.Image);
@@ -197,8 +216,15 @@ public sealed class DataLoader : IDisposable
             int pad = _o.CropPadding;
             int dx = pad > 0 ? rng.NextInt(2 * pad + 1) : 0, dy = pad > 0 ? rng.NextInt(2 * pad + 1) : 0;
             bool flip = _o.HorizontalFlip && rng.NextBool();
-            SampleTransforms.CropFlipNormalise(src, batch.Images.AsSpan(i * size, size), c, h, w, pad, dx, dy, flip, _scale, _bias);
+            SampleTransforms.CropFlipNormalise(src, batch.Images.AsSpan(n * size, size), c, h, w, pad, dx, dy, flip, _scale, _bias);
+            n++;
         }
+        if (n == 0)
+        {
+            batch.Dispose();
+            throw new ViTScratchException($"none of the {count} images of batch {b} could be read (see the warnings above); check the files of '{_data.Source}'");
+        }
+        batch.Count = count = n;
 
         bool mixup = _o.MixupAlpha > 0, cutmix = _o.CutMixAlpha > 0;
         if ((mixup || cutmix) && count > 1)

@@ -32,6 +32,9 @@ public static class DatasetCatalog
         options ??= new DatasetOptions();
         if (Canonical(name) == ImageFolder.Name)
         {
+            // One --cache-mb for the run: the training split takes what it needs first.
+            var budget = options.Folder.Budget ?? new CacheBudget(options.Folder.CacheMb << 20);
+            options = options.WithFolder(options.Folder with { Budget = budget });
             var train = Load(name, dataDir, train: true, options);
             // Validation and test are normalised with the training split's statistics.
             var fo = options.Folder with { Mean = train.Mean, Std = train.Std };

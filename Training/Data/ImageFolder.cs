@@ -10,10 +10,16 @@ namespace ViTScratch.Training.Data;
 ///   DIR/test/&lt;class&gt;/*    optional test split
 /// Class names are the training folders' names in ordinal order (label i = the i-th name); every
 /// image is decoded (PNG, JPEG, BMP, in any mode: grey, RGB, RGBA, palette), scaled so its shorter
-/// side is the image size and centre-cropped (ImageFiles.LoadChw), and kept in memory as uint8 CHW.
-/// The per-channel mean and std are measured on the training split and travel with the dataset
-/// (and into the checkpoint). An unreadable image is skipped with one warning line naming it and
-/// a count at the end, or stops the load with --strict.
+/// side is the image size and centre-cropped (ImageFiles.LoadChw), as uint8 CHW.
+///
+/// Loading a split scans it: every file is decoded once, in parallel, to find the unreadable ones,
+/// measure the per-channel mean and std (training split; they travel with the dataset and into the
+/// checkpoint) and fingerprint the split. The decoded images are kept while `--cache-mb` lasts
+/// (training split first, then val, then test); a split larger than that streams the rest: the
+/// loader's workers decode those images from their files again on every pass, ahead of the step
+/// (<see cref="FolderImageStore"/>). The batches are the same either way. An unreadable image is
+/// skipped with one warning line naming it and a count at the end, or stops the load with --strict;
+/// so is a streamed file that changes or disappears during the run.
 /// </summary>
 public static class ImageFolder
 {
@@ -67,66 +73,112 @@ public static class ImageFolder
             throw new ViTScratchException($"'{root}' has {classes.Length} classes; at most 256 are supported");
 
         int c = o.Channels, s = o.ImageSize, size = c * s * s;
-        long bytes = (long)files.Count * size;
-        if (bytes > o.CacheMb * (1L << 20))
-            throw new ViTScratchException($"the {split} split of '{full}' decodes to {bytes >> 20} MB at {s}x{s}x{c}, more than --cache-mb {o.CacheMb}; " +
-                "raise --cache-mb (this machine's memory permitting) or lower --image-size (images are kept in memory, decoded)");
+        var store = new FolderImageStore(files.Count, size, o, split);
+        var budget = o.Budget ?? new CacheBudget(o.CacheMb << 20);
+        var labels = new List<byte>(files.Count);
+        var sums = new long[2 * c];
+        var failed = new List<string>();
+        // The fingerprint is taken as the split is decoded, on the assumption that every file reads
+        // (the header holds the count and the labels, which a skipped file would change); when one
+        // does not, the dataset computes it again on demand.
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        ImageDataset.AppendFingerprintHeader(sha, files.Count, c, s, s, files.Select(f => f.Label).ToArray());
 
-        // Decode in parallel; each image lands at its own index, so the result does not depend on scheduling.
-        var decoded = new byte[files.Count][];
-        var failed = new string?[files.Count];
-        int done = 0;
+        // Decode a window of files at a time in parallel (each lands at its own index, so nothing
+        // depends on scheduling), then take them in order: statistics, fingerprint, and the cache
+        // while the budget lasts. Only one window is ever held beyond the cache.
+        int window = DecodeWindow(size);
+        var decoded = new byte[window][];
+        var stamps = new FileStamp?[window];
+        var problems = new string?[window];
         var progress = new DecodeProgress(o.Log, split, files.Count);
-        Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        int done = 0;
+        for (int start = 0; start < files.Count; start += window)
         {
-            try { decoded[i] = ImageFiles.LoadChw(files[i].Path, c, s, o.MaxPixels); }
-            catch (ViTScratchException e) { failed[i] = e.Message; }
-            progress.Report(Interlocked.Increment(ref done));
-        });
-
-        var bad = Enumerable.Range(0, files.Count).Where(i => failed[i] is not null).ToList();
-        if (bad.Count > 0 && o.Strict)
-            throw new ViTScratchException($"{failed[bad[0]]} (--strict stops at the first unreadable image; {bad.Count} in the {split} split)");
-        foreach (int i in bad) o.Log.WriteLine($"warning: skipped: {failed[i]}");
-        if (bad.Count > 0) o.Log.WriteLine($"warning: {bad.Count} of {files.Count} images of the {split} split could not be read and were skipped");
-
-        var keep = Enumerable.Range(0, files.Count).Where(i => failed[i] is null).ToList();
-        if (keep.Count == 0) throw new ViTScratchException($"no image of the {split} split in '{root}' could be read");
-        var pixels = new byte[(long)keep.Count * size];
-        var labels = new byte[keep.Count];
-        for (int k = 0; k < keep.Count; k++)
-        {
-            decoded[keep[k]].CopyTo(pixels, (long)k * size);
-            labels[k] = files[keep[k]].Label;
+            int n = Math.Min(window, files.Count - start);
+            Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+            {
+                string path = files[start + i].Path;
+                try
+                {
+                    // The stamp before the pixels: a file rewritten during its decode then shows as changed when streamed.
+                    stamps[i] = FileStamp.Of(path) ?? throw new ViTScratchException($"image '{path}' does not exist");
+                    decoded[i] = ImageFiles.LoadChw(path, c, s, o.MaxPixels);
+                    problems[i] = null;
+                }
+                catch (ViTScratchException e) { problems[i] = e.Message; }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problems[i] = $"image '{path}' could not be read ({e.Message})"; }
+                progress.Report(Interlocked.Increment(ref done));
+            });
+            for (int i = 0; i < n; i++)
+            {
+                if (problems[i] is { } problem)
+                {
+                    if (o.Strict) throw new ViTScratchException($"{problem} (--strict stops at the first unreadable image)");
+                    o.Log.WriteLine($"warning: skipped: {problem}");
+                    failed.Add(problem);
+                    continue;
+                }
+                AddToSums(sums, decoded[i], c, s * s);
+                sha.AppendData(decoded[i]);
+                store.Add(labels.Count, files[start + i].Path, stamps[i]!.Value, decoded[i], budget);
+                labels.Add(files[start + i].Label);
+                decoded[i] = null!;
+            }
         }
-        var (mean, std) = o.Mean is null ? Statistics(pixels, keep.Count, c, s * s) : (o.Mean, o.Std!);
-        return new ImageDataset(Name, keep.Count, c, s, s, pixels, labels, classes, mean, std) { Source = full };
+        if (failed.Count > 0) o.Log.WriteLine($"warning: {failed.Count} of {files.Count} images of the {split} split could not be read and were skipped");
+        if (labels.Count == 0) throw new ViTScratchException($"no image of the {split} split in '{root}' could be read");
+        store.Trim(labels.Count);
+
+        var (mean, std) = o.Mean is null ? FromSums(sums, labels.Count, c, s * s) : (o.Mean, o.Std!);
+        var data = new ImageDataset(Name, store, map: null, s, labels.ToArray(), classes, mean, std,
+            scanFingerprint: failed.Count == 0 ? Convert.ToHexStringLower(sha.GetHashAndReset().AsSpan(0, 16)) : null) { Source = full };
+        if (store.CachedCount < store.Count)
+            o.Log.WriteLine($"cache   {split}: {store.CachedCount} of {store.Count} images held decoded ({store.CachedBytes >> 20} MB of --cache-mb {o.CacheMb}); " +
+                $"the other {store.Count - store.CachedCount} ({((long)(store.Count - store.CachedCount) * size) >> 20} MB) are decoded from their files by the loader's workers each pass");
+        return data;
     }
+
+    /// <summary>
+    /// How many images to decode at once: a few for every core, and otherwise at most about 16 MiB
+    /// of pixels (what a scan or a fingerprint holds beyond the cache).
+    /// </summary>
+    internal static int DecodeWindow(int imageBytes) => (int)Math.Clamp((16L << 20) / imageBytes, 4L * Environment.ProcessorCount, 1024);
 
     public const string Name = "folder";
 
     /// <summary>Per-channel mean and standard deviation of the pixels, in [0, 1] units (what the loader normalises with).</summary>
     public static (float[] Mean, float[] Std) Statistics(byte[] pixels, int count, int channels, int plane)
     {
-        var mean = new float[channels];
-        var std = new float[channels];
+        var sums = new long[2 * channels];
+        for (int i = 0; i < count; i++) AddToSums(sums, pixels.AsSpan((int)((long)i * channels * plane), channels * plane), channels, plane);
+        return FromSums(sums, count, channels, plane);
+    }
+
+    // Sums of pixel values and of their squares per channel, in integers: exact, so the statistics
+    // do not depend on the order images are met in (a 1024x1024 image adds at most 2^36 per channel).
+    private static void AddToSums(long[] sums, ReadOnlySpan<byte> image, int channels, int plane)
+    {
         for (int ch = 0; ch < channels; ch++)
         {
-            double sum = 0, sumSq = 0;
-            for (int i = 0; i < count; i++)
-            {
-                long at = ((long)i * channels + ch) * plane;
-                for (int p = 0; p < plane; p++)
-                {
-                    double v = pixels[at + p] / 255.0;
-                    sum += v;
-                    sumSq += v * v;
-                }
-            }
-            double n = (double)count * plane, m = sum / n;
+            long sum = 0, sumSq = 0;
+            foreach (byte v in image.Slice(ch * plane, plane)) { sum += v; sumSq += v * v; }
+            sums[2 * ch] += sum;
+            sums[2 * ch + 1] += sumSq;
+        }
+    }
+
+    private static (float[] Mean, float[] Std) FromSums(long[] sums, int count, int channels, int plane)
+    {
+        var mean = new float[channels];
+        var std = new float[channels];
+        double n = (double)count * plane;
+        for (int ch = 0; ch < channels; ch++)
+        {
+            double m = sums[2 * ch] / 255.0 / n, meanSq = sums[2 * ch + 1] / (255.0 * 255.0) / n;
             mean[ch] = (float)m;
             // A constant channel (all one colour) would divide by zero: floor the std at one grey level.
-            std[ch] = (float)Math.Max(Math.Sqrt(Math.Max(sumSq / n - m * m, 0)), 1 / 255.0);
+            std[ch] = (float)Math.Max(Math.Sqrt(Math.Max(meanSq - m * m, 0)), 1 / 255.0);
         }
         return (mean, std);
     }
@@ -154,8 +206,14 @@ public sealed record FolderOptions
 {
     public int ImageSize { get; init; } = 32;
     public int Channels { get; init; } = 3;
-    /// <summary>Most memory the decoded images of one split may take. Default 8 GiB: a third of this 24 GiB machine.</summary>
+    /// <summary>
+    /// Most memory the decoded images may take, in MiB; the images beyond it are decoded from their
+    /// files on every pass by the loader's workers. Default 8 GiB: a third of this 24 GiB machine,
+    /// leaving room for the model, the batches in flight and the operating system's file cache.
+    /// </summary>
     public long CacheMb { get; init; } = 8192;
+    /// <summary>The memory left for decoded images, shared by the splits of one run (null: CacheMb for this split alone).</summary>
+    public CacheBudget? Budget { get; init; }
     public bool Strict { get; init; }
     public long MaxPixels { get; init; } = ImageFiles.DefaultMaxPixels;
     /// <summary>Normalisation to use instead of measuring it (the training split's, for val and test).</summary>
