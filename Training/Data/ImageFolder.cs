@@ -1,4 +1,3 @@
-using ViTScratch.Training.Commands;
 
 namespace ViTScratch.Training.Data;
 
@@ -10,7 +9,7 @@ namespace ViTScratch.Training.Data;
 ///   DIR/test/&lt;class&gt;/*    optional test split
 /// Class names are the training folders' names in ordinal order (label i = the i-th name); every
 /// image is decoded (PNG, JPEG, BMP, in any mode: grey, RGB, RGBA, palette), scaled so its shorter
-/// side is the image size and centre-cropped (ImageFiles.LoadChw), and kept in memory as uint8 CHW.
+/// side is the image size and centre-cropped (FolderOptions.Decoder, by default ViTScratch.Imaging's ImageFiles.LoadChw), and kept in memory as uint8 CHW.
 /// The per-channel mean and std are measured on the training split and travel with the dataset
 /// (and into the checkpoint). An unreadable image is skipped with one warning line naming it and
 /// a count at the end, or stops the load with --strict.
@@ -72,6 +71,7 @@ public static class ImageFolder
             throw new ViTScratchException($"the {split} split of '{full}' decodes to {bytes >> 20} MB at {s}x{s}x{c}, more than --cache-mb {o.CacheMb}; " +
                 "raise --cache-mb (this machine's memory permitting) or lower --image-size (images are kept in memory, decoded)");
 
+        var decode = ImageDecoders.Resolve(o.Decoder);
         // Decode in parallel; each image lands at its own index, so the result does not depend on scheduling.
         var decoded = new byte[files.Count][];
         var failed = new string?[files.Count];
@@ -79,7 +79,7 @@ public static class ImageFolder
         var progress = new DecodeProgress(o.Log, split, files.Count);
         Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
-            try { decoded[i] = ImageFiles.LoadChw(files[i].Path, c, s, o.MaxPixels); }
+            try { decoded[i] = decode(files[i].Path, c, s, o.MaxPixels); }
             catch (ViTScratchException e) { failed[i] = e.Message; }
             progress.Report(Interlocked.Increment(ref done));
         });
@@ -157,7 +157,10 @@ public sealed record FolderOptions
     /// <summary>Most memory the decoded images of one split may take. Default 8 GiB: a third of this 24 GiB machine.</summary>
     public long CacheMb { get; init; } = 8192;
     public bool Strict { get; init; }
-    public long MaxPixels { get; init; } = ImageFiles.DefaultMaxPixels;
+    /// <summary>Largest image decoded (`--max-pixels`): 100 megapixels, 400 MB decoded (ViTScratch.Imaging's ImageFiles.DefaultMaxPixels).</summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+    /// <summary>How an image file is decoded; null = ViTScratch.Imaging's SkiaSharp decoder, which must then be referenced.</summary>
+    public ImageDecoder? Decoder { get; init; }
     /// <summary>Normalisation to use instead of measuring it (the training split's, for val and test).</summary>
     public IReadOnlyList<float>? Mean { get; init; }
     public IReadOnlyList<float>? Std { get; init; }
