@@ -83,6 +83,30 @@ public sealed partial class ViT : Module
         Transformer.Layers.Select((l, i) => l.Attention.LastWeights
             ?? throw new InvalidOperationException($"layer {i} has no captured attention; set CaptureAttention and run Forward first")).ToList();
 
+    /// <summary>
+    /// The most likely class of each image of <paramref name="images"/> [B, C, H, W], in evaluation
+    /// mode (no dropout) and without gradients; the model's mode is restored afterwards. Its
+    /// intermediate tensors live in a scope of their own and are released before it returns.
+    /// </summary>
+    public int[] Classify(Tensor images)
+    {
+        bool wasTraining = Training;
+        Eval();
+        try
+        {
+            using var noGrad = Tensor.NoGrad();
+            using var scope = new TensorScope();
+            float[] logits = Forward(images).ToArray();
+            int classes = Config.NumClasses, batch = images.Shape[0];
+            var best = new int[batch];
+            for (int b = 0; b < batch; b++)
+                for (int c = 1; c < classes; c++)
+                    if (logits[b * classes + c] > logits[b * classes + best[b]]) best[b] = c;
+            return best;
+        }
+        finally { Train(wasTraining); }
+    }
+
     /// <summary>images: [B, C, H, W] → logits: [B, num_classes].</summary>
     public Tensor Forward(Tensor images)
     {

@@ -42,10 +42,17 @@ public static class ViTPresets
         All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ViTScratchException($"unknown model preset '{name}'; choose one of: {string.Join(", ", All.Select(p => p.Name))}");
 
-    /// <summary>The config of preset <paramref name="name"/> for images [channels, height, width].</summary>
-    public static ViTConfig Create(string name, int channels, int height, int width, int numClasses,
-        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f) =>
-        Get(name).ToConfig(channels, height, width, numClasses, pool, dropout, embDropout);
+    /// <summary>
+    /// The config of preset <paramref name="name"/> for images [channels, height, width] and
+    /// <paramref name="numClasses"/> classes, with patches of <paramref name="patchSize"/> pixels
+    /// (0 = the preset's, 4; the image side must be a multiple of it).
+    /// </summary>
+    public static ViTConfig Create(string name, int channels, int height, int width, int numClasses, int patchSize = 0,
+        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f)
+    {
+        if (patchSize < 0) throw new ViTScratchException($"ViTPresets.Create: patch size {patchSize} must be positive (or 0 for the preset's)");
+        return Get(name).WithSizes(patch: patchSize).ToConfig(channels, height, width, numClasses, pool, dropout, embDropout);
+    }
 
     /// <summary>Every preset with its config and parameter count for the given input and classes.</summary>
     public static IReadOnlyList<ViTPresetInfo> List(int channels, int height, int width, int numClasses) =>

@@ -71,7 +71,7 @@ public sealed class Trainer : IDisposable
         var config = options.ModelConfig(train.Channels, train.Height, train.Width, train.ClassCount);
         _model = new ViT(config, _device, options.Seed);
 
-        var parameters = _model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+        var parameters = OptimParam.From(_model);
         _optimizer = options.Optimizer == "sgd"
             ? new Sgd(parameters, options.Momentum, options.Nesterov, options.WeightDecay, options.ClipNorm)
             : new AdamW(parameters, options.WeightDecay, maxGradNorm: options.ClipNorm);

@@ -29,7 +29,7 @@ public sealed class AdamW : Optimizer
     public float Beta2 { get; }
     public float Eps { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq)
+    private protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
         for (int r = 0; r < Ranges.Count; r++)
         {
@@ -40,7 +40,7 @@ public sealed class AdamW : Optimizer
     }
 
     /// <summary>The second moment is a running mean of squares: a negative entry would make √v̂ NaN.</summary>
-    protected override string? CheckStateValues(string name, float[] values)
+    private protected override string? CheckStateValues(string name, float[] values)
     {
         if (!name.StartsWith("adamw.v.", StringComparison.Ordinal)) return null;
         int i = Array.FindIndex(values, x => x < 0);

@@ -25,7 +25,7 @@ public sealed class Sgd : Optimizer
     public bool Nesterov { get; }
     public float WeightDecay { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq)
+    private protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
         for (int r = 0; r < Ranges.Count; r++)
         {
