@@ -212,7 +212,7 @@ public sealed partial class Tensor : IDisposable
 }
 
 /// <summary>Shape arithmetic and formatting.</summary>
-public static class ShapeOf
+internal static class ShapeOf
 {
     public static int Count(ReadOnlySpan<int> shape)
     {

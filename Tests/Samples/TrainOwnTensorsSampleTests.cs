@@ -10,7 +10,7 @@ namespace ViTScratch.Tests.Samples;
 public class TrainOwnTensorsSampleTests
 {
     [Fact]
-    public void TheSampleTrainsSavesLoadsAndClassifies()
+    public async Task TheSampleTrainsSavesLoadsAndClassifies()
     {
         // The sample is built with the tests (a project reference that does not reference its
         // assembly) in the same configuration: bin/<Configuration>/<framework>/ of its own project.
@@ -26,9 +26,9 @@ public class TrainOwnTensorsSampleTests
         start.ArgumentList.Add(dll);
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        string stdout = process.StandardOutput.ReadToEnd();
+        string stdout = await process.StandardOutput.ReadToEndAsync();
         Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)), "the sample did not finish in 2 minutes");
-        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{stdout}\n{stderr.Result}");
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{stdout}\n{await stderr}");
         Assert.Matches(@"loaded model: accuracy (9\d|100)[.,]\d ?% on 200 new images", stdout);
         Assert.Matches(@"one image: class [01] \(true class [01]\)", stdout);
     }

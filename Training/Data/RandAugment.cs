@@ -21,7 +21,7 @@ public enum RandAugmentOp
 ///
 /// Work is O(C·H·W) per op with one scratch image; nothing is allocated.
 /// </summary>
-public static class RandAugment
+internal static class RandAugment
 {
     public static readonly int OpCount = Enum.GetValues<RandAugmentOp>().Length;
 

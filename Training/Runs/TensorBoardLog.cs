@@ -17,7 +17,7 @@ namespace ViTScratch.Training.Runs;
 /// The first event carries file_version "brain.Event:2" and no summary, as TensorFlow's writer does.
 /// A record cut short by a crash is the last one in its file; TensorBoard stops reading there.
 /// </summary>
-public sealed class TensorBoardLog
+internal sealed class TensorBoardLog
 {
     private readonly string _path;
 
