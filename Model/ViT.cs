@@ -43,7 +43,9 @@ public sealed partial class ViT : Module
         Initialization.Apply(this, seed);
     }
 
+    /// <summary>The sizes this model was built with.</summary>
     public ViTConfig Config { get; }
+    /// <summary>Where its parameters live.</summary>
     public Device Device { get; }
 
     /// <summary>The seed the weights were initialised from; dropout masks derive from it too.</summary>
@@ -60,14 +62,23 @@ public sealed partial class ViT : Module
         set => _seeds.Step = value;
     }
 
+    /// <summary>The learned positional embedding [1, N+1, D].</summary>
     public Parameter PosEmbedding { get; }
+    /// <summary>The learned cls token [1, 1, D].</summary>
     public Parameter ClsToken { get; }
+    /// <summary>Layer norm of each flattened patch.</summary>
     public LayerNorm PatchNorm { get; }
+    /// <summary>The patch embedding projection.</summary>
     public Linear PatchLinear { get; }
+    /// <summary>Layer norm after the patch embedding.</summary>
     public LayerNorm EmbeddingNorm { get; }
+    /// <summary>Dropout on the embedded tokens.</summary>
     public Dropout EmbDropout { get; }
+    /// <summary>The encoder.</summary>
     public Transformer Transformer { get; }
+    /// <summary>The classifier head on the pooled token.</summary>
     public Linear Head { get; }
+    /// <summary>Patch dropout before the encoder (training only).</summary>
     public PatchDropout PatchDropout { get; }
 
     /// <summary>When on, every forward pass stores each layer's attention weights (see <see cref="AttentionMaps"/>).</summary>

@@ -11,41 +11,67 @@ public sealed record TrainOptions
 {
     /// <summary>The recipe the options were resolved from ("" when built in code).</summary>
     public string Recipe { get; init; } = "";
+    /// <summary>fashion-mnist, mnist, cifar10, cifar100 or folder.</summary>
     public string Dataset { get; init; } = "fashion-mnist";
+    /// <summary>Where the dataset files are (null = the cache and the system directories).</summary>
     public string? DataDir { get; init; }
+    /// <summary>The preset: vit-micro, vit-tiny or vit-small.</summary>
     public string Model { get; init; } = "vit-micro";
     /// <summary>Patch size; 0 takes the preset's (4).</summary>
     public int Patch { get; init; }
     /// <summary>Model width, depth, heads, width per head and MLP width; 0 takes the preset's.</summary>
     public int Dim { get; init; }
+    /// <summary>Encoder blocks (0 = the preset's).</summary>
     public int Depth { get; init; }
+    /// <summary>Attention heads (0 = the preset's).</summary>
     public int Heads { get; init; }
+    /// <summary>Width per head (0 = the preset's).</summary>
     public int DimHead { get; init; }
+    /// <summary>MLP hidden width (0 = the preset's).</summary>
     public int MlpDim { get; init; }
+    /// <summary>"cls" or "mean" pooling before the head.</summary>
     public string Pool { get; init; } = "cls";
+    /// <summary>Dropout in the encoder blocks.</summary>
     public float Dropout { get; init; }
+    /// <summary>Dropout on the embedded tokens.</summary>
     public float EmbDropout { get; init; }
     /// <summary>Fraction of patch tokens left out of each training step (0 = off).</summary>
     public float PatchDropout { get; init; }
+    /// <summary>Passes over the training split.</summary>
     public int Epochs { get; init; } = 10;
+    /// <summary>Images per optimizer step.</summary>
     public int BatchSize { get; init; } = 128;
+    /// <summary>"adamw" or "sgd".</summary>
     public string Optimizer { get; init; } = "adamw";
+    /// <summary>Peak learning rate, after warmup.</summary>
     public float Lr { get; init; } = 1e-3f;
+    /// <summary>Weight decay (decoupled for AdamW, L2 for SGD).</summary>
     public float WeightDecay { get; init; } = 0.05f;
+    /// <summary>SGD momentum.</summary>
     public float Momentum { get; init; } = 0.9f;
+    /// <summary>SGD with Nesterov momentum.</summary>
     public bool Nesterov { get; init; }
+    /// <summary>Epochs of linear warmup before the cosine decay.</summary>
     public float WarmupEpochs { get; init; } = 1;
+    /// <summary>Learning rate at the end of the cosine decay.</summary>
     public float MinLr { get; init; } = 1e-5f;
+    /// <summary>Label smoothing of the training loss.</summary>
     public float LabelSmoothing { get; init; } = 0.1f;
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
     public float ClipNorm { get; init; } = 1f;
     /// <summary>crop, flip, randaugment, mixup, cutmix (comma-separated); "default" = the dataset's crop/flip.</summary>
     public string Augment { get; init; } = "default";
     /// <summary>Pixels of zero padding for the random crop (torchvision's RandomCrop(size, padding)).</summary>
     public int CropPadding { get; init; } = 4;
+    /// <summary>RandAugment: ops per image.</summary>
     public int RandAugmentOps { get; init; } = 2;
+    /// <summary>RandAugment: magnitude, 0 to 10.</summary>
     public float RandAugmentMagnitude { get; init; } = 9;
+    /// <summary>auto, cpu, cuda or ilgpu-cpu.</summary>
     public string Device { get; init; } = "auto";
+    /// <summary>Seed of the model, the order and the augmentation.</summary>
     public int Seed { get; init; }
+    /// <summary>Data loader threads.</summary>
     public int Workers { get; init; } = 2;
     /// <summary>
     /// Fraction of the training split held out for validation (stratified, seeded by
@@ -60,6 +86,7 @@ public sealed record TrainOptions
     public string EvalTest { get; init; } = "end";
     /// <summary>An image folder's side length after decoding (shorter side scaled to it, centre-cropped) and its channel count (1 = grey, 3 = RGB).</summary>
     public int ImageSize { get; init; } = 32;
+    /// <summary>Channels of an image folder's images after decoding.</summary>
     public int Channels { get; init; } = 3;
     /// <summary>Most memory, in MiB, the decoded images of one split of an image folder may take.</summary>
     public long CacheMb { get; init; } = 8192;
@@ -69,12 +96,15 @@ public sealed record TrainOptions
     public int TrainLimit { get; init; }
     /// <summary>Use only the first N test images (0 = all).</summary>
     public int TestLimit { get; init; }
+    /// <summary>The run directory.</summary>
     public string OutDir { get; init; } = "runs/default";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
+    /// <summary>As config.json and checkpoints store it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>Reads and validates stored options; <paramref name="source"/> names the file in errors.</summary>
     public static TrainOptions FromJson(string json, string source)
     {
         try

@@ -97,6 +97,7 @@ public sealed class Trainer : IDisposable
         _log.WriteLine($"device  {_device.Name}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
+    /// <summary>The model being trained.</summary>
     public ViT Model => _model;
 
     // For tests: the loaders, whose options carry a hook that can stall or interrupt a batch.
@@ -105,6 +106,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
     public event Action<int>? StepCompleted;
+    /// <summary>One row per finished epoch.</summary>
     public IReadOnlyList<EpochMetrics> Metrics => _metrics;
 
     internal static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
@@ -418,6 +420,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>Stops the loaders and frees the device.</summary>
     public void Dispose()
     {
         _trainLoader.Dispose();
@@ -430,7 +433,9 @@ public sealed class Trainer : IDisposable
 /// <summary>Per-class totals of an evaluation: how many images of each class, and how many of them were classified right.</summary>
 public sealed class PerClassCounts(int classes)
 {
+    /// <summary>Images of each class.</summary>
     public long[] Total { get; } = new long[classes];
+    /// <summary>Of those, classified right.</summary>
     public long[] Correct { get; } = new long[classes];
 
     internal void Add(float[] logits, ReadOnlySpan<float> labels, int count)

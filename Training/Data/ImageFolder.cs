@@ -16,6 +16,7 @@ namespace ViTScratch.Training.Data;
 /// </summary>
 public static class ImageFolder
 {
+    /// <summary>The file extensions read as images.</summary>
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp"];
 
     /// <summary>The class folders of the training split: DIR/train if it exists, else DIR itself.</summary>
@@ -103,6 +104,7 @@ public static class ImageFolder
         return new ImageDataset(Name, keep.Count, c, s, s, pixels, labels, classes, mean, std) { Source = full };
     }
 
+    /// <summary>The dataset name of an image folder (`--dataset folder`).</summary>
     public const string Name = "folder";
 
     /// <summary>Per-channel mean and standard deviation of the pixels, in [0, 1] units (what the loader normalises with).</summary>
@@ -152,10 +154,13 @@ public static class ImageFolder
 /// <summary>How an image folder is decoded: `--image-size`, `--channels`, `--cache-mb`, `--strict`, `--max-pixels`.</summary>
 public sealed record FolderOptions
 {
+    /// <summary>Side of the square images after decoding.</summary>
     public int ImageSize { get; init; } = 32;
+    /// <summary>1 (grey) or 3 (RGB).</summary>
     public int Channels { get; init; } = 3;
     /// <summary>Most memory the decoded images of one split may take. Default 8 GiB: a third of this 24 GiB machine.</summary>
     public long CacheMb { get; init; } = 8192;
+    /// <summary>An unreadable image is an error (else it is skipped with a warning).</summary>
     public bool Strict { get; init; }
     /// <summary>Largest image decoded (`--max-pixels`): 100 megapixels, 400 MB decoded (ViTScratch.Imaging's ImageFiles.DefaultMaxPixels).</summary>
     public long MaxPixels { get; init; } = 100_000_000;
@@ -163,6 +168,8 @@ public sealed record FolderOptions
     public ImageDecoder? Decoder { get; init; }
     /// <summary>Normalisation to use instead of measuring it (the training split's, for val and test).</summary>
     public IReadOnlyList<float>? Mean { get; init; }
+    /// <summary>Per-channel standard deviation to use instead of measuring it.</summary>
     public IReadOnlyList<float>? Std { get; init; }
+    /// <summary>Where progress and skipped-file warnings go.</summary>
     public TextWriter Log { get; init; } = TextWriter.Null;
 }

@@ -14,6 +14,7 @@ public sealed class AdamW : Optimizer
     private readonly Tensor[] _m, _v;               // per-parameter views of the flat moments, for checkpoints
     private readonly DeviceBuffer[] _mRange, _vRange; // the same moments sliced like Ranges, for the update
 
+    /// <summary>AdamW over <paramref name="parameters"/> (see <see cref="OptimParam.From"/>), moving their storage into its flat buffers; <paramref name="maxGradNorm"/> clips the global gradient norm (0 = off).</summary>
     public AdamW(IReadOnlyList<OptimParam> parameters, float weightDecay = 0.05f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
@@ -24,9 +25,13 @@ public sealed class AdamW : Optimizer
         _vRange = SliceByRange(v);
     }
 
+    /// <summary>Decoupled weight decay, for the parameters flagged for it.</summary>
     public float WeightDecay { get; }
+    /// <summary>Decay of the first moment.</summary>
     public float Beta1 { get; }
+    /// <summary>Decay of the second moment.</summary>
     public float Beta2 { get; }
+    /// <summary>Added to √v̂ in the denominator.</summary>
     public float Eps { get; }
 
     private protected override void Update(float lr, DeviceBuffer? gradNormSq)
@@ -47,6 +52,7 @@ public sealed class AdamW : Optimizer
         return i < 0 ? null : $"holds {values[i].ToString(CultureInfo.InvariantCulture)} at index {i}, but a second moment cannot be negative";
     }
 
+    /// <summary>The moments, "adamw.m.NAME" and "adamw.v.NAME" per parameter.</summary>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         for (int i = 0; i < Params.Count; i++)

@@ -56,6 +56,7 @@ public abstract class Optimizer
         _gradNormSq = Tensor.Zeros(Flat.Device, 1);
     }
 
+    /// <summary>The parameters, in the order given.</summary>
     public IReadOnlyList<OptimParam> Params { get; }
 
     /// <summary>The parameters and gradients as two flat buffers, the decayed parameters first.</summary>
