@@ -9,7 +9,7 @@ namespace ViTScratch.Benchmarks;
 
 /// <summary>
 /// The single-thread floating-point ceiling: a tight loop of independent FMAs on one core, no
-/// memory traffic (the loops are Training/Commands/FmaPeak.cs, which `vit bench --profile` uses too). 12 accumulator chains cover 2 FMA pipes x 4-5 cycles of latency, so the loop is
+/// memory traffic (the loops are Runner/Commands/FmaPeak.cs, which `vit bench --profile` uses too). 12 accumulator chains cover 2 FMA pipes x 4-5 cycles of latency, so the loop is
 /// throughput-bound. Matmul efficiency in docs/performance.md is quoted against this number.
 /// The Vector512 method measures the hardware only where Vector512.IsHardwareAccelerated
 /// (AVX-512); elsewhere .NET emulates Vector512 in software and the number shows that cost.

@@ -59,7 +59,7 @@ public sealed class GflopsColumn : IColumn
 
 /// <summary>
 /// The GFLOP/s column as a fraction of this machine's roof: the FMA loop on every core
-/// (Training/Commands/FmaPeak.cs), measured once, in the process that prints the summary, when the
+/// (Runner/Commands/FmaPeak.cs), measured once, in the process that prints the summary, when the
 /// column is first shown. Single-threaded benchmarks (the FMA loop itself) show their share of all
 /// cores. Measured after the benchmarks rather than between them, so on a shared host read it
 /// next to `--roofline`, which measures the roof before and after in one process.

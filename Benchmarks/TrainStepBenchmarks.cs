@@ -29,7 +29,7 @@ public class TrainStepBenchmarks
     {
         _device = Device.Create("cpu");
         _model = new ViT(ViTPresets.Create(Preset, 3, 32, 32, 10), _device, seed: 0);
-        _optimizer = new AdamW(_model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList(),
+        _optimizer = new AdamW(OptimParam.From(_model),
             0.05f, maxGradNorm: 1f);
         var rng = new Random(0);
         _images = Enumerable.Range(0, Batch * 3 * 32 * 32).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();

@@ -58,6 +58,7 @@ public sealed partial class Tensor
     /// <summary>While the returned scope is open, ops record no graph (inference, optimizer updates).</summary>
     public static IDisposable NoGrad() => new NoGradScope();
 
+    /// <summary>Whether ops on this thread record autograd (false inside <see cref="NoGrad"/>).</summary>
     public static bool GradEnabled => _noGradDepth == 0;
 
     private sealed class NoGradScope : IDisposable

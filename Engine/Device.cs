@@ -12,13 +12,16 @@ public sealed class Device : IDisposable
 {
     private readonly Dictionary<int, Stack<DeviceBuffer>> _free = new();
 
+    /// <summary>A device over a backend of your own (tests, profiling); <see cref="Create"/> is the usual way.</summary>
     public Device(IKernels kernels) => Kernels = kernels;
 
     /// <summary>Creates a device by name: auto, cpu, cuda or ilgpu-cpu (see <see cref="BackendFactory"/>).</summary>
     public static Device Create(string name = "auto") => new(BackendFactory.Create(name));
 
+    /// <summary>The backend that runs this device's ops (advanced: raw buffers, no autograd).</summary>
     public IKernels Kernels { get; }
 
+    /// <summary>The backend's name, for logs ("cpu", "cuda: NVIDIA H100 ...").</summary>
     public string Name => Kernels.Name;
 
     /// <summary>Number of buffers the pool had to create because none of the right length was free.</summary>
@@ -46,11 +49,13 @@ public sealed class Device : IDisposable
         _free.Clear();
     }
 
+    /// <summary>Frees the buffer pool and the backend; tensors of this device cannot be used afterwards.</summary>
     public void Dispose()
     {
         TrimPool();
         Kernels.Dispose();
     }
 
+    /// <summary>The device's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 }

@@ -13,7 +13,7 @@ namespace ViTScratch.Engine;
 /// accumulates into an existing leaf gradient) goes through those slices. The values and any
 /// existing gradient are copied over, and the tensor's old buffers are freed.
 /// </summary>
-public sealed class FlatParameters
+internal sealed class FlatParameters
 {
     private readonly int[] _offsets;
 
@@ -30,6 +30,8 @@ public sealed class FlatParameters
             if (t.Device != Device) throw new ViTScratchException($"FlatParameters: {t} is not on {Device.Name} like the first tensor");
             if (t.Pooled) throw new ViTScratchException($"FlatParameters: {t} belongs to a TensorScope; parameters must outlive every scope");
             if (!seen.Add(t)) throw new ViTScratchException($"FlatParameters: {t} is listed twice");
+            // A second packing would leave the first optimizer updating buffers the tensor no longer uses.
+            if (t.Packed) throw new ViTScratchException($"{t} already belongs to an optimizer; one optimizer per parameter (make a new model for a second one)");
             _offsets[i] = (int)total;
             total += t.Length;
             if (total > int.MaxValue) throw new ViTScratchException("FlatParameters: more than 2^31 parameters");

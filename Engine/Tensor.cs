@@ -7,8 +7,14 @@ namespace ViTScratch.Engine;
 /// when it takes part in autograd, its gradient and the closure that propagates it to its inputs.
 /// The shape is the only view metadata: no strides, no offsets, so every kernel sees plain
 /// contiguous memory and a reader can follow every index by hand.
+///
+/// Device memory: a tensor made inside a <see cref="TensorScope"/> (an op's result, an
+/// <see cref="Input"/>) goes back to the device's pool when the scope ends. One made outside any
+/// scope (<see cref="FromArray"/>, <see cref="Zeros"/>, an op's result with no scope open) owns its
+/// memory until <see cref="Dispose"/>; dispose it (a <c>using</c>) or work inside a scope, since the
+/// garbage collector knows nothing of device memory pressure and may free it much later.
 /// </summary>
-public sealed partial class Tensor
+public sealed partial class Tensor : IDisposable
 {
     private DeviceBuffer? _data;
 
@@ -22,11 +28,13 @@ public sealed partial class Tensor
         Pooled = pooled;
     }
 
+    /// <summary>The device that holds this tensor's values and runs its ops.</summary>
     public Device Device { get; }
 
     /// <summary>The dimensions, outermost first. Do not modify.</summary>
     public int[] Shape { get; }
 
+    /// <summary>Number of dimensions.</summary>
     public int Rank => Shape.Length;
 
     /// <summary>Number of elements.</summary>
@@ -35,14 +43,22 @@ public sealed partial class Tensor
     /// <summary>Whether gradients flow to (and are kept for) this tensor.</summary>
     public bool RequiresGrad { get; set; }
 
-    /// <summary>The gradient of the last <see cref="Backward"/> with respect to this tensor, or null.</summary>
-    public DeviceBuffer? Grad { get; internal set; }
+    /// <summary>
+    /// The gradient buffer: the sum of every <see cref="Backward"/> since the last zeroing, or null.
+    /// Internal on purpose: an optimizer may move a parameter's storage (see FlatParameters), so a
+    /// raw buffer taken before would go stale; users go through <see cref="GradToArray"/> and <see cref="SetGrad"/>.
+    /// </summary>
+    internal DeviceBuffer? Grad { get; set; }
 
-    public DeviceBuffer Data => _data ?? throw new ObjectDisposedException(
+    /// <summary>The value buffer; internal for the same reason as <see cref="Grad"/>.</summary>
+    internal DeviceBuffer Data => _data ?? throw new ObjectDisposedException(
         nameof(Tensor), $"this {ShapeOf.Format(Shape)} tensor belonged to a TensorScope that has ended; copy values out before the scope is disposed");
 
     /// <summary>A short name for error messages and debugging (the op that made it, or a parameter name).</summary>
     public string? Name { get; set; }
+
+    /// <summary>True once an optimizer's FlatParameters holds this tensor's storage: a second one may not take it.</summary>
+    internal bool Packed { get; private set; }
 
     /// <summary>True when the buffers came from the device pool and go back to it when the scope ends.</summary>
     internal bool Pooled { get; }
@@ -101,6 +117,10 @@ public sealed partial class Tensor
         return result;
     }
 
+    /// <summary>Whether this tensor has a gradient (after a <see cref="Backward"/> that reached it, or <see cref="SetGrad"/>).</summary>
+    public bool HasGrad => Grad is not null;
+
+    /// <summary>Copies the gradient to the host (waits for the device); an error when there is none yet.</summary>
     public float[] GradToArray()
     {
         if (Grad is null) throw new InvalidOperationException($"tensor {Name ?? ShapeOf.Format(Shape)} has no gradient; call Backward first");
@@ -118,6 +138,18 @@ public sealed partial class Tensor
         return one[0];
     }
 
+    /// <summary>
+    /// Replaces the gradient with <paramref name="values"/> (one per element, row-major), creating it
+    /// when there is none: to clip, scale or inject gradients before an optimizer step.
+    /// </summary>
+    public void SetGrad(ReadOnlySpan<float> values)
+    {
+        if (values.Length != Length) throw new ViTScratchException($"SetGrad: {values.Length} values for a tensor of shape {ShapeOf.Format(Shape)}");
+        Grad ??= Pooled ? Device.Rent(Length) : Kernels.Allocate(Length);
+        Kernels.Upload(values, Grad);
+    }
+
+    /// <summary>Replaces the values with <paramref name="values"/> (one per element, row-major).</summary>
     public void CopyFrom(ReadOnlySpan<float> values)
     {
         if (values.Length != Length) throw new ViTScratchException($"CopyFrom: {values.Length} values for a tensor of shape {ShapeOf.Format(Shape)}");
@@ -134,6 +166,7 @@ public sealed partial class Tensor
     // buffers are freed; no other tensor shares them (ops never alias a tensor's buffer).
     internal void MoveStorage(DeviceBuffer data, DeviceBuffer grad)
     {
+        Packed = true;
         if (data.Length != Length || grad.Length != Length) throw new ArgumentException($"MoveStorage: buffers of {data.Length} and {grad.Length} floats for {Length} elements");
         var oldData = Data;
         var oldGrad = Grad;
@@ -141,6 +174,23 @@ public sealed partial class Tensor
         Grad = grad;
         oldData.Dispose();
         oldGrad?.Dispose();
+    }
+
+    /// <summary>
+    /// Frees this tensor's device memory now (a pooled one goes back to its scope's pool early); the
+    /// tensor cannot be read afterwards. Disposing twice, or a tensor its scope already released, does nothing.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_data is null) return;
+        if (!Pooled)
+        {
+            // Slices (a parameter packed by an optimizer, optimizer state views) do not own memory;
+            // their Dispose frees nothing and only this tensor lets go of them.
+            _data.Dispose();
+            Grad?.Dispose();
+        }
+        Release();
     }
 
     internal void Release()
@@ -157,11 +207,12 @@ public sealed partial class Tensor
         BackwardFn = null;
     }
 
+    /// <summary>The shape, name and device, for messages.</summary>
     public override string ToString() => $"Tensor{ShapeOf.Format(Shape)}{(Name is null ? "" : " " + Name)} on {Device.Name}";
 }
 
 /// <summary>Shape arithmetic and formatting.</summary>
-public static class ShapeOf
+internal static class ShapeOf
 {
     public static int Count(ReadOnlySpan<int> shape)
     {

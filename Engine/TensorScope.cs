@@ -17,6 +17,7 @@ public sealed class TensorScope : IDisposable
     private readonly List<Tensor> _owned;
     private readonly TensorScope? _outer;
 
+    /// <summary>Opens a scope on this thread: tensors that ops make until it is disposed belong to it.</summary>
     public TensorScope()
     {
         _owned = _spare ?? new List<Tensor>();
@@ -29,6 +30,7 @@ public sealed class TensorScope : IDisposable
 
     internal void Own(Tensor t) => _owned.Add(t);
 
+    /// <summary>Ends the scope: its tensors go back to the device pool and cannot be read afterwards.</summary>
     public void Dispose()
     {
         if (_current != this) throw new InvalidOperationException("tensor scopes must be disposed in the reverse order of creation");

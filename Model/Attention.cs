@@ -19,6 +19,7 @@ public sealed class Attention : Module
     private readonly DropoutSeeds _seeds;
     private readonly int _attentionDropoutSite;
 
+    /// <summary>A pre-norm multi-head self-attention block of width <paramref name="dim"/>.</summary>
     public Attention(Device device, int dim, int heads, int dimHead, float dropout, DropoutSeeds seeds)
     {
         if (heads <= 0 || dimHead <= 0) throw new ViTScratchException($"attention needs heads ≥ 1 and dim_head ≥ 1 (got heads {heads}, dim_head {dimHead})");
@@ -39,13 +40,21 @@ public sealed class Attention : Module
         }
     }
 
+    /// <summary>Number of attention heads.</summary>
     public int Heads { get; }
+    /// <summary>Width of each head.</summary>
     public int DimHead { get; }
+    /// <summary>The score scale, 1/√DimHead.</summary>
     public float Scale { get; }
+    /// <summary>Dropout rate on the attention weights and the output.</summary>
     public float DropoutP { get; }
+    /// <summary>The layer norm before attention.</summary>
     public LayerNorm Norm { get; }
+    /// <summary>The joint query/key/value projection (no bias).</summary>
     public Linear ToQkv { get; }
+    /// <summary>The output projection; null when one head as wide as the model makes it the identity.</summary>
     public Linear? ToOut { get; }
+    /// <summary>Dropout after the output projection (null with <see cref="ToOut"/>).</summary>
     public Dropout? OutDropout { get; }
 
     /// <summary>When true, every forward pass also stores this layer's attention weights in <see cref="LastWeights"/>.</summary>

@@ -10,6 +10,7 @@ namespace ViTScratch.Model;
 /// </summary>
 public sealed class FeedForward : Module
 {
+    /// <summary>A pre-norm MLP block: norm, Linear(dim, hidden), GELU, dropout, Linear(hidden, dim), dropout.</summary>
     public FeedForward(Device device, int dim, int hiddenDim, float dropout, DropoutSeeds seeds)
     {
         Norm = AddChild("net.0", new LayerNorm(device, dim));
@@ -19,10 +20,15 @@ public sealed class FeedForward : Module
         OutDropout = AddChild("net.5", new Dropout(dropout, seeds));
     }
 
+    /// <summary>The layer norm before the MLP.</summary>
     public LayerNorm Norm { get; }
+    /// <summary>The projection to the hidden width.</summary>
     public Linear Up { get; }
+    /// <summary>Dropout after the activation.</summary>
     public Dropout HiddenDropout { get; }
+    /// <summary>The projection back to the model width.</summary>
     public Linear Down { get; }
+    /// <summary>Dropout on the block's output.</summary>
     public Dropout OutDropout { get; }
 
     /// <summary>x: [B, N, D] → [B, N, D] (the residual is added by the caller).</summary>

@@ -11,6 +11,7 @@ namespace ViTScratch.Model;
 /// </summary>
 public static class Initialization
 {
+    /// <summary>Standard deviation of the truncated-normal weight initialisation.</summary>
     public const float Std = 0.02f;
 
     /// <summary>Fills every parameter of <paramref name="module"/> according to its <see cref="Parameter.Init"/>.</summary>

@@ -15,6 +15,7 @@ public abstract class Module
     /// <summary>Training mode (dropout active) or evaluation mode (dropout is the identity).</summary>
     public bool Training { get; private set; } = true;
 
+    /// <summary>Registers a parameter of this module under <paramref name="name"/>.</summary>
     protected Parameter AddParameter(string name, Parameter parameter)
     {
         _parameters.Add((name, parameter));
@@ -31,6 +32,7 @@ public abstract class Module
         return child;
     }
 
+    /// <summary>The child modules, in registration order.</summary>
     public IEnumerable<(string Name, Module Module)> Children => _children;
 
     /// <summary>Every parameter with its dotted path below this module, in registration order.</summary>
@@ -42,6 +44,7 @@ public abstract class Module
                 yield return item;
     }
 
+    /// <summary>Every parameter, in <see cref="NamedParameters"/> order.</summary>
     public IReadOnlyList<Parameter> Parameters() => NamedParameters().Select(x => x.Parameter).ToList();
 
     /// <summary>Number of trainable scalars.</summary>
@@ -57,12 +60,14 @@ public abstract class Module
         }
     }
 
+    /// <summary>Sets training mode (or evaluation mode with false) on this module and every child.</summary>
     public void Train(bool on = true)
     {
         Training = on;
         foreach (var (_, child) in _children) child.Train(on);
     }
 
+    /// <summary>Evaluation mode: dropout and patch dropout off.</summary>
     public void Eval() => Train(false);
 
     /// <summary>Zeroes the accumulated gradient of every parameter.</summary>

@@ -7,7 +7,9 @@ public enum ParameterInit
 {
     /// <summary>Normal(0, 0.02²) redrawn outside ±2 std: Linear weights, pos_embedding, cls_token.</summary>
     TruncatedNormal,
+    /// <summary>All zeros.</summary>
     Zeros,
+    /// <summary>All ones.</summary>
     Ones,
 }
 
@@ -18,6 +20,7 @@ public enum ParameterInit
 /// </summary>
 public sealed class Parameter
 {
+    /// <summary>A trainable tensor of <paramref name="shape"/>, initialised by <paramref name="init"/>; <paramref name="weightDecay"/> says whether AdamW decays it.</summary>
     public Parameter(Device device, int[] shape, ParameterInit init, bool weightDecay)
     {
         Value = Tensor.Zeros(device, shape);
@@ -27,6 +30,7 @@ public sealed class Parameter
         Name = "";
     }
 
+    /// <summary>The tensor the layers use; it requires gradients.</summary>
     public Tensor Value { get; }
 
     /// <summary>The full dotted name, assigned when the owning model is assembled (see <see cref="Module.AssignNames"/>).</summary>
@@ -39,11 +43,15 @@ public sealed class Parameter
     /// </summary>
     public bool WeightDecay { get; }
 
+    /// <summary>How it was initialised.</summary>
     public ParameterInit Init { get; }
 
+    /// <summary>The shape of <see cref="Value"/>.</summary>
     public int[] Shape => Value.Shape;
 
+    /// <summary>Number of elements.</summary>
     public int Length => Value.Length;
 
+    /// <summary>The name and shape.</summary>
     public override string ToString() => $"{Name} {ShapeOf.Format(Shape)}";
 }

@@ -8,13 +8,16 @@ namespace ViTScratch.Model;
 /// </summary>
 public sealed class TransformerBlock : Module
 {
+    /// <summary>One encoder block: attention, then the MLP, each with a residual connection.</summary>
     public TransformerBlock(Device device, int dim, int heads, int dimHead, int mlpDim, float dropout, DropoutSeeds seeds)
     {
         Attention = AddChild("0", new Attention(device, dim, heads, dimHead, dropout, seeds));
         FeedForward = AddChild("1", new FeedForward(device, dim, mlpDim, dropout, seeds));
     }
 
+    /// <summary>The attention half.</summary>
     public Attention Attention { get; }
+    /// <summary>The MLP half.</summary>
     public FeedForward FeedForward { get; }
 
     /// <summary>x: [B, N, D] → [B, N, D].</summary>
@@ -30,6 +33,7 @@ public sealed class Transformer : Module
 {
     private readonly TransformerBlock[] _layers;
 
+    /// <summary><paramref name="depth"/> encoder blocks and a final layer norm.</summary>
     public Transformer(Device device, int dim, int depth, int heads, int dimHead, int mlpDim, float dropout, DropoutSeeds seeds)
     {
         Norm = AddChild("norm", new LayerNorm(device, dim)); // registered first, as in vit-pytorch
@@ -38,7 +42,9 @@ public sealed class Transformer : Module
             _layers[i] = AddChild($"layers.{i}", new TransformerBlock(device, dim, heads, dimHead, mlpDim, dropout, seeds));
     }
 
+    /// <summary>The layer norm after the last block.</summary>
     public LayerNorm Norm { get; }
+    /// <summary>The blocks, first to last.</summary>
     public IReadOnlyList<TransformerBlock> Layers => _layers;
 
     /// <summary>x: [B, N, D] → [B, N, D].</summary>

@@ -43,7 +43,9 @@ public sealed partial class ViT : Module
         Initialization.Apply(this, seed);
     }
 
+    /// <summary>The sizes this model was built with.</summary>
     public ViTConfig Config { get; }
+    /// <summary>Where its parameters live.</summary>
     public Device Device { get; }
 
     /// <summary>The seed the weights were initialised from; dropout masks derive from it too.</summary>
@@ -60,14 +62,23 @@ public sealed partial class ViT : Module
         set => _seeds.Step = value;
     }
 
+    /// <summary>The learned positional embedding [1, N+1, D].</summary>
     public Parameter PosEmbedding { get; }
+    /// <summary>The learned cls token [1, 1, D].</summary>
     public Parameter ClsToken { get; }
+    /// <summary>Layer norm of each flattened patch.</summary>
     public LayerNorm PatchNorm { get; }
+    /// <summary>The patch embedding projection.</summary>
     public Linear PatchLinear { get; }
+    /// <summary>Layer norm after the patch embedding.</summary>
     public LayerNorm EmbeddingNorm { get; }
+    /// <summary>Dropout on the embedded tokens.</summary>
     public Dropout EmbDropout { get; }
+    /// <summary>The encoder.</summary>
     public Transformer Transformer { get; }
+    /// <summary>The classifier head on the pooled token.</summary>
     public Linear Head { get; }
+    /// <summary>Patch dropout before the encoder (training only).</summary>
     public PatchDropout PatchDropout { get; }
 
     /// <summary>When on, every forward pass stores each layer's attention weights (see <see cref="AttentionMaps"/>).</summary>
@@ -82,6 +93,30 @@ public sealed partial class ViT : Module
     public IReadOnlyList<AttentionMap> AttentionMaps =>
         Transformer.Layers.Select((l, i) => l.Attention.LastWeights
             ?? throw new InvalidOperationException($"layer {i} has no captured attention; set CaptureAttention and run Forward first")).ToList();
+
+    /// <summary>
+    /// The most likely class of each image of <paramref name="images"/> [B, C, H, W], in evaluation
+    /// mode (no dropout) and without gradients; the model's mode is restored afterwards. Its
+    /// intermediate tensors live in a scope of their own and are released before it returns.
+    /// </summary>
+    public int[] Classify(Tensor images)
+    {
+        bool wasTraining = Training;
+        Eval();
+        try
+        {
+            using var noGrad = Tensor.NoGrad();
+            using var scope = new TensorScope();
+            float[] logits = Forward(images).ToArray();
+            int classes = Config.NumClasses, batch = images.Shape[0];
+            var best = new int[batch];
+            for (int b = 0; b < batch; b++)
+                for (int c = 1; c < classes; c++)
+                    if (logits[b * classes + c] > logits[b * classes + best[b]]) best[b] = c;
+            return best;
+        }
+        finally { Train(wasTraining); }
+    }
 
     /// <summary>images: [B, C, H, W] → logits: [B, num_classes].</summary>
     public Tensor Forward(Tensor images)

@@ -7,7 +7,9 @@ namespace ViTScratch.Model;
 /// <summary>How the token sequence becomes one vector per image: the cls token, or the mean of all tokens.</summary>
 public enum Pooling
 {
+    /// <summary>The cls token's output.</summary>
     Cls,
+    /// <summary>The mean of every token's output.</summary>
     Mean,
 }
 
@@ -47,6 +49,7 @@ public sealed record ViTConfig(
     // Upper bounds far above any ViT this engine can train, low enough that every size derived from
     // them (tokens, patch length, parameter count) is computed without overflow, and that a corrupt
     // config is refused before it sizes an allocation.
+    /// <summary>Upper bounds <see cref="Validate"/> enforces, so a corrupt or hostile checkpoint cannot ask for absurd allocations.</summary>
     public const int MaxImageSize = 8192, MaxChannels = 1024, MaxClasses = 1_000_000, MaxDim = 65536, MaxDepth = 1024,
         MaxHeads = 1024, MaxDimHead = 65536, MaxMlpDim = 1 << 20;
 
@@ -128,6 +131,7 @@ public sealed record ViTConfig(
     /// <summary>Keys added after the first files were written: optional when reading, with these defaults.</summary>
     private static readonly IReadOnlyDictionary<string, string> OptionalMetadata = new Dictionary<string, string> { ["patch_dropout"] = "0" };
 
+    /// <summary>The config as checkpoint metadata strings (read back by FromMetadata).</summary>
     public Dictionary<string, string> ToMetadata()
     {
         var inv = CultureInfo.InvariantCulture;
@@ -175,8 +179,10 @@ public sealed record ViTConfig(
             Int("mlp_dim"), ParsePool(Get("pool")), Int("channels"), Int("dim_head"), Float("dropout"), Float("emb_dropout"), Float("patch_dropout")).Validate();
     }
 
+    /// <summary>The pooling's name in metadata and on the command line: "cls" or "mean".</summary>
     public static string PoolName(Pooling pool) => pool == Pooling.Mean ? "mean" : "cls";
 
+    /// <summary>The pooling named "cls" or "mean".</summary>
     public static Pooling ParsePool(string s) => s switch
     {
         "cls" => Pooling.Cls,
@@ -195,6 +201,7 @@ public sealed record ViTConfig(
         RespectRequiredConstructorParameters = true,
     };
 
+    /// <summary>The config as JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>Parses JSON written by <see cref="ToJson"/> (arguments without a default are required; unknown keys are an error).</summary>

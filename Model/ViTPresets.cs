@@ -32,20 +32,32 @@ public sealed record ViTPresetInfo(ViTPreset Preset, ViTConfig Config, long Para
 /// </summary>
 public static class ViTPresets
 {
+    /// <summary>vit-micro: 128 wide, 4 blocks of 4 heads; for CPUs.</summary>
     public static readonly ViTPreset Micro = new("vit-micro", Dim: 128, Depth: 4, Heads: 4, DimHead: 32, MlpDim: 256);
+    /// <summary>vit-tiny: 192 wide, 6 blocks of 3 heads.</summary>
     public static readonly ViTPreset Tiny = new("vit-tiny", Dim: 192, Depth: 6, Heads: 3, DimHead: 64, MlpDim: 384);
+    /// <summary>vit-small: 384 wide, 7 blocks of 12 heads; for GPUs.</summary>
     public static readonly ViTPreset Small = new("vit-small", Dim: 384, Depth: 7, Heads: 12, DimHead: 32, MlpDim: 384);
 
+    /// <summary>Every preset, smallest first.</summary>
     public static IReadOnlyList<ViTPreset> All { get; } = [Micro, Tiny, Small];
 
+    /// <summary>The preset of that name (case-insensitive); an error lists the names.</summary>
     public static ViTPreset Get(string name) =>
         All.FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ViTScratchException($"unknown model preset '{name}'; choose one of: {string.Join(", ", All.Select(p => p.Name))}");
 
-    /// <summary>The config of preset <paramref name="name"/> for images [channels, height, width].</summary>
-    public static ViTConfig Create(string name, int channels, int height, int width, int numClasses,
-        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f) =>
-        Get(name).ToConfig(channels, height, width, numClasses, pool, dropout, embDropout);
+    /// <summary>
+    /// The config of preset <paramref name="name"/> for images [channels, height, width] and
+    /// <paramref name="numClasses"/> classes, with patches of <paramref name="patchSize"/> pixels
+    /// (0 = the preset's, 4; the image side must be a multiple of it).
+    /// </summary>
+    public static ViTConfig Create(string name, int channels, int height, int width, int numClasses, int patchSize = 0,
+        Pooling pool = Pooling.Cls, float dropout = 0f, float embDropout = 0f)
+    {
+        if (patchSize < 0) throw new ViTScratchException($"ViTPresets.Create: patch size {patchSize} must be positive (or 0 for the preset's)");
+        return Get(name).WithSizes(patch: patchSize).ToConfig(channels, height, width, numClasses, pool, dropout, embDropout);
+    }
 
     /// <summary>Every preset with its config and parameter count for the given input and classes.</summary>
     public static IReadOnlyList<ViTPresetInfo> List(int channels, int height, int width, int numClasses) =>

@@ -26,7 +26,7 @@ namespace ViTScratch.Onnx;
 /// to_out, and the MLP's GELU in its exact form x · ½(1 + Erf(x / √2)); the final
 /// LayerNormalization; pooling by Gather of token 0 (cls) or ReduceMean over tokens (mean); the
 /// head as Gemm. A Linear on [B, N, D] is MatMul + Add with the weight stored transposed
-/// ([in, out], named "<state_dict name>.T"); the other initializers keep vit-pytorch's
+/// ([in, out], named "&lt;state_dict name&gt;.T"); the other initializers keep vit-pytorch's
 /// state_dict names and shapes.
 /// </remarks>
 public static class OnnxExporter
@@ -37,8 +37,11 @@ public static class OnnxExporter
     /// <summary>ONNX IR version 8 is the one that introduced opset 17.</summary>
     public const int IrVersion = 8;
 
+    /// <summary>Name of the graph's input, [batch, C, H, W].</summary>
     public const string InputName = "images";
+    /// <summary>Name of the graph's output, [batch, classes].</summary>
     public const string OutputName = "logits";
+    /// <summary>Name of the dynamic batch dimension.</summary>
     public const string BatchDim = "batch";
 
     // Protocol Buffers cannot serialise a message of 2 GiB or more; stay clear of it.

@@ -16,10 +16,15 @@ namespace ViTScratch.Onnx;
 /// <param name="Dataset">The dataset the model was trained on, when known.</param>
 public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyList<float> Mean, IReadOnlyList<float> Std, string? Dataset = null)
 {
+    /// <summary>metadata_props key of the class names (JSON array).</summary>
     public const string ClassNamesKey = "class_names";
+    /// <summary>metadata_props key of the per-channel mean.</summary>
     public const string MeanKey = "normalization_mean";
+    /// <summary>metadata_props key of the per-channel standard deviation.</summary>
     public const string StdKey = "normalization_std";
+    /// <summary>metadata_props key of the normalisation formula.</summary>
     public const string NormalizationKey = "normalization";
+    /// <summary>metadata_props key of the dataset name.</summary>
     public const string DatasetKey = "dataset";
 
     /// <summary>The formula <see cref="NormalizationKey"/> holds, for people reading the metadata.</summary>

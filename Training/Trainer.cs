@@ -3,7 +3,6 @@ using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Model;
 using ViTScratch.Model.Checkpoints;
-using ViTScratch.Training.Cli;
 using ViTScratch.Training.Data;
 using ViTScratch.Training.Optim;
 using ViTScratch.Training.Runs;
@@ -12,8 +11,9 @@ namespace ViTScratch.Training;
 
 /// <summary>
 /// The training loop behind `vit train`: data → model → loss → backward → optimizer, one epoch at a
-/// time; after each epoch a validation evaluation (with --val-split), the checkpoints, metrics.csv,
-/// curves.png and the TensorBoard log; after the last, one test evaluation of best.safetensors.
+/// time; after each epoch a validation evaluation (with --val-split), the checkpoints, metrics.csv
+/// and the TensorBoard log (and whatever the <see cref="ITrainingObserver"/> adds: the runner's
+/// curves.png); after the last, one test evaluation of best.safetensors.
 /// A run is a pure function of its options (all randomness derives from the seed and the position
 /// in the run), which is what lets --resume continue exactly and --seed reproduce a CPU run.
 /// </summary>
@@ -21,6 +21,7 @@ public sealed class Trainer : IDisposable
 {
     private readonly TrainOptions _o;
     private readonly TextWriter _log;
+    private readonly ITrainingObserver? _observer;
     private readonly Device _device;
     private readonly DataLoader _trainLoader;
     private readonly DataLoader? _testLoader; // null for an image folder without test/
@@ -41,10 +42,11 @@ public sealed class Trainer : IDisposable
     /// and accepts other data with a warning only when <paramref name="dataRetargeted"/> (an explicit --data).
     /// </summary>
     public Trainer(TrainOptions options, TextWriter log, DatasetOptions? datasetOptions = null, string? resumeFrom = null,
-        bool dataRetargeted = false, bool overwrite = false)
+        bool dataRetargeted = false, bool overwrite = false, ITrainingObserver? observer = null)
     {
         _o = options;
         _log = log;
+        _observer = observer;
         // The run directory first: an unwritable --out or an existing run fails before minutes of loading.
         var checkpoint = resumeFrom is null ? null : TrainingCheckpoint.Read(resumeFrom);
         if (resumeFrom is null) RunDirectory.PrepareForNewRun(options.OutDir, overwrite);
@@ -69,7 +71,7 @@ public sealed class Trainer : IDisposable
         var config = options.ModelConfig(train.Channels, train.Height, train.Width, train.ClassCount);
         _model = new ViT(config, _device, options.Seed);
 
-        var parameters = _model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+        var parameters = OptimParam.From(_model);
         _optimizer = options.Optimizer == "sgd"
             ? new Sgd(parameters, options.Momentum, options.Nesterov, options.WeightDecay, options.ClipNorm)
             : new AdamW(parameters, options.WeightDecay, maxGradNorm: options.ClipNorm);
@@ -96,6 +98,7 @@ public sealed class Trainer : IDisposable
         _log.WriteLine($"device  {_device.Name}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
+    /// <summary>The model being trained.</summary>
     public ViT Model => _model;
 
     // For tests: the loaders, whose options carry a hook that can stall or interrupt a batch.
@@ -104,6 +107,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
     public event Action<int>? StepCompleted;
+    /// <summary>One row per finished epoch.</summary>
     public IReadOnlyList<EpochMetrics> Metrics => _metrics;
 
     internal static DataLoaderOptions TrainLoaderOptions(TrainOptions o, DatasetInfo info, int count)
@@ -200,7 +204,7 @@ public sealed class Trainer : IDisposable
             int step = _pos.Step;
             counter.CopyFrom([0f]);
             var clock = Stopwatch.StartNew();
-            var bar = new ProgressBar($"epoch {epoch + 1}/{_o.Epochs}", steps - nextBatch);
+            _observer?.EpochStarted(epoch + 1, _o.Epochs, steps - nextBatch);
             float lr = _schedule.At(Math.Max(step, 1));
             int done = 0;
             double valLoss = double.NaN, valAcc = double.NaN, testLoss = double.NaN, testAcc = double.NaN;
@@ -218,11 +222,11 @@ public sealed class Trainer : IDisposable
                         seen += batch.Count;
                         nextBatch = batch.Index + 1;
                         done++;
-                        if (bar.WillDraw(done) || cancel.IsCancellationRequested)
+                        if (_observer is not null && (_observer.WantsProgress(done) || cancel.IsCancellationRequested))
                         {
                             // The accuracy counter lives on the device; read it only when it is shown.
                             long correctSoFar = correctBefore + (long)counter.Item();
-                            bar.Report(done, seen - seenAtStart, (float)(lossSum / seen), (float)correctSoFar / seen, lr);
+                            _observer.Progress(done, seen - seenAtStart, (float)(lossSum / seen), (float)correctSoFar / seen, lr);
                         }
                         StepCompleted?.Invoke(step);
                         cancel.ThrowIfCancellationRequested();
@@ -258,7 +262,7 @@ public sealed class Trainer : IDisposable
                 mark = _valLoader is null ? "" : " (best)";
             }
             WriteSideFile("metrics.csv", () => EpochMetrics.WriteAll(RunFile("metrics.csv"), _metrics));
-            WriteSideFile("curves.png", () => Curves.Save(RunFile("curves.png"), _metrics, $"{_o.Model} on {_o.Dataset}"));
+            if (_observer is not null) WriteSideFile(ObserverFiles, () => _observer.EpochCompleted(_metrics));
             WriteSideFile("the TensorBoard log", () => _tensorBoard.Scalars(row.Epoch,
             [
                 ("train/loss", row.TrainLoss), ("train/accuracy", row.TrainAccuracy), ("val/loss", row.ValLoss), ("val/accuracy", row.ValAccuracy),
@@ -268,7 +272,7 @@ public sealed class Trainer : IDisposable
             _log.WriteLine(string.Create(c, $"epoch {epoch + 1}/{_o.Epochs}: train loss {row.TrainLoss:F4} acc {row.TrainAccuracy * 100:F2}%") +
                 (row.HasVal ? string.Create(c, $" | val loss {valLoss:F4} acc {valAcc * 100:F2}%{mark}") : "") +
                 (row.HasTest ? string.Create(c, $" | test loss {testLoss:F4} acc {testAcc * 100:F2}%") : "") +
-                string.Create(c, $" | {row.ImagesPerSecond:F0} img/s, {ProgressBar.Format(seconds)}"));
+                string.Create(c, $" | {row.ImagesPerSecond:F0} img/s, {Duration.Format(seconds)}"));
             if (cancel.IsCancellationRequested && epoch + 1 < _o.Epochs)
             {
                 ReportInterrupted(); // last.safetensors already holds the end of this epoch
@@ -321,12 +325,15 @@ public sealed class Trainer : IDisposable
                        $"continue with: vit train --resume {_o.OutDir}");
     }
 
+    // What the observer writes at the end of an epoch (the runner's curves.png): whatever it throws is a warning.
+    private const string ObserverFiles = "the observer's epoch output";
+
     // A side file that cannot be written (a full disk, a plotting failure) costs that file, not
     // the run: one warning line, and training goes on. The checkpoint is written before them.
     private void WriteSideFile(string name, Action write)
     {
         try { write(); }
-        catch (Exception e) when (e is ViTScratchException or IOException or UnauthorizedAccessException || name == "curves.png")
+        catch (Exception e) when (e is ViTScratchException or IOException or UnauthorizedAccessException || name == ObserverFiles)
         {
             _log.WriteLine($"warning: {name} not written ({e.Message}); training goes on");
         }
@@ -414,6 +421,7 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>Stops the loaders and frees the device.</summary>
     public void Dispose()
     {
         _trainLoader.Dispose();
@@ -426,7 +434,9 @@ public sealed class Trainer : IDisposable
 /// <summary>Per-class totals of an evaluation: how many images of each class, and how many of them were classified right.</summary>
 public sealed class PerClassCounts(int classes)
 {
+    /// <summary>Images of each class.</summary>
     public long[] Total { get; } = new long[classes];
+    /// <summary>Of those, classified right.</summary>
     public long[] Correct { get; } = new long[classes];
 
     internal void Add(float[] logits, ReadOnlySpan<float> labels, int count)

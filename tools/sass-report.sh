@@ -67,9 +67,9 @@ mkdir -p "$out"
 if [[ -z "$ptx_dir" ]]; then
     command -v dotnet >/dev/null || { echo "sass-report: dotnet not found; install the .NET SDK or pass --ptx DIR with pre-built PTX" >&2; exit 1; }
     ptx_dir="$work/ptx"
-    if ! dotnet run -c Release --project "$repo/Training" -- kernels ptx --arch "$arch" --out "$ptx_dir" >"$work/emit.log" 2>&1; then
+    if ! dotnet run -c Release --project "$repo/Runner" -- kernels ptx --arch "$arch" --out "$ptx_dir" >"$work/emit.log" 2>&1; then
         cat "$work/emit.log" >&2
-        echo "sass-report: compiling the kernels to PTX failed (dotnet run --project Training -- kernels ptx)" >&2
+        echo "sass-report: compiling the kernels to PTX failed (dotnet run --project Runner -- kernels ptx)" >&2
         exit 1
     fi
 fi

@@ -7,8 +7,10 @@ namespace ViTScratch.Engine;
 // is always 1 or b is the same shape, so the backward pass reduces b's gradient over mid.
 public static partial class Ops
 {
+    /// <summary>a + b, elementwise; <paramref name="b"/> may broadcast over leading dimensions of <paramref name="a"/>.</summary>
     public static Tensor Add(Tensor a, Tensor b) => AddScaled("Add", a, b, 1f);
 
+    /// <summary>a − b, elementwise, with the broadcasting of <see cref="Add"/>.</summary>
     public static Tensor Sub(Tensor a, Tensor b) => AddScaled("Sub", a, b, -1f);
 
     private static Tensor AddScaled(string op, Tensor a, Tensor b, float alpha)
@@ -25,6 +27,7 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>a · b, elementwise, with the broadcasting of <see cref="Add"/>.</summary>
     public static Tensor Mul(Tensor a, Tensor b)
     {
         if (b.Length > a.Length) (a, b) = (b, a);
@@ -39,6 +42,7 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>a · s for a constant <paramref name="s"/>.</summary>
     public static Tensor Scale(Tensor a, float s)
     {
         var y = Result("Scale", a.Shape, a);

@@ -14,6 +14,7 @@ public sealed class SafeTensorsFile
 {
     private readonly Dictionary<string, SafeTensor> _byName;
 
+    /// <summary>A file's tensors and metadata; <paramref name="source"/> names it in error messages.</summary>
     public SafeTensorsFile(IReadOnlyList<SafeTensor> tensors, IReadOnlyDictionary<string, string> metadata, string source = "checkpoint")
     {
         Tensors = tensors;
@@ -22,11 +23,14 @@ public sealed class SafeTensorsFile
         _byName = tensors.ToDictionary(t => t.Name);
     }
 
+    /// <summary>The tensors, in file order.</summary>
     public IReadOnlyList<SafeTensor> Tensors { get; }
+    /// <summary>The header's __metadata__ strings.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>Where the file came from (its path), for error messages about its contents.</summary>
     public string Source { get; }
+    /// <summary>The tensors by name.</summary>
     public IReadOnlyDictionary<string, SafeTensor> ByName => _byName;
 }
 
@@ -46,6 +50,7 @@ public static class SafeTensors
     /// <summary>The reference implementation's limit; a larger length means a corrupt or foreign file.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
+    /// <summary>The header key of the metadata, as the format defines it.</summary>
     public const string MetadataKey = "__metadata__";
 
     /// <summary>The most dimensions a tensor may have; more means a corrupt header (PyTorch tensors rarely pass 8).</summary>
@@ -159,6 +164,7 @@ public static class SafeTensors
 
     // ---- reading -------------------------------------------------------------------------------
 
+    /// <summary>Reads and validates a .safetensors file (header, offsets, shapes); errors name the file.</summary>
     public static SafeTensorsFile Read(string path)
     {
         byte[] bytes;

@@ -14,6 +14,7 @@ public sealed class DropoutSeeds(int modelSeed)
 {
     private int _sites;
 
+    /// <summary>The model's seed, from which every dropout mask derives.</summary>
     public int ModelSeed { get; } = modelSeed;
 
     /// <summary>The training step (or any counter): a new value gives every site a new mask.</summary>
@@ -22,6 +23,7 @@ public sealed class DropoutSeeds(int modelSeed)
     /// <summary>Reserves the next site index; called once by each dropout site at construction.</summary>
     public int NewSite() => _sites++;
 
+    /// <summary>How many dropout sites have been handed out (each gets its own mask stream).</summary>
     public int SiteCount => _sites;
 
     /// <summary>The seed of <paramref name="site"/> at the current step: three rounds of a bit mixer so
@@ -38,6 +40,7 @@ public sealed class Dropout : Module
 {
     private readonly DropoutSeeds _seeds;
 
+    /// <summary>Dropout with rate <paramref name="p"/>: in training, zeroes each element with that probability and scales the rest by 1/(1−p).</summary>
     public Dropout(float p, DropoutSeeds seeds)
     {
         if (p is < 0f or >= 1f) throw new ViTScratchException($"dropout probability {p} must be in [0, 1)");
@@ -46,6 +49,7 @@ public sealed class Dropout : Module
         Site = seeds.NewSite();
     }
 
+    /// <summary>The drop probability.</summary>
     public float P { get; }
 
     /// <summary>This site's index among the model's dropout sites (construction order).</summary>

@@ -21,6 +21,7 @@ public sealed class PatchDropout : Module
 {
     private readonly DropoutSeeds _seeds;
 
+    /// <summary>Patch dropout: in training keeps a random subset of the patch tokens (always the cls token).</summary>
     public PatchDropout(float p, int numPatches, DropoutSeeds seeds)
     {
         if (p is < 0f or >= 1f) throw new ViTScratchException($"patch dropout {p} must be in [0, 1)");
@@ -31,12 +32,15 @@ public sealed class PatchDropout : Module
         Site = seeds.NewSite();
     }
 
+    /// <summary>Fraction of patch tokens left out in training.</summary>
     public float P { get; }
+    /// <summary>Patch tokens per image.</summary>
     public int NumPatches { get; }
 
     /// <summary>Patch tokens kept per training step (the cls token comes on top).</summary>
     public int Keep { get; }
 
+    /// <summary>This layer's dropout site (its mask stream).</summary>
     public int Site { get; }
 
     /// <summary>x: [B, 1 + N, D] (cls first) → [B, 1 + Keep, D] in training, unchanged in evaluation.</summary>

@@ -21,7 +21,7 @@ internal static class CheckpointFixture
     public static readonly TrainingPosition Position = new(Epoch: 1, Batch: 2, Step: 2, LossSum: 9.25, Correct: 3, Seen: 8, Seconds: 0.5);
 
     public static AdamW Optimizer(ViT model) =>
-        new(model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList());
+        new(OptimParam.From(model));
 
     /// <summary>The bytes of a training checkpoint as TrainingCheckpoint.Save writes it.</summary>
     public static byte[] TrainingCheckpointBytes(Device device)

@@ -1,3 +1,4 @@
+using ViTScratch.Imaging;
 using System.Buffers.Binary;
 using SkiaSharp;
 using ViTScratch.Model;

@@ -12,7 +12,7 @@ namespace ViTScratch.Training.Data;
 /// CutMix: λ ~ Beta(α, α); a box of side ratio √(1−λ) centred uniformly at random (clipped to the
 /// image) is swapped between the pair; λ is then corrected to the exact uncovered area fraction.
 /// </summary>
-public static class BatchMixing
+internal static class BatchMixing
 {
     public static float Mixup(Span<float> images, int count, int imageSize, float lambda)
     {

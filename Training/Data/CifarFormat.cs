@@ -8,7 +8,7 @@ namespace ViTScratch.Training.Data;
 /// label, then 3072 pixels). The 3072 pixels are 1024 red, 1024 green, 1024 blue values, each
 /// plane a row-major 32x32 image — i.e. exactly CHW, so pixels are copied as they are.
 /// </summary>
-public static class CifarFormat
+internal static class CifarFormat
 {
     public const int ImageBytes = 3 * 32 * 32;
 

@@ -26,36 +26,50 @@ public sealed class DataBatch : IDisposable
         _pool = pool;
     }
 
+    /// <summary>The epoch it belongs to.</summary>
     public int Epoch { get; internal set; }
     /// <summary>Batch index within the epoch (0-based); resume by starting the epoch at the next one.</summary>
     public int Index { get; internal set; }
     /// <summary>Number of valid images (≤ Capacity).</summary>
     public int Count { get; internal set; }
+    /// <summary>Images the buffers hold (the batch size).</summary>
     public int Capacity { get; }
+    /// <summary>Channels per image.</summary>
     public int Channels { get; }
+    /// <summary>Image height.</summary>
     public int Height { get; }
+    /// <summary>Image width.</summary>
     public int Width { get; }
+    /// <summary>Floats per image.</summary>
     public int ImageSize => Channels * Height * Width;
 
     /// <summary>Pooled storage; valid prefix Count·C·H·W. Prefer <see cref="ImagesSpan"/>.</summary>
     public float[] Images { get; }
+    /// <summary>Class index of each image, as a float (the first Count are valid).</summary>
     public float[] LabelsA { get; }
+    /// <summary>With Mixup/CutMix, the class mixed in; else the same as LabelsA.</summary>
     public float[] LabelsB { get; }
     /// <summary>Dataset index of each image (for debugging, tests and per-sample reports).</summary>
     public int[] SampleIndices { get; }
+    /// <summary>The weight of LabelsA (1 without mixing).</summary>
     public float Lambda { get; internal set; } = 1f;
+    /// <summary>Whether Mixup or CutMix mixed this batch.</summary>
     public bool IsMixed => Lambda < 1f;
 
     /// <summary>The valid images, shape [Count, C, H, W], each CHW.</summary>
     public Span<float> ImagesSpan => Images.AsSpan(0, Count * ImageSize);
     /// <summary>Same as <see cref="LabelsASpan"/>: the labels of the images as stored.</summary>
     public Span<float> Labels => LabelsA.AsSpan(0, Count);
+    /// <summary>The valid part of LabelsA.</summary>
     public Span<float> LabelsASpan => LabelsA.AsSpan(0, Count);
+    /// <summary>The valid part of LabelsB.</summary>
     public Span<float> LabelsBSpan => LabelsB.AsSpan(0, Count);
+    /// <summary>The images' shape, [Count, C, H, W].</summary>
     public int[] Shape => [Count, Channels, Height, Width];
 
     internal void MarkRented() => Volatile.Write(ref _returned, 0);
 
+    /// <summary>Returns the buffers to the loader's pool.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _returned, 1) == 0) _pool?.Return(this);

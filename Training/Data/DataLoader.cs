@@ -39,6 +39,7 @@ public sealed class DataLoader : IDisposable
     private readonly BatchPool _pool;
     private bool _disposed;
 
+    /// <summary>A loader over <paramref name="data"/> (the options are validated now); <see cref="GetEpoch"/> starts the workers.</summary>
     public DataLoader(ImageDataset data, DataLoaderOptions options)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -50,9 +51,12 @@ public sealed class DataLoader : IDisposable
         _pool = new BatchPool(this);
     }
 
+    /// <summary>The images it loads.</summary>
     public ImageDataset Dataset => _data;
+    /// <summary>The options it was built with.</summary>
     public DataLoaderOptions Options => _o;
 
+    /// <summary>Batches in one epoch (a partial last one counts unless DropLast).</summary>
     public int BatchesPerEpoch => _o.DropLast ? _data.Count / _o.BatchSize : (_data.Count + _o.BatchSize - 1) / _o.BatchSize;
 
     /// <summary>Number of samples an epoch yields (all of them unless DropLast cuts the tail).</summary>
@@ -251,6 +255,7 @@ public sealed class DataLoader : IDisposable
         return batch;
     }
 
+    /// <summary>Drops the pooled batch buffers; the loader cannot start another epoch afterwards.</summary>
     public void Dispose()
     {
         _disposed = true;

@@ -9,6 +9,7 @@ public sealed class DataLoaderOptions
     /// </summary>
     internal Action<int>? BeforePrepare { get; set; }
 
+    /// <summary>Images per batch.</summary>
     public int BatchSize { get; set; } = 128;
     /// <summary>Shuffle each epoch with an order that depends only on (Seed, epoch).</summary>
     public bool Shuffle { get; set; } = true;
@@ -18,6 +19,7 @@ public sealed class DataLoaderOptions
     /// keep it so every test image is counted. Default false (keep).
     /// </summary>
     public bool DropLast { get; set; }
+    /// <summary>Seed of the shuffle and the augmentation; with the epoch it fixes every batch.</summary>
     public long Seed { get; set; }
     /// <summary>Background threads preparing batches; 0 prepares them on the consuming thread.</summary>
     public int Workers { get; set; } = 2;
@@ -28,6 +30,7 @@ public sealed class DataLoaderOptions
 
     /// <summary>Random crop with this much zero padding per side (0 = off).</summary>
     public int CropPadding { get; set; }
+    /// <summary>Flip each image left-right with probability 1/2.</summary>
     public bool HorizontalFlip { get; set; }
     /// <summary>RandAugment: number of ops per image (0 = off).</summary>
     public int RandAugmentOps { get; set; }

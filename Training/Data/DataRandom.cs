@@ -13,7 +13,7 @@ namespace ViTScratch.Training.Data;
 /// 64-bit mixer), and successive draws step the state by the golden-ratio increment and mix
 /// again (SplitMix64 itself). Statistical quality is far beyond what augmentation needs.
 /// </summary>
-public struct DataRandom
+internal struct DataRandom
 {
     private ulong _state;
 

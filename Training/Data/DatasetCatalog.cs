@@ -13,13 +13,20 @@ namespace ViTScratch.Training.Data;
 /// </summary>
 public static class DatasetCatalog
 {
+    /// <summary>Where CIFAR-10 is downloaded from.</summary>
     public const string Cifar10Url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+    /// <summary>Its archive's MD5.</summary>
     public const string Cifar10Md5 = "c32a1d4ab5d03f1284b67883e8d87530";
+    /// <summary>Where CIFAR-100 is downloaded from.</summary>
     public const string Cifar100Url = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz";
+    /// <summary>Its archive's MD5.</summary>
     public const string Cifar100Md5 = "03b5dce01913d631647c71ecec9e9cb8";
+    /// <summary>Where the Fashion-MNIST files are downloaded from.</summary>
     public const string FashionMnistBaseUrl = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
+    /// <summary>Where the MNIST files are downloaded from.</summary>
     public const string MnistBaseUrl = "https://ossci-datasets.s3.amazonaws.com/mnist/";
 
+    /// <summary>The dataset names <see cref="Load"/> knows.</summary>
     public static IReadOnlyList<string> Names { get; } = ["cifar10", "cifar100", "fashion-mnist", "mnist", ImageFolder.Name];
 
     /// <summary>

@@ -13,7 +13,7 @@ namespace ViTScratch.Training.Data;
 /// Also extracts .tar.gz archives (System.Formats.Tar over GZipStream) with the same
 /// "temporary directory, then rename" discipline.
 /// </summary>
-public static class DatasetDownloader
+internal static class DatasetDownloader
 {
     /// <summary>Time without any received byte after which a download is abandoned.</summary>
     public static TimeSpan StallTimeout { get; set; } = TimeSpan.FromSeconds(60);

@@ -16,6 +16,7 @@ public sealed record DatasetInfo(
     // Default zero padding of the training random crop (0 = no crop).
     int DefaultCropPadding)
 {
+    /// <summary>Number of classes.</summary>
     public int ClassCount => ClassNames.Count;
 
     /// <summary>
@@ -25,17 +26,21 @@ public sealed record DatasetInfo(
     public static DatasetInfo Of(ImageDataset d) => new(d.Name, d.Channels, d.Height, d.Width, d.ClassNames, d.Mean, d.Std,
         d.Count, 0, DefaultHorizontalFlip: true, DefaultCropPadding: Math.Max(1, d.Height / 8));
 
+    /// <summary>CIFAR-10: 32x32 RGB, 10 classes.</summary>
     public static readonly DatasetInfo Cifar10 = new("cifar10", 3, 32, 32,
         ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
         [0.4914f, 0.4822f, 0.4465f], [0.2470f, 0.2435f, 0.2616f], 50_000, 10_000, true, 4);
 
+    /// <summary>CIFAR-100: 32x32 RGB, 100 fine classes.</summary>
     public static readonly DatasetInfo Cifar100 = new("cifar100", 3, 32, 32, Cifar100FineNames,
         [0.5071f, 0.4865f, 0.4409f], [0.2673f, 0.2564f, 0.2762f], 50_000, 10_000, true, 4);
 
+    /// <summary>Fashion-MNIST: 28x28 grey, 10 classes.</summary>
     public static readonly DatasetInfo FashionMnist = new("fashion-mnist", 1, 28, 28,
         ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
         [0.2860f], [0.3530f], 60_000, 10_000, false, 2);
 
+    /// <summary>MNIST: 28x28 grey digits.</summary>
     public static readonly DatasetInfo Mnist = new("mnist", 1, 28, 28,
         ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
         [0.1307f], [0.3081f], 60_000, 10_000, false, 2);

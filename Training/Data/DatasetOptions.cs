@@ -47,6 +47,7 @@ public sealed class DatasetOptions
     /// <summary>Reads environment variables; replaceable so the lookup can be tested without touching the process environment.</summary>
     public Func<string, string?> GetEnvironment { get; set; } = Environment.GetEnvironmentVariable;
 
+    /// <summary>Cancels a download or a load in progress.</summary>
     public CancellationToken Cancel { get; set; }
 
     /// <summary>How an image folder (`--dataset folder`) is decoded: size, channels, memory bound, strictness.</summary>
@@ -60,6 +61,7 @@ public sealed class DatasetOptions
         return copy;
     }
 
+    /// <summary>The dataset cache: $VIT_CACHE_DIR, else vitscratch/ under $XDG_CACHE_HOME or ~/.cache.</summary>
     public static string DefaultCacheDir()
     {
         string? dir = Environment.GetEnvironmentVariable("VIT_CACHE_DIR");

@@ -13,8 +13,10 @@ public sealed class ConsoleDownloadProgress : IProgress<DownloadProgress>
     private readonly TextWriter _writer;
     private long _lastTicks;
 
+    /// <summary>Progress lines on <paramref name="writer"/> (standard error by default).</summary>
     public ConsoleDownloadProgress(TextWriter? writer = null) => _writer = writer ?? Console.Error;
 
+    /// <summary>Prints a line for this progress report.</summary>
     public void Report(DownloadProgress p)
     {
         long now = Environment.TickCount64;

@@ -1,4 +1,3 @@
-using ViTScratch.Training.Commands;
 
 namespace ViTScratch.Training.Data;
 
@@ -129,7 +128,7 @@ internal sealed class FolderImageStore
             if (now is null) return $"image '{path}' was removed after the {_split} split was scanned";
             if (now.Value.Length != _lengths[k] || now.Value.WriteTicks != _writeTicks[k])
                 return $"image '{path}' changed after the {_split} split was scanned (its statistics and fingerprint describe the old file); restart the run to rescan";
-            pixels = ImageFiles.LoadChw(path, _o.Channels, _o.ImageSize, _o.MaxPixels);
+            pixels = ImageDecoders.Resolve(_o.Decoder)(path, _o.Channels, _o.ImageSize, _o.MaxPixels);
             return null;
         }
         catch (ViTScratchException e) { return e.Message; }

@@ -16,7 +16,7 @@ namespace ViTScratch.Training.Data;
 /// of its compressed size, and its body is read in growing chunks, so a header claiming billions
 /// of images costs only the bytes that really decompress.
 /// </summary>
-public static class IdxFormat
+internal static class IdxFormat
 {
     public const uint ImagesMagic = 0x00000803, LabelsMagic = 0x00000801;
 

@@ -20,10 +20,15 @@ namespace ViTScratch.Training.Data;
 /// </summary>
 public sealed class ImageDataset
 {
+    /// <summary>The dataset's name.</summary>
     public string Name { get; }
+    /// <summary>Number of images.</summary>
     public int Count { get; }
+    /// <summary>Channels per image.</summary>
     public int Channels { get; }
+    /// <summary>Image height.</summary>
     public int Height { get; }
+    /// <summary>Image width.</summary>
     public int Width { get; }
     /// <summary>
     /// All images, CHW each, concatenated: length Count * Channels * Height * Width. Only for a
@@ -34,14 +39,19 @@ public sealed class ImageDataset
         $"dataset '{Name}' is an image folder's split, read image by image from its cache and files; use Image(i) instead of Pixels");
     /// <summary>Class index per image, each &lt; ClassNames.Length.</summary>
     public byte[] Labels { get; }
+    /// <summary>The class names, by index.</summary>
     public IReadOnlyList<string> ClassNames { get; }
+    /// <summary>Per-channel mean used to normalise.</summary>
     public IReadOnlyList<float> Mean { get; }
+    /// <summary>Per-channel standard deviation used to normalise.</summary>
     public IReadOnlyList<float> Std { get; }
 
     /// <summary>The absolute directory the files were read from (null for data made in memory).</summary>
     public string? Source { get; init; }
 
+    /// <summary>Bytes per image.</summary>
     public int ImageSize => Channels * Height * Width;
+    /// <summary>Number of classes.</summary>
     public int ClassCount => ClassNames.Count;
 
     /// <summary>Images held decoded in memory; the other Count − CachedCount are decoded from their files on every read.</summary>
@@ -52,6 +62,7 @@ public sealed class ImageDataset
     private readonly FolderImageStore? _store;
     private readonly int[]? _map;
 
+    /// <summary>A dataset of <paramref name="count"/> uint8 CHW images in memory with their labels and normalisation; build one from your own arrays.</summary>
     public ImageDataset(string name, int count, int channels, int height, int width,
         byte[] pixels, byte[] labels, IReadOnlyList<string> classNames,
         IReadOnlyList<float> mean, IReadOnlyList<float> std)

@@ -1,4 +1,3 @@
-using ViTScratch.Training.Commands;
 
 namespace ViTScratch.Training.Data;
 
@@ -10,7 +9,7 @@ namespace ViTScratch.Training.Data;
 ///   DIR/test/&lt;class&gt;/*    optional test split
 /// Class names are the training folders' names in ordinal order (label i = the i-th name); every
 /// image is decoded (PNG, JPEG, BMP, in any mode: grey, RGB, RGBA, palette), scaled so its shorter
-/// side is the image size and centre-cropped (ImageFiles.LoadChw), as uint8 CHW.
+/// side is the image size and centre-cropped (FolderOptions.Decoder, by default ViTScratch.Imaging's ImageFiles.LoadChw), as uint8 CHW.
 ///
 /// Loading a split scans it: every file is decoded once, in parallel, to find the unreadable ones,
 /// measure the per-channel mean and std (training split; they travel with the dataset and into the
@@ -23,6 +22,7 @@ namespace ViTScratch.Training.Data;
 /// </summary>
 public static class ImageFolder
 {
+    /// <summary>The file extensions read as images.</summary>
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg", ".bmp"];
 
     /// <summary>The class folders of the training split: DIR/train if it exists, else DIR itself.</summary>
@@ -84,6 +84,7 @@ public static class ImageFolder
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         ImageDataset.AppendFingerprintHeader(sha, files.Count, c, s, s, files.Select(f => f.Label).ToArray());
 
+        var decode = ImageDecoders.Resolve(o.Decoder);
         // Decode a window of files at a time in parallel (each lands at its own index, so nothing
         // depends on scheduling), then take them in order: statistics, fingerprint, and the cache
         // while the budget lasts. Only one window is ever held beyond the cache.
@@ -103,7 +104,7 @@ public static class ImageFolder
                 {
                     // The stamp before the pixels: a file rewritten during its decode then shows as changed when streamed.
                     stamps[i] = FileStamp.Of(path) ?? throw new ViTScratchException($"image '{path}' does not exist");
-                    decoded[i] = ImageFiles.LoadChw(path, c, s, o.MaxPixels);
+                    decoded[i] = decode(path, c, s, o.MaxPixels);
                     problems[i] = null;
                 }
                 catch (ViTScratchException e) { problems[i] = e.Message; }
@@ -145,6 +146,7 @@ public static class ImageFolder
     /// </summary>
     internal static int DecodeWindow(int imageBytes) => (int)Math.Clamp((16L << 20) / imageBytes, 4L * Environment.ProcessorCount, 1024);
 
+    /// <summary>The dataset name of an image folder (`--dataset folder`).</summary>
     public const string Name = "folder";
 
     /// <summary>Per-channel mean and standard deviation of the pixels, in [0, 1] units (what the loader normalises with).</summary>
@@ -204,7 +206,9 @@ public static class ImageFolder
 /// <summary>How an image folder is decoded: `--image-size`, `--channels`, `--cache-mb`, `--strict`, `--max-pixels`.</summary>
 public sealed record FolderOptions
 {
+    /// <summary>Side of the square images after decoding.</summary>
     public int ImageSize { get; init; } = 32;
+    /// <summary>1 (grey) or 3 (RGB).</summary>
     public int Channels { get; init; } = 3;
     /// <summary>
     /// Most memory the decoded images may take, in MiB; the images beyond it are decoded from their
@@ -214,10 +218,16 @@ public sealed record FolderOptions
     public long CacheMb { get; init; } = 8192;
     /// <summary>The memory left for decoded images, shared by the splits of one run (null: CacheMb for this split alone).</summary>
     public CacheBudget? Budget { get; init; }
+    /// <summary>An unreadable image is an error (else it is skipped with a warning).</summary>
     public bool Strict { get; init; }
-    public long MaxPixels { get; init; } = ImageFiles.DefaultMaxPixels;
+    /// <summary>Largest image decoded (`--max-pixels`): 100 megapixels, 400 MB decoded (ViTScratch.Imaging's ImageFiles.DefaultMaxPixels).</summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+    /// <summary>How an image file is decoded; null = ViTScratch.Imaging's SkiaSharp decoder, which must then be referenced.</summary>
+    public ImageDecoder? Decoder { get; init; }
     /// <summary>Normalisation to use instead of measuring it (the training split's, for val and test).</summary>
     public IReadOnlyList<float>? Mean { get; init; }
+    /// <summary>Per-channel standard deviation to use instead of measuring it.</summary>
     public IReadOnlyList<float>? Std { get; init; }
+    /// <summary>Where progress and skipped-file warnings go.</summary>
     public TextWriter Log { get; init; } = TextWriter.Null;
 }

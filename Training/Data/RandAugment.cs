@@ -1,11 +1,13 @@
 namespace ViTScratch.Training.Data;
 
 /// <summary>The RandAugment operations, as in the paper's list (Cubuk et al. 2019) minus Cutout.</summary>
+#pragma warning disable CS1591 // the members are the RandAugment paper's op names, one per transform below
 public enum RandAugmentOp
 {
     Identity, AutoContrast, Equalize, Rotate, Solarize, Color, Posterize,
     Contrast, Brightness, Sharpness, ShearX, ShearY, TranslateX, TranslateY,
 }
+#pragma warning restore CS1591
 
 /// <summary>
 /// RandAugment on one uint8 CHW image: N operations drawn uniformly (with replacement) from
@@ -21,7 +23,7 @@ public enum RandAugmentOp
 ///
 /// Work is O(C·H·W) per op with one scratch image; nothing is allocated.
 /// </summary>
-public static class RandAugment
+internal static class RandAugment
 {
     public static readonly int OpCount = Enum.GetValues<RandAugmentOp>().Length;
 

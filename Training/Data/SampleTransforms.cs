@@ -10,7 +10,7 @@ namespace ViTScratch.Training.Data;
 /// (y, x) reads source (y + dy − P, x' + dx − P) with x' = W−1−x when flipped; reads that fall
 /// in the padding see pixel value 0, which normalises to −mean/std like a padded black pixel does.
 /// </summary>
-public static class SampleTransforms
+internal static class SampleTransforms
 {
     /// <summary>Per-channel affine normalisation: out = pixel·Scale[c] + Bias[c].</summary>
     public static (float[] Scale, float[] Bias) NormalisationFor(IReadOnlyList<float> mean, IReadOnlyList<float> std, bool normalise)

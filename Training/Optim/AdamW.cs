@@ -14,6 +14,7 @@ public sealed class AdamW : Optimizer
     private readonly Tensor[] _m, _v;               // per-parameter views of the flat moments, for checkpoints
     private readonly DeviceBuffer[] _mRange, _vRange; // the same moments sliced like Ranges, for the update
 
+    /// <summary>AdamW over <paramref name="parameters"/> (see <see cref="OptimParam.From"/>), moving their storage into its flat buffers; <paramref name="maxGradNorm"/> clips the global gradient norm (0 = off).</summary>
     public AdamW(IReadOnlyList<OptimParam> parameters, float weightDecay = 0.05f, float beta1 = 0.9f, float beta2 = 0.999f,
         float eps = 1e-8f, float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
@@ -24,12 +25,16 @@ public sealed class AdamW : Optimizer
         _vRange = SliceByRange(v);
     }
 
+    /// <summary>Decoupled weight decay, for the parameters flagged for it.</summary>
     public float WeightDecay { get; }
+    /// <summary>Decay of the first moment.</summary>
     public float Beta1 { get; }
+    /// <summary>Decay of the second moment.</summary>
     public float Beta2 { get; }
+    /// <summary>Added to √v̂ in the denominator.</summary>
     public float Eps { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq)
+    private protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
         for (int r = 0; r < Ranges.Count; r++)
         {
@@ -40,13 +45,14 @@ public sealed class AdamW : Optimizer
     }
 
     /// <summary>The second moment is a running mean of squares: a negative entry would make √v̂ NaN.</summary>
-    protected override string? CheckStateValues(string name, float[] values)
+    private protected override string? CheckStateValues(string name, float[] values)
     {
         if (!name.StartsWith("adamw.v.", StringComparison.Ordinal)) return null;
         int i = Array.FindIndex(values, x => x < 0);
         return i < 0 ? null : $"holds {values[i].ToString(CultureInfo.InvariantCulture)} at index {i}, but a second moment cannot be negative";
     }
 
+    /// <summary>The moments, "adamw.m.NAME" and "adamw.v.NAME" per parameter.</summary>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         for (int i = 0; i < Params.Count; i++)

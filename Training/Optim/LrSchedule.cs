@@ -7,6 +7,7 @@ namespace ViTScratch.Training.Optim;
 /// </summary>
 public sealed record LrSchedule(float BaseLr, int WarmupSteps, int TotalSteps, float MinLr = 0f, bool Cosine = true)
 {
+    /// <summary>The learning rate of optimizer step <paramref name="step"/> (1-based).</summary>
     public float At(int step)
     {
         if (step <= WarmupSteps && WarmupSteps > 0) return BaseLr * step / WarmupSteps;

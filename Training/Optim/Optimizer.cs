@@ -1,11 +1,20 @@
 using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
+using ViTScratch.Model;
 
 namespace ViTScratch.Training.Optim;
 
 /// <summary>A tensor the optimizer updates, its checkpoint name, and whether weight decay applies to it.</summary>
-public sealed record OptimParam(string Name, Tensor Tensor, bool Decay);
+public sealed record OptimParam(string Name, Tensor Tensor, bool Decay)
+{
+    /// <summary>
+    /// Every parameter of <paramref name="model"/>, named as in its checkpoints, with weight decay
+    /// where the parameter asks for it (not biases, norms, the positional embedding or the cls token).
+    /// </summary>
+    public static IReadOnlyList<OptimParam> From(Module model) =>
+        model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+}
 
 /// <summary>
 /// Base of SGD and AdamW: owns the per-parameter state tensors, the gradient-norm buffer used for
@@ -19,13 +28,18 @@ public sealed record OptimParam(string Name, Tensor Tensor, bool Decay);
 /// instead of tensor by tensor. Every parameter handed to the optimizer is updated on every step:
 /// one that the loss does not reach has a zero gradient (AdamW still decays it), as in PyTorch
 /// with zero_grad(set_to_none=False).
+///
+/// Constructing an optimizer moves its parameters' storage into those flat buffers, values and
+/// gradients included: the <see cref="Tensor"/> objects (and the model's parameters) stay valid and
+/// see the move, since no raw buffer of a tensor is public. A tensor can belong to one optimizer
+/// only; a second one is refused with an error rather than left updating stale buffers.
 /// </summary>
 public abstract class Optimizer
 {
     private readonly Tensor _gradNormSq;
     private readonly int[] _flatIndex;   // Params[i] is Flat.Tensors[_flatIndex[i]]
 
-    protected Optimizer(IReadOnlyList<OptimParam> parameters, float maxGradNorm)
+    private protected Optimizer(IReadOnlyList<OptimParam> parameters, float maxGradNorm)
     {
         if (parameters.Count == 0) throw new ViTScratchException("optimizer: no parameters to optimise");
         Params = parameters;
@@ -42,16 +56,17 @@ public abstract class Optimizer
         _gradNormSq = Tensor.Zeros(Flat.Device, 1);
     }
 
+    /// <summary>The parameters, in the order given.</summary>
     public IReadOnlyList<OptimParam> Params { get; }
 
     /// <summary>The parameters and gradients as two flat buffers, the decayed parameters first.</summary>
-    protected FlatParameters Flat { get; }
+    private protected FlatParameters Flat { get; }
 
     /// <summary>One stretch of the flat buffers with one weight-decay setting, sliced once (a step allocates nothing).</summary>
-    protected sealed record ParamRange(int Offset, int Length, bool Decays, DeviceBuffer Data, DeviceBuffer Grad);
+    private protected sealed record ParamRange(int Offset, int Length, bool Decays, DeviceBuffer Data, DeviceBuffer Grad);
 
     /// <summary>The decayed parameters, then the rest: one update launch each.</summary>
-    protected IReadOnlyList<ParamRange> Ranges { get; }
+    private protected IReadOnlyList<ParamRange> Ranges { get; }
 
     /// <summary>Clip the global gradient norm to this value before the update; 0 or less disables clipping.</summary>
     public float MaxGradNorm { get; }
@@ -59,7 +74,7 @@ public abstract class Optimizer
     /// <summary>Number of updates done so far.</summary>
     public int StepCount { get; protected set; }
 
-    protected IKernels K => Flat.Device.Kernels;
+    private protected IKernels K => Flat.Device.Kernels;
 
     /// <summary>Applies one update with learning rate <paramref name="lr"/> to every parameter.</summary>
     public void Step(float lr)
@@ -81,17 +96,17 @@ public abstract class Optimizer
     public void ZeroGrad() => K.Fill(Flat.Grad, 0f, Flat.Length);
 
     /// <summary>One update of all parameters, one launch per entry of <see cref="Ranges"/>.</summary>
-    protected abstract void Update(float lr, DeviceBuffer? gradNormSq);
+    private protected abstract void Update(float lr, DeviceBuffer? gradNormSq);
 
     /// <summary>A flat state buffer shaped like the parameters, and its per-parameter tensors in Params order (for checkpoints).</summary>
-    protected (DeviceBuffer Flat, Tensor[] PerParam) StateLikeParams()
+    private protected (DeviceBuffer Flat, Tensor[] PerParam) StateLikeParams()
     {
         var (flat, perTensor) = Flat.StateBuffers();
         return (flat, _flatIndex.Select(f => perTensor[f]).ToArray());
     }
 
     /// <summary>Slices of a flat state buffer (from <see cref="StateLikeParams"/>) matching <see cref="Ranges"/>.</summary>
-    protected DeviceBuffer[] SliceByRange(DeviceBuffer flat) => Ranges.Select(r => K.Slice(flat, r.Offset, r.Length)).ToArray();
+    private protected DeviceBuffer[] SliceByRange(DeviceBuffer flat) => Ranges.Select(r => K.Slice(flat, r.Offset, r.Length)).ToArray();
 
     private ParamRange Range(int offset, int length, bool decays) =>
         new(offset, length, decays, K.Slice(Flat.Data, offset, length), K.Slice(Flat.Grad, offset, length));
@@ -142,5 +157,5 @@ public abstract class Optimizer
     }
 
     /// <summary>A reason why these saved values of state <paramref name="name"/> cannot be right, or null (all finite already).</summary>
-    protected virtual string? CheckStateValues(string name, float[] values) => null;
+    private protected virtual string? CheckStateValues(string name, float[] values) => null;
 }

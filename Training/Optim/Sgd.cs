@@ -12,6 +12,7 @@ public sealed class Sgd : Optimizer
     private readonly Tensor[] _momentum;            // per-parameter views, for checkpoints
     private readonly DeviceBuffer[] _momentumRange; // the same buffer sliced like Ranges, for the update
 
+    /// <summary>SGD over <paramref name="parameters"/> (see <see cref="OptimParam.From"/>), moving their storage into its flat buffers; <paramref name="maxGradNorm"/> clips the global gradient norm (0 = off).</summary>
     public Sgd(IReadOnlyList<OptimParam> parameters, float momentum = 0.9f, bool nesterov = false, float weightDecay = 0f,
         float maxGradNorm = 0f) : base(parameters, maxGradNorm)
     {
@@ -21,11 +22,14 @@ public sealed class Sgd : Optimizer
         _momentumRange = SliceByRange(flat);
     }
 
+    /// <summary>Momentum μ (0 = none).</summary>
     public float Momentum { get; }
+    /// <summary>Nesterov momentum.</summary>
     public bool Nesterov { get; }
+    /// <summary>L2 weight decay, for the parameters flagged for it.</summary>
     public float WeightDecay { get; }
 
-    protected override void Update(float lr, DeviceBuffer? gradNormSq)
+    private protected override void Update(float lr, DeviceBuffer? gradNormSq)
     {
         for (int r = 0; r < Ranges.Count; r++)
         {
@@ -35,6 +39,7 @@ public sealed class Sgd : Optimizer
         }
     }
 
+    /// <summary>The momentum buffers, "sgd.momentum.NAME" per parameter.</summary>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()
     {
         for (int i = 0; i < Params.Count; i++) yield return ("sgd.momentum." + Params[i].Name, _momentum[i]);

@@ -9,7 +9,7 @@ namespace ViTScratch.Training.Runs;
 /// SafeTensors.Write uses), are flushed to disk, and only then renamed over the target. A failed
 /// write leaves the old file as it was and throws one line naming the target and the fix.
 /// </summary>
-public static partial class AtomicFile
+internal static partial class AtomicFile
 {
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, new UTF8Encoding(false), leaveOpen: true); w.Write(text); });

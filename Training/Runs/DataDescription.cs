@@ -9,7 +9,7 @@ namespace ViTScratch.Training.Runs;
 /// checkpoint (metadata "data_description"), so `vit predict` and `vit eval` print names and
 /// normalise right for any dataset, an image folder's included, without the dataset at hand.
 /// </summary>
-public sealed record DataDescription(string Dataset, int Channels, int ImageSize, string[] ClassNames, float[] Mean, float[] Std)
+internal sealed record DataDescription(string Dataset, int Channels, int ImageSize, string[] ClassNames, float[] Mean, float[] Std)
 {
     public const string MetadataKey = "data_description";
 

@@ -11,7 +11,7 @@ namespace ViTScratch.Training.Runs;
 /// replays batches by position in the training set, so other data would silently train on other
 /// images with another schedule.
 /// </summary>
-public sealed record DataProvenance(string Dataset, string Path, int TrainImages, int TestImages, string TrainFingerprint, string TestFingerprint)
+internal sealed record DataProvenance(string Dataset, string Path, int TrainImages, int TestImages, string TrainFingerprint, string TestFingerprint)
 {
     public const string MetadataKey = "data";
 

@@ -10,11 +10,15 @@ namespace ViTScratch.Training.Runs;
 public sealed record EpochMetrics(int Epoch, double TrainLoss, double TrainAccuracy, double ValLoss, double ValAccuracy,
     double TestLoss, double TestAccuracy, double Lr, double ImagesPerSecond, double Seconds)
 {
+    /// <summary>The header line of metrics.csv.</summary>
     public const string Header = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,lr,images_per_sec,seconds";
 
+    /// <summary>Whether this epoch was evaluated on a validation split.</summary>
     public bool HasVal => !double.IsNaN(ValAccuracy);
+    /// <summary>Whether this epoch was evaluated on the test split.</summary>
     public bool HasTest => !double.IsNaN(TestAccuracy);
 
+    /// <summary>This row as a metrics.csv line.</summary>
     public string ToCsv() => string.Join(',',
         Epoch.ToString(CultureInfo.InvariantCulture),
         F(TrainLoss), F(TrainAccuracy), F(ValLoss), F(ValAccuracy), F(TestLoss), F(TestAccuracy), F(Lr), F(ImagesPerSecond), F(Seconds));

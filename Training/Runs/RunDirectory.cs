@@ -7,7 +7,7 @@ namespace ViTScratch.Training.Runs;
 /// numbered one beside it (runs/fashion-mnist-vit-micro-2, -3, ...), so running the same command
 /// twice keeps both results; an explicit --out that holds a run is an error that offers --resume.
 /// </summary>
-public static class RunDirectory
+internal static class RunDirectory
 {
     /// <summary>The files a run writes; any of them present means the directory holds a run.</summary>
     public static IReadOnlyList<string> RunFiles { get; } =

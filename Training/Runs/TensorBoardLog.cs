@@ -11,13 +11,13 @@ namespace ViTScratch.Training.Runs;
 ///
 /// The format, written by hand because it is small enough to read in one sitting:
 ///   a TFRecord per event:  uint64 length | uint32 masked CRC-32C of those 8 bytes | data | uint32 masked CRC-32C of data
-///   (little-endian; masked(c) = ((c >> 15) | (c << 17)) + 0xa282ead8)
+///   (little-endian; masked(c) = ((c &gt;&gt; 15) | (c &lt;&lt; 17)) + 0xa282ead8)
 ///   data: a protobuf Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 ///   Summary { repeated Value value = 1; }   Value { string tag = 1; float simple_value = 2; }
 /// The first event carries file_version "brain.Event:2" and no summary, as TensorFlow's writer does.
 /// A record cut short by a crash is the last one in its file; TensorBoard stops reading there.
 /// </summary>
-public sealed class TensorBoardLog
+internal sealed class TensorBoardLog
 {
     private readonly string _path;
 

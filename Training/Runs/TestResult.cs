@@ -9,6 +9,7 @@ namespace ViTScratch.Training.Runs;
 /// </summary>
 public sealed record TestResult(string Checkpoint, int Epoch, string SelectedOn, double ValAccuracy, double TestLoss, double TestAccuracy, int Images)
 {
+    /// <summary>The file in the run directory that holds it.</summary>
     public const string FileName = "result.json";
 
     private static readonly JsonSerializerOptions Json = new()
@@ -17,8 +18,10 @@ public sealed record TestResult(string Checkpoint, int Epoch, string SelectedOn,
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>As result.json writes it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>Reads result.json; <paramref name="source"/> names it in errors.</summary>
     public static TestResult FromJson(string json, string source)
     {
         try { return JsonSerializer.Deserialize<TestResult>(json, Json) ?? throw new JsonException("empty"); }

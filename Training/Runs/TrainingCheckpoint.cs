@@ -20,8 +20,10 @@ public sealed record TrainingPosition(int Epoch, int Batch, int Step, double Los
     public static TrainingPosition Start => new(0, 0, 0, 0, 0, 0, 0);
 }
 
+/// <summary>A training run's checkpoint: the model's safetensors plus the optimizer state, the options and the position in the run, so a run resumes exactly.</summary>
 public static class TrainingCheckpoint
 {
+    /// <summary>Prefix of the optimizer's tensors in the file.</summary>
     public const string OptimizerPrefix = "optimizer.";
     private const string OptionsKey = "train_options";
 
@@ -50,6 +52,7 @@ public static class TrainingCheckpoint
     /// <summary>Builds the model stored in a checkpoint (training checkpoint or plain weights file).</summary>
     public static ViT LoadModel(string path, Device device) => LoadModel(Read(path), path, device);
 
+    /// <summary>Reads a checkpoint file; errors name it.</summary>
     public static SafeTensorsFile Read(string path)
     {
         if (!File.Exists(path)) throw new ViTScratchException($"checkpoint '{path}' does not exist");
@@ -59,6 +62,7 @@ public static class TrainingCheckpoint
     /// <summary>The model of a checkpoint, its config checked against its tensors before it is built (see ViT.Load).</summary>
     public static ViT LoadModel(SafeTensorsFile file, string path, Device device) => ViT.Load(file, path, device, ignorePrefix: OptimizerPrefix);
 
+    /// <summary>The training options stored in a checkpoint, validated.</summary>
     public static TrainOptions ReadOptions(SafeTensorsFile file, string path) =>
         file.Metadata.TryGetValue(OptionsKey, out var json)
             ? TrainOptions.FromJson(json, path)

@@ -46,7 +46,7 @@ public static class TrainCommand
         }
         else
         {
-            options = TrainOptions.Parse(a);
+            options = TrainArgs.Parse(a);
             force = a.Flag("force");
             dataOptions.DownloadIntoDataDir = a.Flag("download");
             // Without --out, a second run of the same command goes beside the first, never over it.
@@ -78,7 +78,8 @@ public static class TrainCommand
         using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
-        using var trainer = new Trainer(options, stdout, dataOptions, resumeFrom, retargeted, overwrite: force);
+        using var trainer = new Trainer(options, stdout, dataOptions, resumeFrom, retargeted, overwrite: force,
+            observer: new ConsoleTrainingObserver(stdout, options.OutDir, $"{options.Model} on {options.Dataset}"));
         bool finished = trainer.Run(cancel.Token);
         if (!finished) return stopSignal == PosixSignal.SIGTERM ? ExitTerminated : ExitInterrupted;
         var m = trainer.Metrics;

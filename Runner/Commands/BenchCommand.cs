@@ -42,7 +42,7 @@ public static class BenchCommand
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
         var model = new ViT(sizes.ToConfig(c, hw, hw, 10, patchDropout: patchDropout), device, seed: 0);
-        var parameters = model.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList();
+        var parameters = OptimParam.From(model);
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
         var rng = new Random(0);
         var images = new float[batch * c * hw * hw];

@@ -1,3 +1,4 @@
+using ViTScratch.Training.Cli;
 using ViTScratch.Training.Commands;
 
 namespace ViTScratch.Training;
@@ -121,7 +122,7 @@ public static class Program
 
     private static string CommandHelp(string command) => command switch
     {
-        "train" => TrainOptions.Help,
+        "train" => TrainArgs.Help,
         "eval" => EvalCommand.Help,
         "predict" => PredictCommand.Help,
         "export" => ExportCommand.Help,

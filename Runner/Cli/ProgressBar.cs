@@ -62,9 +62,5 @@ public sealed class ProgressBar
         }
     }
 
-    public static string Format(double seconds)
-    {
-        var t = TimeSpan.FromSeconds(Math.Max(0, seconds));
-        return t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : $"{t.Minutes:D2}:{t.Seconds:D2}";
-    }
+    public static string Format(double seconds) => Runs.Duration.Format(seconds);
 }
