@@ -23,8 +23,8 @@ public static class Program
     {
         // Read before parsing, so an internal error in the parse itself still gets its trace.
         bool verbose = args.Contains(VitCommandLine.VerboseFlag);
-        if (args.Length == 0)
-            args = ["train"]; // `vit` alone trains the default, as the README promises
+        if (args.All(a => a == VitCommandLine.VerboseFlag))
+            args = ["train", .. args]; // `vit` alone trains the default, as the README promises
         else if (args is ["help", .. var rest])
             args = [.. rest, "--help"];
         try

@@ -53,6 +53,8 @@ internal static class VitCommandLine
             }
             return $"{path}: unexpected argument '{token}'{see}";
         }
+        if (command.Action is null && command.Subcommands.Count > 0 && result.CommandResult.Children.All(c => c is not CommandResult))
+            return $"{path}: expected a command: {string.Join(", ", command.Subcommands.Select(c => c.Name))}{see}";
         var error = result.Errors[0];
         string message = error.SymbolResult switch
         {
