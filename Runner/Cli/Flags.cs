@@ -12,17 +12,19 @@ namespace ViTScratch.Training.Cli;
 /// </summary>
 internal static class Flags
 {
-    public static Option<int> Int(string name, string description, OptionLimit? limit = null, string helpName = "N") => new(name)
-    {
-        HelpName = helpName, Description = description,
-        CustomParser = r => Number(r, name, limit, s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : null, "a whole number", 0),
-    };
+    public static Option<int> Int(string name, string description, OptionLimit? limit = null, string helpName = "N", int? fallback = null) =>
+        WithDefault(new Option<int>(name)
+        {
+            HelpName = helpName, Description = description,
+            CustomParser = r => Number(r, name, limit, s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : null, "a whole number", 0),
+        }, fallback);
 
-    public static Option<long> Long(string name, string description, OptionLimit? limit = null, string helpName = "N") => new(name)
-    {
-        HelpName = helpName, Description = description,
-        CustomParser = r => Number(r, name, limit, s => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) ? v : null, "a whole number", 0L),
-    };
+    public static Option<long> Long(string name, string description, OptionLimit? limit = null, string helpName = "N", long? fallback = null) =>
+        WithDefault(new Option<long>(name)
+        {
+            HelpName = helpName, Description = description,
+            CustomParser = r => Number(r, name, limit, s => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) ? v : null, "a whole number", 0L),
+        }, fallback);
 
     public static Option<float> Float(string name, string description, OptionLimit? limit = null, string helpName = "X") => new(name)
     {
@@ -34,7 +36,7 @@ internal static class Flags
     public static Option<string> Text(string name, string description, string helpName) => new(name) { HelpName = helpName, Description = description };
 
     /// <summary>A flag that takes one of <paramref name="choices"/>, which tab completion offers.</summary>
-    public static Option<string> Choice(string name, string description, IReadOnlyList<string> choices, string? helpName = null)
+    public static Option<string> Choice(string name, string description, IReadOnlyList<string> choices, string? helpName = null, string? fallback = null)
     {
         var option = new Option<string>(name)
         {
@@ -47,14 +49,31 @@ internal static class Flags
             },
         };
         option.CompletionSources.Add(choices.ToArray());
+        if (fallback is not null) option.DefaultValueFactory = _ => fallback;
         return option;
     }
 
-    /// <summary>`--precision fp32|tf32|bf16`, the same for every command that computes.</summary>
-    public static Option<string> Precision() => Choice("--precision", PrecisionHelp, TrainOptions.Choices[nameof(TrainOptions.Precision)]);
+    // A default that --help shows as [default: X]; Given() still tells it from a typed value.
+    private static Option<T> WithDefault<T>(Option<T> option, T? fallback) where T : struct
+    {
+        if (fallback is T v) option.DefaultValueFactory = _ => v;
+        return option;
+    }
+
+    /// <summary>`--precision fp32|tf32|bf16`, the same for every command that computes (training has no fixed default: a resumed run keeps its own).</summary>
+    public static Option<string> Precision(bool forTraining = false) => forTraining
+        ? Choice("--precision", PrecisionHelp + " (default fp32; a resumed run keeps its own unless given)", TrainOptions.Choices[nameof(TrainOptions.Precision)])
+        : Choice("--precision", PrecisionHelp, TrainOptions.Choices[nameof(TrainOptions.Precision)], fallback: "fp32");
+
+    /// <summary>`--device NAME`, the same for every command that computes (training passes no default: a resumed run keeps its own).</summary>
+    public static Option<string> Device(bool forTraining = false) => forTraining
+        ? Choice("--device", DeviceHelp + " (default auto; a resumed run keeps its own unless given)", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME")
+        : Choice("--device", DeviceHelp, TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME", "auto");
+
+    private const string DeviceHelp = "auto (cuda when present, else cpu), cpu, cuda, ilgpu-cpu";
 
     private const string PrecisionHelp =
-        "the arithmetic of the matrix products: fp32 (default), tf32 or bf16. cpu always computes in fp32 (the flag is " +
+        "the arithmetic of the matrix products: fp32, tf32 or bf16. cpu always computes in fp32 (the flag is " +
         "accepted); on cuda tf32/bf16 run the matmuls and attention products on tensor cores, with weights, optimizer " +
         "state, norms and the loss in fp32";
 

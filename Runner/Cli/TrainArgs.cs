@@ -31,7 +31,8 @@ public sealed class TrainArgs
     public Option<int> Workers { get; }
     public Option<string> Precision { get; }
 
-    public IEnumerable<Option> Options => _rows.Select(r => r.Option);
+    /// <summary>Every flag that sets an option, --recipe first.</summary>
+    public IEnumerable<Option> Options => _rows.Select(r => r.Option).Prepend(Recipe);
 
     public TrainArgs()
     {
@@ -39,7 +40,6 @@ public sealed class TrainArgs
         Recipe = Flags.Choice("--recipe", "the bundle every default comes from (docs/recipes.md); each flag overrides its part. " +
             "Without it, the dataset's recipe. " + string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {r.Summary}")),
             Recipes.All.Select(r => r.Name).ToArray(), "NAME");
-        _rows.Add(new(Recipe, (o, _) => o)); // resolved first, in Parse
         Dataset = Choice("--dataset", "fashion-mnist (default), mnist, cifar10, cifar100, or folder: your own images, --data DIR holding " +
             "DIR/<class>/* (or train/, val/, test/ of class folders); PNG, JPEG, BMP of any size and mode", nameof(TrainOptions.Dataset),
             (o, v) => o with { Dataset = v }, "NAME");
@@ -84,9 +84,9 @@ public sealed class TrainArgs
         Int("--crop-padding", "pixels of padding for the random crop (default 4)", nameof(TrainOptions.CropPadding), (o, v) => o with { CropPadding = v });
         Int("--randaugment-n", "RandAugment operations per image (default 2)", nameof(TrainOptions.RandAugmentOps), (o, v) => o with { RandAugmentOps = v });
         Float("--randaugment-m", "RandAugment magnitude (default 9)", nameof(TrainOptions.RandAugmentMagnitude), (o, v) => o with { RandAugmentMagnitude = v }, "M");
-        Device = Choice("--device", "auto (default: cuda when present, else cpu), cpu, cuda, ilgpu-cpu", nameof(TrainOptions.Device),
-            (o, v) => o with { Device = v }, "NAME");
-        Precision = Flags.Precision();
+        Device = Flags.Device(forTraining: true);
+        _rows.Add(new(Device, (o, r) => r.Given(Device) ? o with { Device = r.GetValue(Device)! } : o));
+        Precision = Flags.Precision(forTraining: true);
         _rows.Add(new(Precision, (o, r) => r.Given(Precision) ? o with { Precision = r.GetValue(Precision)! } : o));
         Int("--seed", "(default 0)", nameof(TrainOptions.Seed), (o, v) => o with { Seed = v });
         Workers = Int("--workers", "data loader threads (default 2)", nameof(TrainOptions.Workers), (o, v) => o with { Workers = v });
@@ -109,9 +109,8 @@ public sealed class TrainArgs
         var o = recipe.Defaults with { Recipe = recipe.Name };
         foreach (var row in _rows) o = row.Apply(o, r);
         if (!r.Given(Out)) o = o with { OutDir = Path.Combine("runs", $"{o.Dataset}-{o.Model}") };
-        // Every flag was range-checked as it was parsed; this checks the combination (the
-        // augmentation list) with the flag named, before any data is loaded.
-        o.AugmentSet();
+        // Every flag was range-checked as it was parsed against the same table; this adds the
+        // augmentation list (an error naming --augment), before any data is loaded.
         return o.Validate("vit train");
     }
 

@@ -19,13 +19,13 @@ public static class BenchCommand
     public static Command Create()
     {
         OptionLimit Limit(string property) => TrainOptions.Limits[property];
-        var model = Flags.Choice("--model", "the preset (default vit-micro)", TrainOptions.Choices[nameof(TrainOptions.Model)], "NAME");
-        var batch = Flags.Int("--batch", "images per step (default 128)", Limit(nameof(TrainOptions.BatchSize)));
-        var input = Flags.Choice("--input", "synthetic 32x32x3 (cifar, default) or 28x28x1 (mnist) images", ["cifar", "mnist"]);
-        var device = Flags.Choice("--device", "auto (default), cpu, cuda, ilgpu-cpu", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME");
+        var model = Flags.Choice("--model", "the preset", TrainOptions.Choices[nameof(TrainOptions.Model)], "NAME", "vit-micro");
+        var batch = Flags.Int("--batch", "images per step", Limit(nameof(TrainOptions.BatchSize)), fallback: 128);
+        var input = Flags.Choice("--input", "synthetic 32x32x3 (cifar) or 28x28x1 (mnist) images", ["cifar", "mnist"], fallback: "cifar");
+        var device = Flags.Device();
         var precision = Flags.Precision();
-        var steps = Flags.Int("--steps", "timed steps after the warm-up (default 5)", new OptionLimit("steps", 1, 1000));
-        var patch = Flags.Int("--patch", "patch size (default 4)", Limit(nameof(TrainOptions.Patch)));
+        var steps = Flags.Int("--steps", "timed steps after the warm-up", new OptionLimit("steps", 1, 1000), fallback: 5);
+        var patch = Flags.Int("--patch", "patch size", Limit(nameof(TrainOptions.Patch)), fallback: 4);
         var dim = Flags.Int("--dim", "model width (overrides the preset's)", Limit(nameof(TrainOptions.Dim)));
         var depth = Flags.Int("--depth", "number of transformer blocks", Limit(nameof(TrainOptions.Depth)));
         var heads = Flags.Int("--heads", "attention heads", Limit(nameof(TrainOptions.Heads)));
@@ -39,12 +39,11 @@ public static class BenchCommand
             { model, batch, input, device, precision, steps, patch, dim, depth, heads, dimHead, mlpDim, patchDropout, profile };
         command.SetAction(r =>
         {
-            string preset = r.GetValue(model) ?? "vit-micro";
-            var sizes = ViTPresets.Get(preset).WithSizes(r.Given(patch) ? r.GetValue(patch) : 4, r.GetValue(dim), r.GetValue(depth),
-                r.GetValue(heads), r.GetValue(dimHead), r.GetValue(mlpDim));
-            return Run(preset, sizes, r.Given(batch) ? r.GetValue(batch) : 128, r.GetValue(input) ?? "cifar", r.GetValue(device) ?? "auto",
-                r.GetValue(precision) ?? "fp32", r.Given(steps) ? r.GetValue(steps) : 5, r.GetValue(patchDropout), r.GetValue(profile),
-                r.InvocationConfiguration.Output);
+            string preset = r.GetValue(model)!;
+            var sizes = ViTPresets.Get(preset).WithSizes(r.GetValue(patch), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads),
+                r.GetValue(dimHead), r.GetValue(mlpDim));
+            return Run(preset, sizes, r.GetValue(batch), r.GetValue(input)!, r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(steps),
+                r.GetValue(patchDropout), r.GetValue(profile), r.InvocationConfiguration.Output);
         });
         return command;
     }

@@ -16,13 +16,13 @@ public static class EvalCommand
         dataset.CompletionSources.Add(TrainOptions.Choices[nameof(TrainOptions.Dataset)].ToArray());
         var data = Flags.Text("--data", "where the test data is, instead of the directory the checkpoint records (checked against its fingerprint)", "DIR");
         var download = Flags.Switch("--download", "with --data: download the dataset into DIR when it is not there");
-        var device = Flags.Choice("--device", "auto (default), cpu, cuda, ilgpu-cpu", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME");
+        var device = Flags.Device();
         var precision = Flags.Precision();
-        var batch = Flags.Int("--batch", "images per forward (default 256)", TrainOptions.Limits[nameof(TrainOptions.BatchSize)]);
+        var batch = Flags.Int("--batch", "images per forward", TrainOptions.Limits[nameof(TrainOptions.BatchSize)], fallback: 256);
         var limit = Flags.Int("--limit", "evaluate only the first N test images (0 = all)", TrainOptions.Limits[nameof(TrainOptions.TestLimit)]);
         var command = new Command("eval", Description) { checkpoint, dataset, data, download, device, precision, batch, limit };
         command.SetAction(r => Run(r.Required(checkpoint, "eval", "the .safetensors file to evaluate"), r.GetValue(dataset), r.GetValue(data),
-            r.GetValue(download), r.GetValue(device) ?? "auto", r.GetValue(precision) ?? "fp32", r.Given(batch) ? r.GetValue(batch) : 256,
+            r.GetValue(download), r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(batch),
             r.GetValue(limit), r.InvocationConfiguration.Output));
         return command;
     }

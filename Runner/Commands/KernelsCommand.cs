@@ -13,11 +13,11 @@ public static class KernelsCommand
 {
     public static Command Create()
     {
-        var arch = Flags.Choice("--arch", "the GPU architecture to compile for (default sm_90)", ["sm_80", "sm_90"]);
+        var arch = Flags.Choice("--arch", "the GPU architecture to compile for", ["sm_80", "sm_90"], fallback: "sm_90");
         var outDir = Flags.Text("--out", "the directory to write the .ptx files into (required)", "DIR");
         var ptx = new Command("ptx", "write one .ptx file per GPU kernel (ILGPU's PTX backend, ISA 7.8); no GPU is needed. " +
                                      "Assemble one with: ptxas -arch=sm_90 -v DIR/<kernel>.ptx -o /dev/null") { arch, outDir };
-        ptx.SetAction(r => WritePtx(r.GetValue(arch) ?? "sm_90", r.Required(outDir, "kernels ptx", "the directory to write the .ptx files into"),
+        ptx.SetAction(r => WritePtx(r.GetValue(arch)!, r.Required(outDir, "kernels ptx", "the directory to write the .ptx files into"),
             r.InvocationConfiguration.Output));
         var command = new Command("kernels", "GPU kernel tools: 'vit kernels ptx' writes the PTX of every GPU kernel") { ptx };
         command.SetAction(int (_) => throw new ViTScratchException("vit kernels: expected the subcommand 'ptx', as in: vit kernels ptx --arch sm_90 --out DIR"));

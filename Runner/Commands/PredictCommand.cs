@@ -27,14 +27,13 @@ public static class PredictCommand
             new OptionLimit("index", 0, int.MaxValue));
         var map = Flags.Text("--attention-map", "write the attention rollout drawn over the image to this PNG", "OUT.png");
         var data = Flags.Text("--data", "where the test data is (with --index), instead of the directory the checkpoint records", "DIR");
-        var device = Flags.Choice("--device", "auto (default), cpu, cuda, ilgpu-cpu", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME");
-        var maxPixels = Flags.Long("--max-pixels", $"refuse larger images before decoding them (default {ImageFiles.DefaultMaxPixels})",
-            new OptionLimit("max-pixels", 1, long.MaxValue));
+        var device = Flags.Device();
+        var maxPixels = Flags.Long("--max-pixels", "refuse larger images before decoding them",
+            new OptionLimit("max-pixels", 1, long.MaxValue), fallback: ImageFiles.DefaultMaxPixels);
         var command = new Command("predict", "the top-5 classes of an image file or a test-set image (--index N), and optionally its attention map")
             { image, checkpoint, index, map, data, device, maxPixels };
         command.SetAction(r => Run(r.Required(checkpoint, "predict", "the .safetensors file of a trained model"), r.GetValue(image),
-            r.Given(index) ? r.GetValue(index) : null, r.GetValue(map), r.GetValue(data), r.GetValue(device) ?? "auto",
-            r.Given(maxPixels) ? r.GetValue(maxPixels) : ImageFiles.DefaultMaxPixels, r.InvocationConfiguration.Output));
+            r.Given(index) ? r.GetValue(index) : null, r.GetValue(map), r.GetValue(data), r.GetValue(device)!, r.GetValue(maxPixels), r.InvocationConfiguration.Output));
         return command;
     }
 
