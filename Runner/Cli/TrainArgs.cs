@@ -16,12 +16,11 @@ public sealed class TrainArgs
         "resumes it (exit 130 / 143); a second one aborts at once.";
 
     /// <summary>One flag: the option and how its value lands in the options.</summary>
-    private sealed record Row(Option Option, Func<TrainOptions, System.CommandLine.ParseResult, TrainOptions> Apply);
+    private sealed record Row(Option Option, Func<TrainOptions, ParseResult, TrainOptions> Apply);
 
     private readonly List<Row> _rows = new();
     public Option<string> Recipe { get; }
     public Option<string> Dataset { get; }
-    public Option<string> Model { get; }
     public Option<string> Out { get; }
 
     /// <summary>The flags a resumed run may still change: where and how it runs, never what it trains.</summary>
@@ -36,7 +35,6 @@ public sealed class TrainArgs
 
     public TrainArgs()
     {
-        var c = TrainOptions.Choices;
         Recipe = Flags.Choice("--recipe", "the bundle every default comes from (docs/recipes.md); each flag overrides its part. " +
             "Without it, the dataset's recipe. " + string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {r.Summary}")),
             Recipes.All.Select(r => r.Name).ToArray(), "NAME");
@@ -51,7 +49,7 @@ public sealed class TrainArgs
         Data = Flags.Text("--data", "where the dataset files are; only that directory is searched, and one that lacks them is an error " +
             "(default: the cache, then /usr/share/datasets, then a download into the cache)", "DIR");
         _rows.Add(new(Data, (o, r) => r.Given(Data) ? o with { DataDir = r.GetValue(Data) } : o));
-        Model = Choice("--model", "the preset (the recipe's by default)", nameof(TrainOptions.Model), (o, v) => o with { Model = v }, "NAME");
+        Choice("--model", "the preset (the recipe's by default)", nameof(TrainOptions.Model), (o, v) => o with { Model = v }, "NAME");
         Int("--patch", "patch size", nameof(TrainOptions.Patch), (o, v) => o with { Patch = v });
         Int("--dim", "model width (overrides the preset's)", nameof(TrainOptions.Dim), (o, v) => o with { Dim = v });
         Int("--depth", "number of transformer blocks", nameof(TrainOptions.Depth), (o, v) => o with { Depth = v });
