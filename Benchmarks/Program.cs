@@ -20,7 +20,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --onnx-vs-ours                       (inference, ours vs ONNX Runtime)
 ///   dotnet run -c Release --project Benchmarks -- --folder-stream DIR [--make 1000]       (image-folder loader vs the step)
 ///   dotnet run -c Release --project Benchmarks -- --lab matmul [--device cuda|ilgpu-cpu] (every GPU matmul version, validated + timed)
-///   dotnet run -c Release --project Benchmarks -- --kernels-bench [--device cuda|ilgpu-cpu] [--quick] [--out FILE.md]
+///   dotnet run -c Release --project Benchmarks -- --kernels-bench [--device cuda|ilgpu-cpu] [--precision fp32|tf32|bf16] [--quick] [--out FILE.md]
 ///                                                         (GPU kernels against cuBLAS, unfused attention, copy rate)
 /// The build timeout is raised from BenchmarkDotNet's 2 minutes: on a busy 2-core machine the
 /// boilerplate project's build alone can take longer.

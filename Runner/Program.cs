@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.CommandLine.Help;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Commands;
 
@@ -12,22 +14,6 @@ namespace ViTScratch.Training;
 /// </summary>
 public static class Program
 {
-    public const string Usage = """
-        vit — Vision Transformers from scratch in C#
-
-        usage: vit <command> [options]
-          train      train a ViT (default: vit-micro on Fashion-MNIST, CPU-friendly)
-          eval       evaluate a checkpoint on a test set
-          predict    top-5 classes for an image file or a test-set index, optional attention map
-          export     write a checkpoint's model as ONNX (for ONNX Runtime), class names in its metadata
-          bench      training and inference images/s of a preset on a device
-          info       devices, presets and parameter counts
-          kernels    kernels ptx: write the PTX of every GPU kernel (no GPU needed)
-
-        'vit <command> --help' shows the options of a command; --verbose (any command) shows the
-        stack trace of an internal error.
-        """;
-
     /// <summary>Exit codes: 0 done, 1 a user error (one line on stderr), 70 an internal error (a bug).</summary>
     public const int ExitUserError = 1, ExitInternalError = 70;
 
@@ -35,35 +21,25 @@ public static class Program
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        bool verbose = args.Contains("--verbose");
-        args = args.Where(a => a != "--verbose").ToArray();
-        if (args.Length == 0)
-            args = ["train"]; // `vit` alone trains the default, as the README promises
-        string command = args[0];
-        var rest = args.Skip(1).ToArray();
-        if (command is "--help" or "-h" or "help")
-        {
-            stdout.WriteLine(Usage);
-            return 0;
-        }
-        if (rest.Contains("--help") || rest.Contains("-h"))
-        {
-            stdout.WriteLine(CommandHelp(command));
-            return 0;
-        }
+        // Read before parsing, so an internal error in the parse itself still gets its trace.
+        bool verbose = args.Contains(VitCommandLine.VerboseFlag);
+        if (args.All(a => a == VitCommandLine.VerboseFlag))
+            args = ["train", .. args]; // `vit` alone trains the default, as the README promises
+        else if (args is ["help", .. var rest])
+            args = [.. rest, "--help"];
         try
         {
-            return command switch
+            var root = VitCommandLine.Build();
+            var result = root.Parse(args);
+            verbose |= result.Errors.Count == 0 && result.GetValue<bool>(VitCommandLine.VerboseFlag); // also from a response file
+            // --help (and the [suggest] directive of tab completion) answer even beside a mistake.
+            if (result.Action is not HelpAction && !root.Directives.Any(d => result.GetResult(d) is not null))
+                VitCommandLine.ThrowOnErrors(result);
+            return result.Invoke(new InvocationConfiguration
             {
-                "train" => TrainCommand.Run(rest, stdout),
-                "eval" => EvalCommand.Run(rest, stdout),
-                "predict" => PredictCommand.Run(rest, stdout),
-                "export" => ExportCommand.Run(rest, stdout),
-                "bench" => BenchCommand.Run(rest, stdout),
-                "info" => InfoCommand.Run(rest, stdout),
-                "kernels" => KernelsCommand.Run(rest, stdout),
-                _ => throw new ViTScratchException($"vit: unknown command '{command}' (commands: train, eval, predict, export, bench, info, kernels)"),
-            };
+                Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null, // `vit train` handles SIGINT/SIGTERM itself
+            });
         }
         catch (Exception e)
         {
@@ -119,16 +95,4 @@ public static class Program
     };
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
-
-    private static string CommandHelp(string command) => command switch
-    {
-        "train" => TrainArgs.Help,
-        "eval" => EvalCommand.Help,
-        "predict" => PredictCommand.Help,
-        "export" => ExportCommand.Help,
-        "bench" => BenchCommand.Help,
-        "info" => "vit info: lists devices, presets and their parameter counts",
-        "kernels" => KernelsCommand.Help,
-        _ => Usage,
-    };
 }

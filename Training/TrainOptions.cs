@@ -7,7 +7,7 @@ namespace ViTScratch.Training;
 /// Everything that defines a training run. Saved as runs/NAME/config.json and inside every
 /// checkpoint, so a resumed run continues with exactly the settings it started with.
 /// </summary>
-public sealed record TrainOptions
+public sealed partial record TrainOptions
 {
     /// <summary>The recipe the options were resolved from ("" when built in code).</summary>
     public string Recipe { get; init; } = "";
@@ -69,6 +69,11 @@ public sealed record TrainOptions
     public float RandAugmentMagnitude { get; init; } = 9;
     /// <summary>auto, cpu, cuda or ilgpu-cpu.</summary>
     public string Device { get; init; } = "auto";
+    /// <summary>
+    /// The arithmetic of the matrix products: "fp32", "tf32" or "bf16" (<see cref="Kernels.MathPrecision"/>),
+    /// set on the device's kernels when the trainer creates it. The CPU backends always compute in fp32.
+    /// </summary>
+    public string Precision { get; init; } = "fp32";
     /// <summary>Seed of the model, the order and the augmentation.</summary>
     public int Seed { get; init; }
     /// <summary>Data loader threads.</summary>
@@ -115,36 +120,6 @@ public sealed record TrainOptions
         {
             throw new ViTScratchException($"{source}: the saved training options are not valid JSON ({ViTScratchException.Printable(e.Message, 160)})");
         }
-    }
-
-    /// <summary>
-    /// Checks what the runner's command-line parsing checks, for options read back from a
-    /// checkpoint or built in code: every value in range and finite, every name known.
-    /// </summary>
-    public TrainOptions Validate(string source)
-    {
-        void Check(bool ok, string what)
-        {
-            if (!ok) throw new ViTScratchException($"{source}: the training options are out of range: {what}");
-        }
-        static bool In(float v, float lo, float hi) => float.IsFinite(v) && v >= lo && v <= hi;
-        Check(new[] { "fashion-mnist", "mnist", "cifar10", "cifar100", "folder" }.Contains(Dataset), $"dataset '{Dataset}'");
-        Check(ImageSize is >= 4 and <= 1024 && Channels is 1 or 3 && CacheMb is >= 0 and <= 1L << 30, "an image folder setting");
-        Check(new[] { "vit-micro", "vit-tiny", "vit-small" }.Contains(Model), $"model '{Model}'");
-        Check(Pool is "cls" or "mean", $"pool '{Pool}'");
-        Check(Optimizer is "adamw" or "sgd", $"optimizer '{Optimizer}'");
-        Check(Device is "auto" or "cpu" or "cuda" or "ilgpu-cpu", $"device '{Device}'");
-        Check(EvalTest is "end" or "epoch" or "never", $"eval-test '{EvalTest}'");
-        Check(Patch is >= 0 and <= 64 && Dim is >= 0 and <= 8192 && Depth is >= 0 and <= 256 && Heads is >= 0 and <= 256
-              && DimHead is >= 0 and <= 1024 && MlpDim is >= 0 and <= 32768, "a model size");
-        Check(Epochs is >= 1 and <= 100_000 && BatchSize is >= 1 and <= 65_536, $"epochs {Epochs}, batch {BatchSize}");
-        Check(In(Lr, 0, 100) && In(MinLr, 0, 100) && In(WeightDecay, 0, 10) && In(Momentum, 0, 0.9999f) && In(WarmupEpochs, 0, 100_000)
-              && In(LabelSmoothing, 0, 1) && In(ClipNorm, 0, 1e6f), "a rate, decay or clip");
-        Check(In(Dropout, 0, 0.95f) && In(EmbDropout, 0, 0.95f) && In(PatchDropout, 0, 0.95f) && In(ValSplit, 0, 0.9f), "a dropout or split fraction");
-        Check(CropPadding is >= 0 and <= 64 && RandAugmentOps is >= 0 and <= 16 && In(RandAugmentMagnitude, 0, 10), "an augmentation setting");
-        Check(Seed >= 0 && SplitSeed >= 0 && Workers is >= 0 and <= 64 && TrainLimit >= 0 && TestLimit >= 0, "a seed, worker count or limit");
-        AugmentSet();
-        return this;
     }
 
     /// <summary>The model configuration these options describe for images of the given shape.</summary>

@@ -68,6 +68,7 @@ public sealed class Trainer : IDisposable
         if (test is not null && options.TestLimit > 0 && options.TestLimit < test.Count) test = test.Take(options.TestLimit);
 
         _device = Device.Create(options.Device);
+        _device.Kernels.Precision = options.KernelPrecision(); // before any kernel runs: the model's init included
         var config = options.ModelConfig(train.Channels, train.Height, train.Width, train.ClassCount);
         _model = new ViT(config, _device, options.Seed);
 

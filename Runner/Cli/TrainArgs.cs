@@ -1,125 +1,151 @@
+using System.CommandLine;
+
 namespace ViTScratch.Training.Cli;
 
 /// <summary>
-/// `vit train`'s flags: its help text and the parsing that turns them into the library's
-/// <see cref="TrainOptions"/> (moved here from TrainOptions when the runner was split from the library).
+/// `vit train`'s flags: one row per flag (its spelling, help and the <see cref="TrainOptions"/>
+/// property it sets), and the parsing that resolves them against a recipe. Ranges and choices come
+/// from <see cref="TrainOptions.Limits"/> and <see cref="TrainOptions.Choices"/>.
 /// </summary>
-public static class TrainArgs
+public sealed class TrainArgs
 {
-    public const string Help = """
-        vit train [options]
-          --dataset NAME          fashion-mnist (default), mnist, cifar10, cifar100, or folder: your own
-                                  images, --data DIR holding DIR/<class>/* (or train/, val/, test/
-                                  of class folders); PNG, JPEG, BMP of any size and mode
-          --image-size N          folder: shorter side scaled to N, centre crop N x N (default 32)
-          --channels 1|3          folder: grey or RGB (default 3)
-          --cache-mb N            folder: memory for decoded images, MiB (8192); the rest stream from disk
-          --strict                folder: an unreadable image stops the run (default: skip, warn)
-          --data DIR              where the dataset files are; only that directory is searched, and
-                                  one that lacks them is an error (default: the cache, then
-                                  /usr/share/datasets, then a download into the cache)
-          --download              with --data: download the dataset into DIR when it is not there
-          --model NAME            vit-micro, vit-tiny, vit-small
-          --patch N               patch size
-          --dim N --depth N --heads N --dim-head N --mlp-dim N   override the preset's sizes
-          --recipe NAME           the bundle every default comes from (docs/recipes.md); each flag
-                                  below overrides its part. Without it, the dataset's recipe:
-            fmnist-quick   Fashion-MNIST/MNIST default: vit-micro, patch 7, 18 epochs, lr 2e-3,
-                           wd 0.2, warmup 0.3, patch dropout 0.5, no augmentation (~11 CPU minutes)
-            fmnist-best    a placeholder, not yet better than fmnist-quick (docs/recipes.md):
-                           vit-micro, patch 7, patch dropout 0.5, crop+flip, 60 epochs
-            cifar10-gpu    CIFAR-10 default: vit-small, patch 4, 200 epochs, lr 1e-3, warmup 5,
-                           crop,flip,randaugment
-            cifar100-gpu   the same on CIFAR-100
-          --val-split F           hold out this fraction of the training set, stratified by class,
-                                  to choose best.safetensors (recipes: 0.1; 0 = none, best = last)
-          --split-seed N          seed of that split (default 0, whatever --seed is)
-          --eval-test WHEN        end (default: once, on best.safetensors, after the last epoch),
-                                  epoch (also after every epoch; never used to choose), never
-          --pool cls|mean         pooling before the head (default cls)
-          --dropout P --emb-dropout P
-          --patch-dropout P       leave out this fraction of the patch tokens in each training step
-                                  (CPU recipe 0.5, GPU recipe 0)
-          --epochs N              --batch N   (default 128)
-          --opt adamw|sgd         (default adamw)  --lr X
-          --wd X                  weight decay (CPU recipe 0.2, GPU recipe 0.05)  --momentum X --nesterov (SGD)
-          --warmup EPOCHS         linear warmup, then cosine decay  --min-lr X (default 1e-5)
-          --label-smoothing X     (default 0.1)    --clip X    global grad-norm clip, 0 = off (default 1)
-          --augment LIST          none | default (the dataset's crop/flip) | crop,flip,randaugment,mixup,cutmix
-          --crop-padding N        pixels of padding for the random crop (default 4)
-          --randaugment-n N --randaugment-m M     (default 2 and 9)
-          --device NAME           auto (default), cpu, cuda, ilgpu-cpu
-          --seed N                (default 0)      --workers N  data loader threads (default 2)
-          --train-limit N --test-limit N          use only the first N images
-          --out DIR               run directory (default runs/<dataset>-<model>, or the first free
-                                  runs/<dataset>-<model>-N when that holds a run); a --out that
-                                  holds a run is refused
-          --force                 replace the run in --out (deletes its checkpoints and metrics)
-          --resume [DIR|FILE]     continue a run from its last.safetensors, on the data it records
-                                  (--data DIR re-targets it, with a warning if the data differs)
-          Ctrl+C or SIGTERM saves last.safetensors at the last finished step and prints the
-          command that resumes it (exit 130 / 143); a second one aborts at once.
-        """;
+    public const string Description =
+        "train a ViT (default: vit-micro on Fashion-MNIST, CPU-friendly). The recipe (--recipe, else the " +
+        "dataset's) gives every default; each flag overrides its part; config.json holds the resolved values." +
+        " Ctrl+C or SIGTERM saves last.safetensors at the last finished step and prints the command that " +
+        "resumes it (exit 130 / 143); a second one aborts at once.";
+
+    /// <summary>One flag: the option and how its value lands in the options.</summary>
+    private sealed record Row(Option Option, Func<TrainOptions, ParseResult, TrainOptions> Apply);
+
+    private readonly List<Row> _rows = new();
+    public Option<string> Recipe { get; }
+    public Option<string> Dataset { get; }
+    public Option<string> Out { get; }
+
+    /// <summary>The flags a resumed run may still change: where and how it runs, never what it trains.</summary>
+    public IReadOnlyList<Option> ResumeFlags { get; }
+    public Option<string> Data { get; }
+    public Option<string> Device { get; }
+    public Option<int> Workers { get; }
+    public Option<string> Precision { get; }
+
+    /// <summary>Every flag that sets an option, --recipe first.</summary>
+    public IEnumerable<Option> Options => _rows.Select(r => r.Option).Prepend(Recipe);
+
+    public TrainArgs()
+    {
+        Recipe = Flags.Choice("--recipe", "the bundle every default comes from (docs/recipes.md); each flag overrides its part. " +
+            "Without it, the dataset's recipe. " + string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {r.Summary}")),
+            Recipes.All.Select(r => r.Name).ToArray(), "NAME");
+        Dataset = Choice("--dataset", "fashion-mnist (default), mnist, cifar10, cifar100, or folder: your own images, --data DIR holding " +
+            "DIR/<class>/* (or train/, val/, test/ of class folders); PNG, JPEG, BMP of any size and mode", nameof(TrainOptions.Dataset),
+            (o, v) => o with { Dataset = v }, "NAME");
+        Int("--image-size", "folder: shorter side scaled to N, centre crop N x N (default 32)", nameof(TrainOptions.ImageSize), (o, v) => o with { ImageSize = v });
+        Choice("--channels", "folder: grey or RGB (default 3)", nameof(TrainOptions.Channels), (o, v) => o with { Channels = v == "1" ? 1 : 3 });
+        var cacheMb = Flags.Long("--cache-mb", "folder: memory for decoded images, MiB (default 8192; 0 = none); the rest stream from disk", TrainOptions.Limits[nameof(TrainOptions.CacheMb)]);
+        _rows.Add(new(cacheMb, (o, r) => r.Given(cacheMb) ? o with { CacheMb = r.GetValue(cacheMb) } : o));
+        Switch("--strict", "folder: an unreadable image stops the run (default: skip it with a warning)", (o, v) => o with { Strict = v });
+        Data = Flags.Text("--data", "where the dataset files are; only that directory is searched, and one that lacks them is an error " +
+            "(default: the cache, then /usr/share/datasets, then a download into the cache)", "DIR");
+        _rows.Add(new(Data, (o, r) => r.Given(Data) ? o with { DataDir = r.GetValue(Data) } : o));
+        Choice("--model", "the preset (the recipe's by default)", nameof(TrainOptions.Model), (o, v) => o with { Model = v }, "NAME");
+        Int("--patch", "patch size", nameof(TrainOptions.Patch), (o, v) => o with { Patch = v });
+        Int("--dim", "model width (overrides the preset's)", nameof(TrainOptions.Dim), (o, v) => o with { Dim = v });
+        Int("--depth", "number of transformer blocks", nameof(TrainOptions.Depth), (o, v) => o with { Depth = v });
+        Int("--heads", "attention heads", nameof(TrainOptions.Heads), (o, v) => o with { Heads = v });
+        Int("--dim-head", "width of each head", nameof(TrainOptions.DimHead), (o, v) => o with { DimHead = v });
+        Int("--mlp-dim", "width of the MLP", nameof(TrainOptions.MlpDim), (o, v) => o with { MlpDim = v });
+        Float("--val-split", "hold out this fraction of the training set, stratified by class, to choose best.safetensors " +
+            "(recipes: 0.1; 0 = none, best = last)", nameof(TrainOptions.ValSplit), (o, v) => o with { ValSplit = v }, "F");
+        Int("--split-seed", "seed of that split (default 0, whatever --seed is)", nameof(TrainOptions.SplitSeed), (o, v) => o with { SplitSeed = v });
+        Choice("--eval-test", "end (default: once, on best.safetensors, after the last epoch), epoch (also after every epoch; " +
+            "never used to choose), never", nameof(TrainOptions.EvalTest), (o, v) => o with { EvalTest = v }, "WHEN");
+        Choice("--pool", "pooling before the head (default cls)", nameof(TrainOptions.Pool), (o, v) => o with { Pool = v });
+        Float("--dropout", "dropout in the blocks", nameof(TrainOptions.Dropout), (o, v) => o with { Dropout = v }, "P");
+        Float("--emb-dropout", "dropout after the embedding", nameof(TrainOptions.EmbDropout), (o, v) => o with { EmbDropout = v }, "P");
+        Float("--patch-dropout", "leave out this fraction of the patch tokens in each training step (CPU recipe 0.5, GPU recipe 0)",
+            nameof(TrainOptions.PatchDropout), (o, v) => o with { PatchDropout = v }, "P");
+        Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });
+        Int("--batch", "batch size (default 128)", nameof(TrainOptions.BatchSize), (o, v) => o with { BatchSize = v });
+        Choice("--opt", "optimizer (default adamw)", nameof(TrainOptions.Optimizer), (o, v) => o with { Optimizer = v });
+        Float("--lr", "peak learning rate", nameof(TrainOptions.Lr), (o, v) => o with { Lr = v });
+        Float("--wd", "weight decay (CPU recipe 0.2, GPU recipe 0.05)", nameof(TrainOptions.WeightDecay), (o, v) => o with { WeightDecay = v });
+        Float("--momentum", "SGD momentum (default 0.9)", nameof(TrainOptions.Momentum), (o, v) => o with { Momentum = v });
+        Switch("--nesterov", "SGD with Nesterov momentum", (o, v) => o with { Nesterov = v });
+        Float("--warmup", "epochs of linear warmup, then cosine decay", nameof(TrainOptions.WarmupEpochs), (o, v) => o with { WarmupEpochs = v }, "EPOCHS");
+        Float("--min-lr", "learning rate at the end of the cosine (default 1e-5)", nameof(TrainOptions.MinLr), (o, v) => o with { MinLr = v });
+        Float("--label-smoothing", "(default 0.1)", nameof(TrainOptions.LabelSmoothing), (o, v) => o with { LabelSmoothing = v });
+        Float("--clip", "global gradient-norm clip, 0 = off (default 1)", nameof(TrainOptions.ClipNorm), (o, v) => o with { ClipNorm = v });
+        var augment = Flags.Text("--augment", "none | default (the dataset's crop/flip) | a list of crop,flip,randaugment,mixup,cutmix", "LIST");
+        _rows.Add(new(augment, (o, r) => r.Given(augment) ? o with { Augment = r.GetValue(augment)! } : o));
+        Int("--crop-padding", "pixels of padding for the random crop (default 4)", nameof(TrainOptions.CropPadding), (o, v) => o with { CropPadding = v });
+        Int("--randaugment-n", "RandAugment operations per image (default 2)", nameof(TrainOptions.RandAugmentOps), (o, v) => o with { RandAugmentOps = v });
+        Float("--randaugment-m", "RandAugment magnitude (default 9)", nameof(TrainOptions.RandAugmentMagnitude), (o, v) => o with { RandAugmentMagnitude = v }, "M");
+        Device = Flags.Device(forTraining: true);
+        _rows.Add(new(Device, (o, r) => r.Given(Device) ? o with { Device = r.GetValue(Device)! } : o));
+        Precision = Flags.Precision(forTraining: true);
+        _rows.Add(new(Precision, (o, r) => r.Given(Precision) ? o with { Precision = r.GetValue(Precision)! } : o));
+        Int("--seed", "(default 0)", nameof(TrainOptions.Seed), (o, v) => o with { Seed = v });
+        Workers = Int("--workers", "data loader threads (default 2)", nameof(TrainOptions.Workers), (o, v) => o with { Workers = v });
+        Int("--train-limit", "use only the first N training images", nameof(TrainOptions.TrainLimit), (o, v) => o with { TrainLimit = v });
+        Int("--test-limit", "use only the first N test images", nameof(TrainOptions.TestLimit), (o, v) => o with { TestLimit = v });
+        Out = Flags.Text("--out", "run directory (default runs/<dataset>-<model>, or the first free runs/<dataset>-<model>-N when " +
+            "that holds a run); a --out that holds a run is refused", "DIR");
+        _rows.Add(new(Out, (o, r) => r.Given(Out) ? o with { OutDir = r.GetValue(Out)! } : o));
+        ResumeFlags = [Data, Device, Workers, Precision];
+    }
 
     /// <summary>
-    /// Reads the options of `vit train` from the command line: the recipe (--recipe, else the
-    /// dataset's default recipe) gives every default, and each flag overrides its part.
+    /// The options of a new run: the recipe (--recipe, else the dataset's default recipe) gives
+    /// every default, each flag overrides its part, and the result is validated as a whole.
     /// </summary>
-    public static TrainOptions Parse(ArgParser a)
+    public TrainOptions Parse(ParseResult r)
     {
-        string[] datasets = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"];
-        var recipe = a.Has("recipe")
-            ? Recipes.Get(a.Choice("recipe", "", Recipes.All.Select(r => r.Name).ToArray()))
-            : Recipes.ForDataset(a.Choice("dataset", "fashion-mnist", datasets));
-        var r = recipe.Defaults;
-        string dataset = a.Choice("dataset", r.Dataset, datasets);
-        string model = a.Choice("model", r.Model, "vit-micro", "vit-tiny", "vit-small");
-        var o = new TrainOptions
-        {
-            Recipe = recipe.Name,
-            Dataset = dataset,
-            DataDir = a.Optional("data"),
-            Model = model,
-            Patch = a.Int("patch", r.Patch, 1, 64),
-            Dim = a.Int("dim", r.Dim, 1, 8192),
-            Depth = a.Int("depth", r.Depth, 1, 256),
-            Heads = a.Int("heads", r.Heads, 1, 256),
-            DimHead = a.Int("dim-head", r.DimHead, 1, 1024),
-            MlpDim = a.Int("mlp-dim", r.MlpDim, 1, 32768),
-            Pool = a.Choice("pool", r.Pool, "cls", "mean"),
-            Dropout = a.Float("dropout", r.Dropout, 0f, 0.95f),
-            EmbDropout = a.Float("emb-dropout", r.EmbDropout, 0f, 0.95f),
-            PatchDropout = a.Float("patch-dropout", r.PatchDropout, 0f, 0.95f),
-            Epochs = a.Int("epochs", r.Epochs, 1, 100_000),
-            BatchSize = a.Int("batch", r.BatchSize, 1, 65_536),
-            Optimizer = a.Choice("opt", r.Optimizer, "adamw", "sgd"),
-            Lr = a.Float("lr", r.Lr, 0f, 100f),
-            WeightDecay = a.Float("wd", r.WeightDecay, 0f, 10f),
-            Momentum = a.Float("momentum", r.Momentum, 0f, 0.9999f),
-            Nesterov = a.Has("nesterov") ? a.Flag("nesterov") : r.Nesterov,
-            WarmupEpochs = a.Float("warmup", r.WarmupEpochs, 0f, 100_000f),
-            MinLr = a.Float("min-lr", r.MinLr, 0f, 100f),
-            LabelSmoothing = a.Float("label-smoothing", r.LabelSmoothing, 0f, 1f),
-            ClipNorm = a.Float("clip", r.ClipNorm, 0f, 1e6f),
-            Augment = a.String("augment", r.Augment),
-            CropPadding = a.Int("crop-padding", r.CropPadding, 0, 64),
-            RandAugmentOps = a.Int("randaugment-n", r.RandAugmentOps, 0, 16),
-            RandAugmentMagnitude = a.Float("randaugment-m", r.RandAugmentMagnitude, 0f, 10f),
-            ValSplit = a.Float("val-split", r.ValSplit, 0f, 0.9f),
-            SplitSeed = a.Int("split-seed", r.SplitSeed, 0, int.MaxValue),
-            EvalTest = a.Choice("eval-test", r.EvalTest, "end", "epoch", "never"),
-            ImageSize = a.Int("image-size", r.ImageSize, 4, 1024),
-            Channels = a.Choice("channels", r.Channels.ToString(System.Globalization.CultureInfo.InvariantCulture), "1", "3") == "1" ? 1 : 3,
-            CacheMb = a.Int("cache-mb", (int)r.CacheMb, 0, 1 << 30),
-            Strict = a.Has("strict") ? a.Flag("strict") : r.Strict,
-            Device = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu"),
-            Seed = a.Int("seed", 0, 0, int.MaxValue),
-            Workers = a.Int("workers", 2, 0, 64),
-            TrainLimit = a.Int("train-limit", 0, 0, int.MaxValue),
-            TestLimit = a.Int("test-limit", 0, 0, int.MaxValue),
-            OutDir = a.String("out", Path.Combine("runs", $"{dataset}-{model}")),
-        };
-        o.AugmentSet(); // validates the list now, before any data is loaded
-        return o;
+        var recipe = r.Given(Recipe) ? Recipes.Get(r.GetValue(Recipe)!)
+            : Recipes.ForDataset(r.GetValue(Dataset) ?? "fashion-mnist");
+        var o = recipe.Defaults with { Recipe = recipe.Name };
+        foreach (var row in _rows) o = row.Apply(o, r);
+        if (!r.Given(Out)) o = o with { OutDir = Path.Combine("runs", $"{o.Dataset}-{o.Model}") };
+        // Every flag was range-checked as it was parsed against the same table; this adds the
+        // augmentation list (an error naming --augment), before any data is loaded.
+        return o.Validate("vit train");
+    }
+
+    /// <summary>`vit train`'s options from a command line (for tests and tools): parse errors are one-line exceptions.</summary>
+    public static TrainOptions Parse(params string[] args)
+    {
+        var flags = new TrainArgs();
+        var command = new Command("train");
+        foreach (var option in flags.Options) command.Options.Add(option);
+        var result = new RootCommand { command }.Parse(["train", .. args]);
+        VitCommandLine.ThrowOnErrors(result);
+        return flags.Parse(result);
+    }
+
+    private Option<int> Int(string name, string description, string property, Func<TrainOptions, int, TrainOptions> set)
+    {
+        var option = Flags.Int(name, description, TrainOptions.Limits[property]);
+        _rows.Add(new(option, (o, r) => r.Given(option) ? set(o, r.GetValue(option)) : o));
+        return option;
+    }
+
+    private void Float(string name, string description, string property, Func<TrainOptions, float, TrainOptions> set, string helpName = "X")
+    {
+        var option = Flags.Float(name, description, TrainOptions.Limits[property], helpName);
+        _rows.Add(new(option, (o, r) => r.Given(option) ? set(o, r.GetValue(option)) : o));
+    }
+
+    private Option<string> Choice(string name, string description, string property, Func<TrainOptions, string, TrainOptions> set, string? helpName = null)
+    {
+        var option = Flags.Choice(name, description, TrainOptions.Choices[property], helpName);
+        _rows.Add(new(option, (o, r) => r.Given(option) ? set(o, r.GetValue(option)!) : o));
+        return option;
+    }
+
+    private void Switch(string name, string description, Func<TrainOptions, bool, TrainOptions> set)
+    {
+        var option = Flags.Switch(name, description);
+        _rows.Add(new(option, (o, r) => r.Given(option) ? set(o, r.GetValue(option)) : o));
     }
 }

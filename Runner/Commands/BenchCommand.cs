@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
@@ -15,32 +16,45 @@ namespace ViTScratch.Training.Commands;
 /// </summary>
 public static class BenchCommand
 {
-    public const string Help = """
-        vit bench [--model vit-micro|vit-tiny|vit-small] [--batch N] [--input cifar|mnist] [--device NAME] [--steps N] [--patch N]
-                  [--dim N] [--depth N] [--heads N] [--dim-head N] [--mlp-dim N] [--patch-dropout P] [--profile]
-          measures training steps (forward, backward, AdamW) and inference forwards per second;
-          --patch-dropout P times training steps that keep 1 - P of the patch tokens (inference keeps all);
-          --profile adds where one training step and one inference forward spend their time, by kernel category.
-        """;
-
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var a = new ArgParser("bench", args);
-        string preset = a.Choice("model", "vit-micro", "vit-micro", "vit-tiny", "vit-small");
-        int batch = a.Int("batch", 128, 1, 4096);
-        string input = a.Choice("input", "cifar", "cifar", "mnist");
-        string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
-        int steps = a.Int("steps", 5, 1, 1000);
-        bool profile = a.Flag("profile");
-        int patch = a.Int("patch", 4, 1, 64);
-        var sizes = ViTPresets.Get(preset).WithSizes(patch, a.Int("dim", 0, 1, 8192), a.Int("depth", 0, 1, 256),
-            a.Int("heads", 0, 1, 256), a.Int("dim-head", 0, 1, 1024), a.Int("mlp-dim", 0, 1, 32768));
-        float patchDropout = a.Float("patch-dropout", 0f, 0f, 0.95f);
-        a.RejectUnknown();
+        OptionLimit Limit(string property) => TrainOptions.Limits[property];
+        var model = Flags.Choice("--model", "the preset", TrainOptions.Choices[nameof(TrainOptions.Model)], "NAME", "vit-micro");
+        var batch = Flags.Int("--batch", "images per step", Limit(nameof(TrainOptions.BatchSize)), fallback: 128);
+        var input = Flags.Choice("--input", "synthetic 32x32x3 (cifar) or 28x28x1 (mnist) images", ["cifar", "mnist"], fallback: "cifar");
+        var device = Flags.Device();
+        var precision = Flags.Precision();
+        var steps = Flags.Int("--steps", "timed steps after the warm-up", new OptionLimit("steps", 1, 1000), fallback: 5);
+        var patch = Flags.Int("--patch", "patch size", Limit(nameof(TrainOptions.Patch)), fallback: 4);
+        var dim = Flags.Int("--dim", "model width (overrides the preset's)", Limit(nameof(TrainOptions.Dim)));
+        var depth = Flags.Int("--depth", "number of transformer blocks", Limit(nameof(TrainOptions.Depth)));
+        var heads = Flags.Int("--heads", "attention heads", Limit(nameof(TrainOptions.Heads)));
+        var dimHead = Flags.Int("--dim-head", "width of each head", Limit(nameof(TrainOptions.DimHead)));
+        var mlpDim = Flags.Int("--mlp-dim", "width of the MLP", Limit(nameof(TrainOptions.MlpDim)));
+        var patchDropout = Flags.Float("--patch-dropout", "time training steps that keep 1 - P of the patch tokens (inference keeps all)",
+            Limit(nameof(TrainOptions.PatchDropout)), "P");
+        var profile = Flags.Switch("--profile", "add where one training step and one inference forward spend their time, by kernel category");
+        var command = new Command("bench", "training steps (forward, backward, AdamW) and inference forwards per second of a preset on " +
+                                           "synthetic batches, after a short warm-up")
+            { model, batch, input, device, precision, steps, patch, dim, depth, heads, dimHead, mlpDim, patchDropout, profile };
+        command.SetAction(r =>
+        {
+            string preset = r.GetValue(model)!;
+            var sizes = ViTPresets.Get(preset).WithSizes(r.GetValue(patch), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads),
+                r.GetValue(dimHead), r.GetValue(mlpDim));
+            return Run(preset, sizes, r.GetValue(batch), r.GetValue(input)!, r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(steps),
+                r.GetValue(patchDropout), r.GetValue(profile), r.InvocationConfiguration.Output);
+        });
+        return command;
+    }
 
+    private static int Run(string preset, ViTPreset sizes, int batch, string input, string deviceName, string precision, int steps,
+        float patchDropout, bool profile, TextWriter stdout)
+    {
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
+        device.Kernels.Precision = TrainOptions.MathPrecisionOf(precision);
         var model = new ViT(sizes.ToConfig(c, hw, hw, 10, patchDropout: patchDropout), device, seed: 0);
         var parameters = OptimParam.From(model);
         var optimizer = new AdamW(parameters, 0.05f, maxGradNorm: 1f);
@@ -50,7 +64,7 @@ public static class BenchCommand
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
         for (int i = 0; i < batch; i++) labels[i] = rng.Next(10);
 
-        stdout.WriteLine($"{preset} (patch {sizes.PatchSize}, dim {sizes.Dim}, depth {sizes.Depth}, heads {sizes.Heads}x{sizes.DimHead}, mlp {sizes.MlpDim}), {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}");
+        stdout.WriteLine($"{preset} (patch {sizes.PatchSize}, dim {sizes.Dim}, depth {sizes.Depth}, heads {sizes.Heads}x{sizes.DimHead}, mlp {sizes.MlpDim}), {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}, precision {PrecisionLine(device, precision)}");
         void TrainStep()
         {
             model.Step++; // patch dropout draws new tokens each step, as in training
@@ -97,6 +111,13 @@ public static class BenchCommand
             stdout.WriteLine($"warning: this process waited for a core {waiting * 100:F0}% of the time it wanted to run (other work on this machine): " +
                              "the figures understate the code; rerun on a quiet machine, and compare runs only side by side");
         return 0;
+    }
+
+    // The precision the kernels run at, read back from them: the cpu backends compute in fp32 whatever was asked.
+    private static string PrecisionLine(Device device, string asked)
+    {
+        string actual = device.Kernels.Precision.ToString().ToLowerInvariant();
+        return actual == asked ? actual : $"{actual} ({asked} asked; {device.Name} computes in fp32)";
     }
 
     private static void Report(TextWriter stdout, string what, Timing t, double flopsPerImage, double? peak)

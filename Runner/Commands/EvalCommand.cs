@@ -1,3 +1,4 @@
+using System.CommandLine;
 using ViTScratch.Engine;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Data;
@@ -8,28 +9,35 @@ namespace ViTScratch.Training.Commands;
 /// <summary>`vit eval --checkpoint FILE`: test loss and accuracy of a saved model.</summary>
 public static class EvalCommand
 {
-    public const string Help = """
-        vit eval --checkpoint FILE [--dataset NAME] [--data DIR [--download]] [--device NAME] [--batch N] [--limit N]
-          evaluates a checkpoint (best.safetensors or last.safetensors of a run) on a test set.
-          By default the test split the checkpoint was trained beside, from the directory it
-          records and checked against its fingerprint; --data (or --dataset) evaluates on other
-          data on purpose, with a warning when it differs.
-        """;
-
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var a = new ArgParser("eval", args);
-        string path = a.Required("checkpoint", "the .safetensors file to evaluate");
-        string? datasetFlag = a.Optional("dataset");
-        string? dataDir = a.Optional("data");
-        string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
-        int batch = a.Int("batch", 256, 1, 65_536);
-        int limit = a.Int("limit", 0, 0, int.MaxValue);
-        bool download = a.Flag("download");
-        a.RejectUnknown();
+        var checkpoint = Flags.Text("--checkpoint", "the checkpoint to evaluate: best.safetensors or last.safetensors of a run (required)", "FILE");
+        var dataset = Flags.Text("--dataset", "evaluate on this dataset's test split instead of the run's (a warning says when it differs)", "NAME");
+        dataset.CompletionSources.Add(TrainOptions.Choices[nameof(TrainOptions.Dataset)].ToArray());
+        var data = Flags.Text("--data", "where the test data is, instead of the directory the checkpoint records (checked against its fingerprint)", "DIR");
+        var download = Flags.Switch("--download", "with --data: download the dataset into DIR when it is not there");
+        var device = Flags.Device();
+        var precision = Flags.Precision();
+        var batch = Flags.Int("--batch", "images per forward", TrainOptions.Limits[nameof(TrainOptions.BatchSize)], fallback: 256);
+        var limit = Flags.Int("--limit", "evaluate only the first N test images (0 = all)", TrainOptions.Limits[nameof(TrainOptions.TestLimit)]);
+        var command = new Command("eval", Description) { checkpoint, dataset, data, download, device, precision, batch, limit };
+        command.SetAction(r => Run(r.Required(checkpoint, "eval", "the .safetensors file to evaluate"), r.GetValue(dataset), r.GetValue(data),
+            r.GetValue(download), r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(batch),
+            r.GetValue(limit), r.InvocationConfiguration.Output));
+        return command;
+    }
 
+    private const string Description =
+        "evaluate a checkpoint on a test set: by default the test split the checkpoint was trained beside, " +
+        "from the directory it records and checked against its fingerprint; --data (or --dataset) evaluates " +
+        "on other data on purpose, with a warning when it differs.";
+
+    private static int Run(string path, string? datasetFlag, string? dataDir, bool download, string deviceName, string precision, int batch, int limit,
+        TextWriter stdout)
+    {
         var file = TrainingCheckpoint.Read(path);
         using var device = Device.Create(deviceName);
+        device.Kernels.Precision = TrainOptions.MathPrecisionOf(precision);
         var model = TrainingCheckpoint.LoadModel(file, path, device);
         var test = LoadTestSplit(file, path, datasetFlag, dataDir, download, stdout);
         string dataset = test.Name;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using ViTScratch.Engine;
 using ViTScratch.Model.Checkpoints;
 using ViTScratch.Onnx;
@@ -10,25 +11,27 @@ namespace ViTScratch.Training.Commands;
 /// <summary>`vit export --checkpoint FILE --out MODEL.onnx`: the model as an ONNX file (see <see cref="OnnxExporter"/>).</summary>
 public static class ExportCommand
 {
-    public const string Help = """
-        vit export --checkpoint FILE --out MODEL.onnx [--force] [--dataset NAME]
-          writes the model of a checkpoint as an ONNX graph (opset 17) for ONNX Runtime and other
-          runtimes: input "images" [batch, C, H, W] float32, normalised as the metadata's
-          normalization says; output "logits" [batch, classes]; the batch size is free. Class
-          names, normalisation mean/std and the model config are in the file's metadata_props.
-          An existing --out is kept unless --force; --dataset names the dataset of a weights-only
-          file that does not record it.
-        """;
-
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var a = new ArgParser("export", args);
-        string path = a.Required("checkpoint", "the .safetensors file to export");
-        string outPath = a.Required("out", "the .onnx file to write");
-        bool force = a.Flag("force");
-        string? datasetFlag = a.Optional("dataset");
-        a.RejectUnknown();
+        var checkpoint = Flags.Text("--checkpoint", "the .safetensors file to export (required)", "FILE");
+        var output = Flags.Text("--out", "the .onnx file to write (required); an existing one is kept unless --force", "MODEL.onnx");
+        var force = Flags.Switch("--force", "replace an existing --out");
+        var dataset = Flags.Text("--dataset", "the dataset of a weights-only file that does not record it", "NAME");
+        dataset.CompletionSources.Add(TrainOptions.Choices[nameof(TrainOptions.Dataset)].ToArray());
+        var command = new Command("export", Description) { checkpoint, output, force, dataset };
+        command.SetAction(r => Run(r.Required(checkpoint, "export", "the .safetensors file to export"), r.Required(output, "export", "the .onnx file to write"),
+            r.GetValue(force), r.GetValue(dataset), r.InvocationConfiguration.Output));
+        return command;
+    }
 
+    private const string Description =
+        "write a checkpoint's model as an ONNX graph (opset 17) for ONNX Runtime and other runtimes: input " +
+        "\"images\" [batch, C, H, W] float32, normalised as the metadata's normalization says; output " +
+        "\"logits\" [batch, classes]; the batch size is free. Class names, normalisation mean/std and the " +
+        "model config are in the file's metadata_props.";
+
+    private static int Run(string path, string outPath, bool force, string? datasetFlag, TextWriter stdout)
+    {
         // Checked before the (slower) load, so a mistyped --out fails at once.
         if (Directory.Exists(outPath))
             throw new ViTScratchException($"vit export: --out '{outPath}' is a directory; give a file name such as '{Path.Combine(outPath, "model.onnx")}'");

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using ViTScratch.Kernels;
 using ViTScratch.Model;
 using ViTScratch.Training.Cli;
@@ -7,9 +8,15 @@ namespace ViTScratch.Training.Commands;
 /// <summary>`vit info`: which devices exist here, and the presets with their parameter counts.</summary>
 public static class InfoCommand
 {
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        new ArgParser("info", args).RejectUnknown();
+        var command = new Command("info", "devices, presets and their parameter counts");
+        command.SetAction(r => Run(r.InvocationConfiguration.Output));
+        return command;
+    }
+
+    private static int Run(TextWriter stdout)
+    {
         stdout.WriteLine("devices:");
         foreach (var name in BackendFactory.Names.Where(n => n != "auto"))
             stdout.WriteLine($"  {name,-10} {(BackendFactory.IsAvailable(name) ? "available" : "not available")}");

@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 using SkiaSharp;
 using ViTScratch.Engine;
 using ViTScratch.Model;
@@ -15,27 +15,31 @@ namespace ViTScratch.Training.Commands;
 /// </summary>
 public static class PredictCommand
 {
-    public const string Help = """
-        vit predict --checkpoint FILE (IMAGE.png|IMAGE.jpg | --index N) [--attention-map OUT.png] [--data DIR] [--device NAME]
-          IMAGE is resized to the model's input size (and made grey for 1-channel models);
-          --index N takes test image N of the dataset the checkpoint was trained on.
-          --max-pixels N  refuse larger images before decoding them (default 100000000)
-        """;
-
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var a = new ArgParser("predict", args);
-        string path = a.Required("checkpoint", "the .safetensors file of a trained model");
-        string? indexFlag = a.Optional("index");
-        string? mapPath = a.Optional("attention-map");
-        string? dataDir = a.Optional("data");
-        string deviceName = a.Choice("device", "auto", "auto", "cpu", "cuda", "ilgpu-cpu");
-        string? maxPixelsFlag = a.Optional("max-pixels");
-        long maxPixels = ImageFiles.DefaultMaxPixels;
-        if (maxPixelsFlag is not null && (!long.TryParse(maxPixelsFlag, NumberStyles.None, CultureInfo.InvariantCulture, out maxPixels) || maxPixels < 1))
-            throw new ViTScratchException($"vit predict: --max-pixels expects a whole number of pixels of at least 1, got '{maxPixelsFlag}'");
-        a.RejectUnknown(maxPositional: 1);
-        if ((indexFlag is null) == (a.Positional.Count == 0))
+        var checkpoint = Flags.Text("--checkpoint", "the .safetensors file of a trained model (required)", "FILE");
+        var image = new Argument<string>("IMAGE")
+        {
+            Arity = ArgumentArity.ZeroOrOne,
+            Description = "a PNG, JPEG or BMP file, resized to the model's input size (and made grey for 1-channel models); or give --index",
+        };
+        var index = Flags.Int("--index", "take test image N of the dataset the checkpoint was trained on, instead of an image file",
+            new OptionLimit("index", 0, int.MaxValue));
+        var map = Flags.Text("--attention-map", "write the attention rollout drawn over the image to this PNG", "OUT.png");
+        var data = Flags.Text("--data", "where the test data is (with --index), instead of the directory the checkpoint records", "DIR");
+        var device = Flags.Device();
+        var maxPixels = Flags.Long("--max-pixels", "refuse larger images before decoding them",
+            new OptionLimit("max-pixels", 1, long.MaxValue), fallback: ImageFiles.DefaultMaxPixels);
+        var command = new Command("predict", "the top-5 classes of an image file or a test-set image (--index N), and optionally its attention map")
+            { image, checkpoint, index, map, data, device, maxPixels };
+        command.SetAction(r => Run(r.Required(checkpoint, "predict", "the .safetensors file of a trained model"), r.GetValue(image),
+            r.Given(index) ? r.GetValue(index) : null, r.GetValue(map), r.GetValue(data), r.GetValue(device)!, r.GetValue(maxPixels), r.InvocationConfiguration.Output));
+        return command;
+    }
+
+    private static int Run(string path, string? imagePath, int? index, string? mapPath, string? dataDir, string deviceName, long maxPixels, TextWriter stdout)
+    {
+        if ((index is null) == (imagePath is null))
             throw new ViTScratchException("vit predict: give either an image file or --index N (one of them)");
 
         var file = TrainingCheckpoint.Read(path);
@@ -51,18 +55,16 @@ public static class PredictCommand
 
         byte[] pixels; // CHW, uint8
         string what;
-        if (indexFlag is not null)
+        if (index is int n)
         {
-            if (!int.TryParse(indexFlag, out int index) || index < 0)
-                throw new ViTScratchException($"vit predict: --index expects a non-negative whole number, got '{indexFlag}'");
             var test = EvalCommand.LoadTestSplit(file, path, null, dataDir, download: false, stdout);
-            if (index >= test.Count) throw new ViTScratchException($"vit predict: --index {index} is past the end of the {test.Count}-image test set");
-            pixels = test.Image(index).ToArray();
-            what = $"test image {index} (label: {test.ClassNames[test.Labels[index]]})";
+            if (n >= test.Count) throw new ViTScratchException($"vit predict: --index {n} is past the end of the {test.Count}-image test set");
+            pixels = test.Image(n).ToArray();
+            what = $"test image {n} (label: {test.ClassNames[test.Labels[n]]})";
         }
         else
         {
-            what = a.Positional[0];
+            what = imagePath!;
             pixels = ImageFiles.LoadChw(what, cfg.Channels, cfg.ImageSize, maxPixels);
         }
 

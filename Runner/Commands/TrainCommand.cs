@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Runtime.InteropServices;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Data;
@@ -15,42 +16,63 @@ public static class TrainCommand
 {
     public const int ExitInterrupted = 130, ExitTerminated = 143;
 
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var a = new ArgParser("train", args);
+        var flags = new TrainArgs();
+        var resume = new Option<string>("--resume")
+        {
+            Arity = ArgumentArity.ZeroOrOne, HelpName = "DIR|FILE",
+            Description = "continue a run from its last.safetensors (the run directory or the file), on the data it records (--data DIR " +
+                          "re-targets it, with a warning if the data differs); it keeps its own settings: only " +
+                          string.Join(", ", flags.ResumeFlags.Select(f => f.Name)) + " and --download may be given with it",
+        };
+        var force = Flags.Switch("--force", "replace the run in --out (deletes its checkpoints and metrics)");
+        var download = Flags.Switch("--download", "with --data: download the dataset into DIR when it is not there");
+        var command = new Command("train", TrainArgs.Description);
+        foreach (var option in flags.Options) command.Options.Add(option);
+        command.Options.Add(download);
+        command.Options.Add(force);
+        command.Options.Add(resume);
+        command.SetAction(r => Run(r, flags, resume, force, download, r.InvocationConfiguration.Output));
+        return command;
+    }
+
+    private static int Run(ParseResult a, TrainArgs flags, Option<string> resume, Option<bool> force, Option<bool> download, TextWriter stdout)
+    {
         TrainOptions options;
         string? resumeFrom = null;
-        bool retargeted = false, force = false;
-        var dataOptions = new DatasetOptions();
-        if (a.Has("resume"))
+        bool retargeted = false;
+        var dataOptions = new DatasetOptions { DownloadIntoDataDir = a.GetValue(download) };
+        if (a.Given(resume))
         {
-            string target = a.Optional("resume") ?? throw new ViTScratchException("vit train: --resume needs a run directory or a last.safetensors file");
+            string target = a.GetValue(resume) ?? throw new ViTScratchException("vit train: --resume needs a run directory or a last.safetensors file");
+            var fixedSetting = flags.Options.Append(force).FirstOrDefault(o => a.Given(o) && !flags.ResumeFlags.Contains(o));
+            if (fixedSetting is not null)
+                throw new ViTScratchException($"vit train: {fixedSetting.Name} cannot be given with --resume: a resumed run keeps its own settings " +
+                    $"(only {string.Join(", ", flags.ResumeFlags.Select(f => f.Name))} and --download may change); start a new run with --out DIR to change it");
             resumeFrom = Directory.Exists(target) ? Path.Combine(target, "last.safetensors") : target;
             var file = TrainingCheckpoint.Read(resumeFrom);
             options = TrainingCheckpoint.ReadOptions(file, resumeFrom);
             // The run's data: where the checkpoint says it was read from (an absolute path, so the
             // working directory does not matter), unless --data re-targets it on purpose.
-            string? dataFlag = a.Optional("data");
+            string? dataFlag = a.GetValue(flags.Data);
             retargeted = dataFlag is not null;
             string? recorded = DataProvenance.FromMetadata(file.Metadata, resumeFrom)?.Path;
-            // A resumed run keeps its own settings; only where it runs may change.
+            // A resumed run keeps its own settings; only where and in what arithmetic it runs may change.
             options = options with
             {
-                Device = a.Choice("device", options.Device, "auto", "cpu", "cuda", "ilgpu-cpu"),
-                Workers = a.Int("workers", options.Workers, 0, 64),
+                Device = a.Given(flags.Device) ? a.GetValue(flags.Device)! : options.Device,
+                Workers = a.Given(flags.Workers) ? a.GetValue(flags.Workers) : options.Workers,
+                Precision = a.Given(flags.Precision) ? a.GetValue(flags.Precision)! : options.Precision,
                 DataDir = dataFlag ?? (string.IsNullOrEmpty(recorded) ? options.DataDir : recorded),
                 OutDir = Path.GetDirectoryName(Path.GetFullPath(resumeFrom))!,
             };
-            dataOptions.DownloadIntoDataDir = a.Flag("download");
-            a.RejectUnknown();
         }
         else
         {
-            options = TrainArgs.Parse(a);
-            force = a.Flag("force");
-            dataOptions.DownloadIntoDataDir = a.Flag("download");
+            options = flags.Parse(a);
             // Without --out, a second run of the same command goes beside the first, never over it.
-            if (!a.Has("out") && !force)
+            if (!a.Given(flags.Out) && !a.GetValue(force))
             {
                 string free = RunDirectory.FirstFree(options.OutDir);
                 if (free != options.OutDir)
@@ -59,8 +81,8 @@ public static class TrainCommand
                     options = options with { OutDir = free };
                 }
             }
-            a.RejectUnknown();
         }
+        bool overwrite = resumeFrom is null && a.GetValue(force);
 
         using var cancel = new CancellationTokenSource();
         int signals = 0;
@@ -78,7 +100,7 @@ public static class TrainCommand
         using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
 
-        using var trainer = new Trainer(options, stdout, dataOptions, resumeFrom, retargeted, overwrite: force,
+        using var trainer = new Trainer(options, stdout, dataOptions, resumeFrom, retargeted, overwrite: overwrite,
             observer: new ConsoleTrainingObserver(stdout, options.OutDir, $"{options.Model} on {options.Dataset}"));
         bool finished = trainer.Run(cancel.Token);
         if (!finished) return stopSignal == PosixSignal.SIGTERM ? ExitTerminated : ExitInterrupted;

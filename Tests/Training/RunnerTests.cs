@@ -111,7 +111,7 @@ public class RunnerTests : IDisposable
     [InlineData("none", 2, 0, false)]
     public void CropPaddingFlagReachesTheLoader(string augment, int padding, int wantPadding, bool wantFlip)
     {
-        var o = TrainArgs.Parse(new ViTScratch.Training.Cli.ArgParser("train", ["--augment", augment, "--crop-padding", padding.ToString()]));
+        var o = TrainArgs.Parse("--augment", augment, "--crop-padding", padding.ToString());
         var l = Trainer.TrainLoaderOptions(o, ViTScratch.Training.Data.DatasetInfo.FashionMnist, 60_000);
         Assert.Equal(wantPadding, l.CropPadding);
         Assert.Equal(wantFlip, l.HorizontalFlip);
@@ -120,13 +120,13 @@ public class RunnerTests : IDisposable
     [Fact]
     public void SizeFlagsOverrideOnlyWhatTheyName()
     {
-        var o = TrainArgs.Parse(new ViTScratch.Training.Cli.ArgParser("train", ["--dim", "96", "--depth", "6", "--mlp-dim", "384"]));
+        var o = TrainArgs.Parse("--dim", "96", "--depth", "6", "--mlp-dim", "384");
         var c = o.ModelConfig(1, 28, 28, 10);
         var micro = ViTScratch.Model.ViTPresets.Micro;
         Assert.Equal((96, 6, 384), (c.Dim, c.Depth, c.MlpDim));
         Assert.Equal((micro.Heads, micro.DimHead, 7), (c.Heads, c.DimHead, c.PatchSize)); // from the preset and the 28x28 recipe
 
-        var plain = TrainArgs.Parse(new ViTScratch.Training.Cli.ArgParser("train", [])).ModelConfig(1, 28, 28, 10);
+        var plain = TrainArgs.Parse().ModelConfig(1, 28, 28, 10);
         Assert.Equal((micro.Dim, micro.Depth, micro.Heads, micro.DimHead, micro.MlpDim),
             (plain.Dim, plain.Depth, plain.Heads, plain.DimHead, plain.MlpDim));
     }

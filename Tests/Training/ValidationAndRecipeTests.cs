@@ -81,7 +81,7 @@ public class ValidationAndRecipeTests : IDisposable
     [Fact]
     public void ARecipeSetsEveryDefaultAndEachFlagOverridesItsPart()
     {
-        TrainOptions Parse(params string[] args) => TrainArgs.Parse(new ArgParser("train", args));
+        TrainOptions Parse(params string[] args) => TrainArgs.Parse(args);
         var quick = Parse();
         Assert.Equal(("fmnist-quick", "fashion-mnist", "vit-micro", 7, 18, 0.5f, 0.1f, "end"),
             (quick.Recipe, quick.Dataset, quick.Model, quick.Patch, quick.Epochs, quick.PatchDropout, quick.ValSplit, quick.EvalTest));
@@ -123,8 +123,8 @@ public class ValidationAndRecipeTests : IDisposable
             CacheDir = _dir.Combine("cache"), SystemDirs = [], Progress = null, GetEnvironment = _ => null,
             Url = server.Url("cifar-10-binary.tar.gz"), ExpectedMd5 = DataTestUtil.Md5(archive),
         };
-        var o = TrainArgs.Parse(new ArgParser("train", ["--recipe", "cifar10-gpu", "--epochs", "1", "--batch", "32", "--device", "cpu",
-            "--dim", "32", "--depth", "1", "--heads", "2", "--dim-head", "16", "--mlp-dim", "64", "--out", _dir.Combine("cifar")]));
+        var o = TrainArgs.Parse("--recipe", "cifar10-gpu", "--epochs", "1", "--batch", "32", "--device", "cpu",
+            "--dim", "32", "--depth", "1", "--heads", "2", "--dim-head", "16", "--mlp-dim", "64", "--out", _dir.Combine("cifar"));
         var log = new StringWriter();
         using (var trainer = new Trainer(o, log, data))
             Assert.True(trainer.Run(CancellationToken.None));

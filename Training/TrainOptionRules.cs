@@ -1,0 +1,114 @@
+using System.Globalization;
+using ViTScratch.Kernels;
+
+namespace ViTScratch.Training;
+
+/// <summary>
+/// The range a numeric training option must lie in. <see cref="ZeroMeansPreset"/> marks the model
+/// sizes, where 0 in code or in a saved run means "the preset's" while a value given on purpose must
+/// lie in [<see cref="Min"/>, <see cref="Max"/>].
+/// </summary>
+public sealed record OptionLimit(string Name, double Min, double Max, bool ZeroMeansPreset = false)
+{
+    /// <summary>What is wrong with <paramref name="value"/> ("must be between 1 and 256, got 0"), or null when it is in range.</summary>
+    public string? Problem(double value, bool explicitlyGiven = true) =>
+        double.IsFinite(value) && (value >= Min && value <= Max || value == 0 && ZeroMeansPreset && !explicitlyGiven)
+            ? null
+            : $"must be between {Format(Min)} and {Format(Max)}, got {Format(value)}";
+
+    private static string Format(double v) => ((float)v).ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// The one list of rules a training run's options obey: read by <see cref="Validate"/> (options
+/// from code, config.json or a checkpoint) and by the runner's flags, so a rule changes in one place.
+/// </summary>
+public sealed partial record TrainOptions
+{
+    /// <summary>The names of <see cref="MathPrecision"/> as options and config.json spell them.</summary>
+    public static IReadOnlyList<string> PrecisionNames { get; } = ["fp32", "tf32", "bf16"];
+
+    /// <summary>The names the string-valued options accept, by property name.</summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<string>> Choices { get; } = new Dictionary<string, IReadOnlyList<string>>
+    {
+        [nameof(Dataset)] = ["fashion-mnist", "mnist", "cifar10", "cifar100", "folder"],
+        [nameof(Model)] = ["vit-micro", "vit-tiny", "vit-small"],
+        [nameof(Pool)] = ["cls", "mean"],
+        [nameof(Optimizer)] = ["adamw", "sgd"],
+        [nameof(Device)] = BackendFactory.Names,
+        [nameof(EvalTest)] = ["end", "epoch", "never"],
+        [nameof(Channels)] = ["1", "3"],
+        [nameof(Precision)] = PrecisionNames,
+    };
+
+    /// <summary>The range of every numeric option, by property name.</summary>
+    public static IReadOnlyDictionary<string, OptionLimit> Limits { get; } = new OptionLimit[]
+    {
+        new(nameof(Patch), 1, 64, ZeroMeansPreset: true),
+        new(nameof(Dim), 1, 8192, ZeroMeansPreset: true),
+        new(nameof(Depth), 1, 256, ZeroMeansPreset: true),
+        new(nameof(Heads), 1, 256, ZeroMeansPreset: true),
+        new(nameof(DimHead), 1, 1024, ZeroMeansPreset: true),
+        new(nameof(MlpDim), 1, 32768, ZeroMeansPreset: true),
+        new(nameof(Dropout), 0, 0.95), new(nameof(EmbDropout), 0, 0.95), new(nameof(PatchDropout), 0, 0.95),
+        new(nameof(Epochs), 1, 100_000), new(nameof(BatchSize), 1, 65_536),
+        new(nameof(Lr), 0, 100), new(nameof(MinLr), 0, 100), new(nameof(WeightDecay), 0, 10), new(nameof(Momentum), 0, 0.9999),
+        new(nameof(WarmupEpochs), 0, 100_000), new(nameof(LabelSmoothing), 0, 1), new(nameof(ClipNorm), 0, 1e6),
+        new(nameof(CropPadding), 0, 64), new(nameof(RandAugmentOps), 0, 16), new(nameof(RandAugmentMagnitude), 0, 10),
+        new(nameof(ValSplit), 0, 0.9), new(nameof(SplitSeed), 0, int.MaxValue),
+        new(nameof(ImageSize), 4, 1024), new(nameof(CacheMb), 0, 1 << 30),
+        new(nameof(Seed), 0, int.MaxValue), new(nameof(Workers), 0, 64),
+        new(nameof(TrainLimit), 0, int.MaxValue), new(nameof(TestLimit), 0, int.MaxValue),
+    }.ToDictionary(l => l.Name);
+
+    // The current value of each numeric option, in the order of Limits.
+    private IEnumerable<(string Name, double Value)> Numbers() =>
+    [
+        (nameof(Patch), Patch), (nameof(Dim), Dim), (nameof(Depth), Depth), (nameof(Heads), Heads), (nameof(DimHead), DimHead),
+        (nameof(MlpDim), MlpDim), (nameof(Dropout), Dropout), (nameof(EmbDropout), EmbDropout), (nameof(PatchDropout), PatchDropout),
+        (nameof(Epochs), Epochs), (nameof(BatchSize), BatchSize), (nameof(Lr), Lr), (nameof(MinLr), MinLr),
+        (nameof(WeightDecay), WeightDecay), (nameof(Momentum), Momentum), (nameof(WarmupEpochs), WarmupEpochs),
+        (nameof(LabelSmoothing), LabelSmoothing), (nameof(ClipNorm), ClipNorm), (nameof(CropPadding), CropPadding),
+        (nameof(RandAugmentOps), RandAugmentOps), (nameof(RandAugmentMagnitude), RandAugmentMagnitude), (nameof(ValSplit), ValSplit),
+        (nameof(SplitSeed), SplitSeed), (nameof(ImageSize), ImageSize), (nameof(CacheMb), CacheMb), (nameof(Seed), Seed),
+        (nameof(Workers), Workers), (nameof(TrainLimit), TrainLimit), (nameof(TestLimit), TestLimit),
+    ];
+
+    private IEnumerable<(string Name, string Value)> Names() =>
+    [
+        (nameof(Dataset), Dataset), (nameof(Model), Model), (nameof(Pool), Pool), (nameof(Optimizer), Optimizer),
+        (nameof(Device), Device), (nameof(EvalTest), EvalTest), (nameof(Channels), Channels.ToString(CultureInfo.InvariantCulture)),
+        (nameof(Precision), Precision),
+    ];
+
+    /// <summary>
+    /// Checks the options against <see cref="Limits"/> and <see cref="Choices"/> (and the
+    /// augmentation list), for options built in code or read back from config.json or a checkpoint;
+    /// the first problem is a one-line <see cref="ViTScratchException"/> naming the option.
+    /// </summary>
+    public TrainOptions Validate(string source)
+    {
+        foreach (var (name, value) in Numbers())
+            if (Limits[name].Problem(value, explicitlyGiven: false) is string problem)
+                throw OutOfRange(source, $"{name} {problem}");
+        foreach (var (name, value) in Names())
+            if (!Choices[name].Contains(value))
+                throw OutOfRange(source, $"{name} must be one of {string.Join(", ", Choices[name])}; got '{ViTScratchException.Printable(value)}'");
+        AugmentSet();
+        return this;
+    }
+
+    private static ViTScratchException OutOfRange(string source, string what) =>
+        new($"{source}: the training options are out of range: {what}");
+
+    /// <summary><see cref="Precision"/> as the kernels take it (a method, so config.json does not repeat it).</summary>
+    public MathPrecision KernelPrecision() => MathPrecisionOf(Precision);
+
+    /// <summary>The <see cref="MathPrecision"/> a name of <see cref="PrecisionNames"/> stands for.</summary>
+    public static MathPrecision MathPrecisionOf(string name) => name switch
+    {
+        "tf32" => MathPrecision.Tf32,
+        "bf16" => MathPrecision.Bf16,
+        _ => MathPrecision.Fp32,
+    };
+}
