@@ -4,21 +4,15 @@ using ILGPU.Runtime.Cuda;
 
 namespace ViTScratch.Kernels.Gpu;
 
-// Warp-level tensor-core fragments for the tensor-core attention (AttentionTensorCoreKernels.cs):
-// the operand loads from shared memory, the re-layout of an accumulator into an A operand, the
-// format rounding, and one "k16 step" of mma that is two TF32 m16n8k8 or one BF16 m16n8k16.
+// Warp-level tensor-core fragments for the tensor-core attention (AttentionTensorCoreKernels.cs),
+// built on Mma.cs (the instructions, the roundings, and the fragment table this file relies on):
+// the operand loads from shared memory, the re-layout of an accumulator into an A operand, and one
+// "k16 step" that is two TF32 m16n8k8 or one BF16 m16n8k16.
 //
-// Lane roles (PTX ISA, "Matrix fragments for mma.m16n8k8 / m16n8k16"): g = lane / 4 (the group,
-// 0..7), t = lane % 4 (the thread in the group, 0..3).
-//
-//   TF32 m16n8k8, one 32-bit register per element:
-//     A 16x8 (row):  a0 = A[g][t]   a1 = A[g+8][t]   a2 = A[g][t+4]   a3 = A[g+8][t+4]
-//     B 8x8  (col):  b0 = B[t][g]   b1 = B[t+4][g]
-//     C 16x8:        c0 = C[g][2t]  c1 = C[g][2t+1]  c2 = C[g+8][2t]  c3 = C[g+8][2t+1]
-//   BF16 m16n8k16, two bf16 per register, the lower column (or row of B) in the low half:
-//     A 16x16: a0 = A[g][2t, 2t+1]  a1 = A[g+8][2t, 2t+1]  a2 = A[g][2t+8, 2t+9]  a3 = A[g+8][2t+8, 2t+9]
-//     B 16x8:  b0 = B[2t, 2t+1][g]  b1 = B[2t+8, 2t+9][g]
-//     C as TF32.
+// Lane roles (Mma.cs's table): g = lane / 4, t = lane % 4. TF32 m16n8k8: a = A[g][t], A[g+8][t],
+// A[g][t+4], A[g+8][t+4]; b = B[t][g], B[t+4][g]. BF16 m16n8k16: a = A[g][2t,2t+1],
+// A[g+8][2t,2t+1], A[g][2t+8,2t+9], A[g+8][2t+8,2t+9] (two bf16 per register, lower index in the
+// low half); b = B[2t,2t+1][g], B[2t+8,2t+9][g]. C = C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1].
 //
 // One fragment type for both formats. A sum over k does not care in which order its terms are
 // paired, so the kernels may call any bijection of the physical k slots "k"; what matters is
@@ -38,13 +32,14 @@ namespace ViTScratch.Kernels.Gpu;
 // the B operand (rows of V) is read with the same pairing: b0 = V[2t][n], b1 = V[2t + 1][n]
 // (LoadBPaired). The backward re-lays dS and P of its own products the same way.
 //
-// Off CUDA (ILGPU's CPU accelerator, the tests' simulator) CudaAsm.IsSupported is false and the
-// mma is emulated from the same registers, following the physical layouts above: each lane
-// fetches the A rows and B columns it needs from their owner lanes (through a per-warp exchange
-// in shared memory, Park). Tests/Gpu/MmaFragmentTests.cs pins the emulation to the PTX tables. The
-// products of two rounded inputs are exact in float32 (11 + 11 or 8 + 8 significant bits), and
-// the sums are float32 round-to-nearest, so the emulation differs from a tensor core only in the
-// rounding of its additions (see AttentionTensorCoreKernels.cs, error model).
+// On CUDA the mma is Mma.Tf32 / Mma.Bf16 (one mma.sync each). Off CUDA (ILGPU's CPU accelerator,
+// the tests' simulator) CudaAsm.IsSupported is false and this file emulates it from the same
+// physical registers, following the table, but through a per-warp exchange in shared memory
+// (Park) rather than Mma.cs's shuffles: on the simulator each shuffle is a barrier of 32 CPU
+// threads, and with 32 of them per mma the attention tests ran 6x longer. The products of two
+// rounded inputs are exact in float32 and the sums are float32, so the emulation differs from a
+// tensor core only in the rounding and order of its additions (the error model in
+// AttentionTensorCoreKernels.cs). Tests/Gpu/AttentionFragmentTests.cs pins the emulation to the table.
 internal static class AttentionFragments
 {
     /// <summary>Four floats of one lane: an accumulator c0..c3 or an A operand a0..a3.</summary>
@@ -67,21 +62,12 @@ internal static class AttentionFragments
 
     // ---- rounding ------------------------------------------------------------------------------
 
-    /// <summary>x rounded to nearest-even TF32 (10 stored mantissa bits) or BF16 (7 bits).</summary>
+    /// <summary>x rounded to the mma input format: Mma.RoundTf32 (nearest, ties away, as cvt.rna) or Mma.RoundBf16 (nearest even).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Round(float x, int bf16)
-    {
-        uint b = Interop.FloatAsInt(x);
-        if (bf16 != 0)
-        {
-            b += 0x7FFFu + ((b >> 16) & 1u);
-            return Interop.IntAsFloat(b & 0xFFFF0000u);
-        }
-        b += 0xFFFu + ((b >> 13) & 1u);
-        return Interop.IntAsFloat(b & 0xFFFFE000u);
-    }
+    public static float Round(float x, int bf16) => bf16 != 0 ? Gpu.Mma.RoundBf16(x) : Gpu.Mma.RoundTf32(x);
 
-    // Two bf16 (the high halves of two rounded floats) in one register, lo in the low half.
+    // Two bf16 (the high halves of two floats already rounded by Round) in one register, lo in the
+    // low half: bit moves only (Mma.PackBf16 would round again, through a cvt with an output operand).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Pack(float lo, float hi) => (Interop.FloatAsInt(hi) & 0xFFFF0000u) | (Interop.FloatAsInt(lo) >> 16);
 
@@ -152,26 +138,21 @@ internal static class AttentionFragments
     internal static Frag MmaBf16(Frag c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1, ArrayView<uint> xch) =>
         CudaAsm.IsSupported ? AsmBf16(c, a0, a1, a2, a3, b0, b1) : EmulateBf16(c, a0, a1, a2, a3, b0, b1, xch);
 
-    // One mma instruction each: %0..%3 the accumulator (read and written), %4..%7 A, %8..%9 B.
-    // (ILGPU needs the instruction text as a literal at the EmitRef call.)
+    // On CUDA: Mma.cs's instruction (one mma.sync each).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Frag AsmTf32(Frag c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
-        Ref<float> d0 = c.A0, d1 = c.A1, d2 = c.A2, d3 = c.A3;
-        Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
-        CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-            ref d0, ref d1, ref d2, ref d3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
-        return new Frag { A0 = d0.Value, A1 = d1.Value, A2 = d2.Value, A3 = d3.Value };
+        float c0 = c.A0, c1 = c.A1, c2 = c.A2, c3 = c.A3;
+        Gpu.Mma.Tf32(ref c0, ref c1, ref c2, ref c3, a0, a1, a2, a3, b0, b1);
+        return new Frag { A0 = c0, A1 = c1, A2 = c2, A3 = c3 };
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Frag AsmBf16(Frag c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
-        Ref<float> d0 = c.A0, d1 = c.A1, d2 = c.A2, d3 = c.A3;
-        Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3, y0 = b0, y1 = b1;
-        CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-            ref d0, ref d1, ref d2, ref d3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
-        return new Frag { A0 = d0.Value, A1 = d1.Value, A2 = d2.Value, A3 = d3.Value };
+        float c0 = c.A0, c1 = c.A1, c2 = c.A2, c3 = c.A3;
+        Gpu.Mma.Bf16(ref c0, ref c1, ref c2, ref c3, a0, a1, a2, a3, b0, b1);
+        return new Frag { A0 = c0, A1 = c1, A2 = c2, A3 = c3 };
     }
 
     // The emulation's exchange: each lane parks its six registers in shared memory (its warp's

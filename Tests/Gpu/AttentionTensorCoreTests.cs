@@ -125,9 +125,9 @@ public class AttentionTensorCoreTests(BackendFixture fixture) : IClassFixture<Ba
     [Theory, MemberData(nameof(LayoutRows))]
     public void PackedLayout(string backend, MathPrecision p)
     {
-        var k = Backend(backend, p);
-        AttentionLayoutTests.CheckPacked(k, new AttentionLayoutCase(2, 2, 17, 32, 0.1f, 3, 1), p);
-        AttentionLayoutTests.CheckPacked(k, new AttentionLayoutCase(1, 2, 33, 64, 0f, 0, 2), p);
+        AttentionLayoutTests.CheckPacked(Backend(backend, p), p == MathPrecision.Tf32
+            ? new AttentionLayoutCase(2, 2, 17, 32, 0.1f, 3, 1)
+            : new AttentionLayoutCase(1, 2, 33, 64, 0f, 0, 2), p);
     }
 
     // With one key P = 1, so o = 1 · v is exact in any arithmetic but for the rounding of v to the
@@ -160,19 +160,21 @@ public class AttentionTensorCoreTests(BackendFixture fixture) : IClassFixture<Ba
             R.AttentionForward(q.Ref, kk.Ref, v.Ref, o.Ref, lse.Ref, bh, 1, d, scale, 0f, 0);
             var (_, bl) = new AttentionBounds(q.Ref, kk.Ref, bh, 1, d, scale, 0f, 0, p).Forward(q.Ref, kk.Ref, v.Ref, lse.Ref);
             int bits = p switch { MathPrecision.Tf32 => 10, MathPrecision.Bf16 => 7, _ => 23 };
-            for (int i = 0; i < vs.Length; i++) o.Ref[i] = RoundToMantissa(vs[i], bits);
+            // TF32 as cvt.rna (ties away, Mma.RoundTf32), BF16 as cvt.rn (ties to even).
+            var ties = p == MathPrecision.Tf32 ? MidpointRounding.AwayFromZero : MidpointRounding.ToEven;
+            for (int i = 0; i < vs.Length; i++) o.Ref[i] = RoundToMantissa(vs[i], bits, ties);
             run.CheckExact(o);
-            Assert.Contains(vs, x => RoundToMantissa(x, bits) != x || p == MathPrecision.Fp32);   // the check can tell
+            Assert.Contains(vs, x => RoundToMantissa(x, bits, ties) != x || p == MathPrecision.Fp32);   // the check can tell
             run.Check(lse, r => bl[r]);   // lse = the one score
         }
     }
 
-    // x rounded to nearest-even with `bits` stored mantissa bits (normal numbers).
-    private static double RoundToMantissa(double x, int bits)
+    // x rounded to nearest with `bits` stored mantissa bits (normal numbers), ties as given.
+    private static double RoundToMantissa(double x, int bits, MidpointRounding ties)
     {
         if (x == 0) return 0;
         double ulp = Math.ScaleB(1.0, Math.ILogB(x) - bits);
-        return Math.Round(x / ulp, MidpointRounding.ToEven) * ulp;
+        return Math.Round(x / ulp, ties) * ulp;
     }
 
     [Fact]
