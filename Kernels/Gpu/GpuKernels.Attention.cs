@@ -13,7 +13,9 @@ namespace ViTScratch.Kernels.Gpu;
 // runs, and the file to read first. Everything else (a longer sequence, such as the 257 tokens
 // of 2 x 2 patches on a 32 x 32 image, or a head too wide for 32 KB) takes the long-sequence
 // fallback, AttentionLongKernels.cs, which works for any N and d <= 128. Both paths use RowDot
-// (AttentionKernels.cs) for D (below) and the same dropout hash.
+// (AttentionKernels.cs) for D (below) and the same dropout hash. Under Precision Tf32 or Bf16,
+// heads of d = 32 or 64 (any N) take the tensor-core kernels of AttentionTensorCoreKernels.cs
+// instead (same contract, same RowDot and hash).
 //
 // Twins: the CPU kernel is Kernels/Cpu/CpuKernels.Attention.cs; the float64 reference is
 // Tests/Reference/ReferenceKernels.Attention.cs, which computes the backward pass by the plain
