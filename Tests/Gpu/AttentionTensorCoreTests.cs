@@ -19,8 +19,7 @@ public sealed record TensorCoreAttentionCase(int BH, int N, int D, float Dropout
     public static IEnumerable<TensorCoreAttentionCase> For(bool slow) => slow
         ? [new(2, 17, 32, 0f, MathPrecision.Tf32), new(2, 17, 32, 0.1f, MathPrecision.Bf16),
            new(1, 65, 64, 0f, MathPrecision.Bf16), new(1, 65, 64, 0.1f, MathPrecision.Tf32),
-           new(1, 41, 64, 0.2f, MathPrecision.Bf16), new(1, 41, 32, 0f, MathPrecision.Tf32),
-           new(1, 129, 32, 0.1f, MathPrecision.Bf16)]
+           new(1, 41, 64, 0.2f, MathPrecision.Bf16), new(1, 129, 32, 0.1f, MathPrecision.Bf16)]
         : [new(6, 17, 32, 0f, MathPrecision.Tf32), new(6, 17, 32, 0.1f, MathPrecision.Bf16),
            new(12, 65, 64, 0f, MathPrecision.Bf16), new(12, 65, 64, 0.1f, MathPrecision.Tf32),
            new(3, 41, 64, 0.2f, MathPrecision.Bf16), new(4, 129, 32, 0f, MathPrecision.Tf32),
