@@ -92,6 +92,7 @@ declare -A BLOCK=(
     [AttentionKernels.Backward]=128
     [AttentionKernels.BackwardDq]=128
     [AttentionKernels.BackwardDkDv]=128
+    [AttentionTensorCoreKernels.Forward]=128 [AttentionTensorCoreKernels.BackwardDq]=128 [AttentionTensorCoreKernels.BackwardDkDv]=128
     [LayerNormKernels.Backward]=256
     [LayerNormKernels.ForwardLong]=256
     [SoftmaxKernels.ForwardLong]=256

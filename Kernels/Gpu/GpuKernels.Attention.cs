@@ -13,7 +13,9 @@ namespace ViTScratch.Kernels.Gpu;
 // runs, and the file to read first. Everything else (a longer sequence, such as the 257 tokens
 // of 2 x 2 patches on a 32 x 32 image, or a head too wide for 32 KB) takes the long-sequence
 // fallback, AttentionLongKernels.cs, which works for any N and d <= 128. Both paths use RowDot
-// (AttentionKernels.cs) for D (below) and the same dropout hash.
+// (AttentionKernels.cs) for D (below) and the same dropout hash. Under Precision Tf32 or Bf16,
+// heads of d = 32 or 64 (any N) take the tensor-core kernels of AttentionTensorCoreKernels.cs
+// instead (same contract, same RowDot and hash).
 //
 // Twins: the CPU kernel is Kernels/Cpu/CpuKernels.Attention.cs; the float64 reference is
 // Tests/Reference/ReferenceKernels.Attention.cs, which computes the backward pass by the plain
@@ -37,6 +39,18 @@ public sealed partial class GpuKernels
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDq;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnDkDv;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnBackward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>? _attnTcForward;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>? _attnTcDq;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>? _attnTcDkDv;
+
+    // Under Tf32 or Bf16 the tensor-core kernels (AttentionTensorCoreKernels.cs) take the head
+    // dimensions they support (32 and 64, any N); other shapes keep the FP32 paths below.
+    private bool UsesTensorCores(int n, int d) => Precision != MathPrecision.Fp32 && AttentionTensorCoreKernels.Supports(n, d);
+
+    private int Bf16Flag => Precision == MathPrecision.Bf16 ? 1 : 0;
+
+    private static KernelConfig TensorCoreGrid(int bh, int n) =>
+        new(new Index2D(AttentionTensorCoreKernels.Blocks(n), bh), new Index2D(AttentionTensorCoreKernels.GroupSize, 1));
 
     private static AttentionArgs AttnArgs(int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout)
     {
@@ -59,6 +73,12 @@ public sealed partial class GpuKernels
     {
         if (bh == 0 || n == 0) return;
         var a = AttnArgs(bh, n, d, scale, dropoutP, seed, layout);
+        if (UsesTensorCores(n, d))
+        {
+            (_attnTcForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>(AttentionTensorCoreKernels.Forward))(
+                TensorCoreGrid(bh, n), V(q), V(k), V(v), V(o), V(lse), a, Bf16Flag);
+            return;
+        }
         if (AttentionKernels.Fits(n, d))
         {
             (_attnForward ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.Forward))(
@@ -78,6 +98,14 @@ public sealed partial class GpuKernels
         var rowDot = Workspace("attention-D", bh * n);
         (_attnRowDot ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>(AttentionKernels.RowDot))(
             WarpPerRow(bh * n), V(dO), V(o), rowDot, a);
+        if (UsesTensorCores(n, d))
+        {
+            (_attnTcDq ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>(AttentionTensorCoreKernels.BackwardDq))(
+                TensorCoreGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dq), a, Bf16Flag);
+            (_attnTcDkDv ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs, int>(AttentionTensorCoreKernels.BackwardDkDv))(
+                TensorCoreGrid(bh, n), V(q), V(k), V(v), V(lse), rowDot, V(dO), V(dk), V(dv), a, Bf16Flag);
+            return;
+        }
         // The fast path's Dq and DkDv halves run as one grid (AttentionKernels.Backward) for
         // head dimensions above 32 and one after the other otherwise: on an H200 (B = 128, N = 65;
         // docs/log/2026-performance-log.md, run 7) one launch was 1.16x (H = 3) and 1.04x (H = 6)

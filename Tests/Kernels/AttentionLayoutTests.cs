@@ -62,9 +62,11 @@ public class AttentionLayoutTests(BackendFixture fixture) : IClassFixture<Backen
     }
 
     [Theory, MemberData(nameof(Rows))]
-    public void PackedMatchesFloat64Reference(string backend, AttentionLayoutCase c)
+    public void PackedMatchesFloat64Reference(string backend, AttentionLayoutCase c) => CheckPacked(fixture.Get(backend), c);
+
+    /// <summary>The check above on backend k, within the bounds of its arithmetic (AttentionTensorCoreTests passes Tf32/Bf16).</summary>
+    internal static void CheckPacked(IKernels k, AttentionLayoutCase c, MathPrecision precision = MathPrecision.Fp32)
     {
-        var k = fixture.Get(backend);
         var rng = TestRandom.For($"attention layout {c}");
         uint seed = rng.NextUInt();
         float scale = 1f / MathF.Sqrt(c.D);
@@ -80,7 +82,7 @@ public class AttentionLayoutTests(BackendFixture fixture) : IClassFixture<Backen
         ReferenceKernels.AttentionForward(q, kk, v, o, lse, c.BH, c.N, c.D, scale, c.DropoutP, seed);
         var (dq, dk, dv) = (new double[dense], new double[dense], new double[dense]);
         ReferenceKernels.AttentionBackward(q, kk, v, o, lse, dO, dq, dk, dv, c.BH, c.N, c.D, scale, c.DropoutP, seed);
-        var bounds = new AttentionBounds(q, kk, c.BH, c.N, c.D, scale, c.DropoutP, seed);
+        var bounds = new AttentionBounds(q, kk, c.BH, c.N, c.D, scale, c.DropoutP, seed, precision);
         var (bo, bl) = bounds.Forward(q, kk, v, lse);
         // The backward runs from the reference o and lse rounded to float, as a backend saves them.
         var (oF, lseF) = (o.ToFloat(), lse.ToFloat());

@@ -1,3 +1,4 @@
+using ViTScratch.Kernels;
 using R = ViTScratch.Tests.Reference.ReferenceKernels;
 using static ViTScratch.Tests.TestSupport.Tol;
 
@@ -18,6 +19,21 @@ namespace ViTScratch.Tests.TestSupport;
 ///   dq_i += scale Σ_j dS_ij k_j: scale Σ_j (errS_ij + (n + 4) U |dS_ij|) |k_j|;
 ///   dk_j likewise over i with q_i; dv_j += Σ_i M P dO_i: (relPb + (n + 4) U) Σ_i M P |dO_i|.
 /// Those bound the added part; <see cref="Accumulated"/> adds the `+=` start's share separately.
+///
+/// Tensor cores (<see cref="MathPrecision.Tf32"/>, <see cref="MathPrecision.Bf16"/>;
+/// Kernels/Gpu/AttentionTensorCoreKernels.cs): every input of a product (scale q, k, v, P, dO,
+/// dS) is rounded to the format, unit u = 2^-11 (TF32, 10 stored mantissa bits) or 2^-8 (BF16, 7),
+/// so a product term has relative error ≤ f = 2u + u²; the products of rounded inputs are exact
+/// and the m-term accumulation is float32, counted at 2U per addition (a tensor core may truncate
+/// instead of rounding). A dot product over m terms then errs by at most G(m) Σ|terms| with
+/// G(m) = (1 + f)(1 + 2U)^m - 1, and relative errors compose by multiplication:
+///   E_i = G(d + 3) scale max_j Σ|q_i||k_j| (the + 1: scale q in float32 before rounding);
+///   relP_i = (1 + expm1(2 E_i))(1 + (n + 2 R_i + 16) U) - 1 (expm1: E_i is not small in BF16);
+///   o_i: ((1 + relP_i)(1 + G(n + 2)) - 1) Σ_j M P |v_j|;  lse_i as above with this E_i;
+///   backward: relPb_i = (1 + relP_i)(1 + 2U |lse_i|) - 1; errdP = G(d + 2) M Σ|dO_i||v_j|;
+///   errS = P (relPb |dP - D| + (1 + relPb)(errdP + errD)); dq_i: scale Σ_j (errS_ij (1 + G(n + 5))
+///   + G(n + 5) |dS_ij|) |k_j| (+ 1: scale dS in float32), dk_j likewise; dv_j: ((1 + relPb)(1 +
+///   G(n + 4)) - 1) Σ_i M P |dO_i|. Growth with d and n is in G; the floor is the format's f.
 /// </summary>
 public sealed class AttentionBounds
 {
@@ -25,14 +41,30 @@ public sealed class AttentionBounds
     private readonly double _scale;
     private readonly float _p;
     private readonly uint _seed;
+    private readonly bool _tc;     // tensor-core arithmetic (Tf32 or Bf16)
+    private readonly double _f;    // relative error of one product of two rounded inputs
+
+    /// <summary>Unit roundoff of a tensor-core input format: 2^-11 (TF32), 2^-8 (BF16); 0 for Fp32.</summary>
+    public static double FormatUnit(MathPrecision p) => p switch
+    {
+        MathPrecision.Tf32 => 1.0 / (1 << 11),
+        MathPrecision.Bf16 => 1.0 / (1 << 8),
+        _ => 0.0,
+    };
+
+    // G(m) of the summary: a tensor-core dot product's relative error bound over m terms.
+    private double G(int m) => (1 + _f) * Math.Pow(1 + 2 * U, m) - 1;
 
     /// <summary>Per-row score error E_i and relative P error relP_i, and the exact P of each row.</summary>
     private readonly double[] _e, _relP;
     private readonly double[][] _probs;
 
-    public AttentionBounds(double[] q, double[] k, int bh, int n, int d, double scale, float dropoutP, uint seed)
+    public AttentionBounds(double[] q, double[] k, int bh, int n, int d, double scale, float dropoutP, uint seed,
+        MathPrecision precision = MathPrecision.Fp32)
     {
         (_bh, _n, _d, _scale, _p, _seed) = (bh, n, d, scale, dropoutP, seed);
+        double u = FormatUnit(precision);
+        (_tc, _f) = (u > 0, 2 * u + u * u);
         int rows = bh * n;
         _e = new double[rows]; _relP = new double[rows]; _probs = new double[rows][];
         for (int h = 0; h < bh; h++)
@@ -51,8 +83,17 @@ public sealed class AttentionBounds
                     maxAbsDot = Math.Max(maxAbsDot, abs);
                     maxS = Math.Max(maxS, scale * dot); minS = Math.Min(minS, scale * dot);
                 }
-                _e[row] = (d + 2) * U * scale * maxAbsDot;
-                _relP[row] = 2 * _e[row] + (n + 2 * (maxS - minS) + 16) * U;
+                double softmax = (n + 2 * (maxS - minS) + 16) * U;
+                if (_tc)
+                {
+                    _e[row] = G(d + 3) * scale * maxAbsDot;
+                    _relP[row] = Math.Exp(2 * _e[row]) * (1 + softmax) - 1;   // (1 + expm1(2E)) (1 + softmax) - 1
+                }
+                else
+                {
+                    _e[row] = (d + 2) * U * scale * maxAbsDot;
+                    _relP[row] = 2 * _e[row] + softmax;
+                }
                 _probs[row] = R.AttentionRow(q, k, h, i, n, d, scale, out _);
             }
     }
@@ -63,7 +104,8 @@ public sealed class AttentionBounds
         var mag = new double[_bh * _n * _d];
         R.AttentionForward(q, k, Array.ConvertAll(v, Math.Abs), mag, new double[_bh * _n], _bh, _n, _d, _scale, _p, _seed);
         var bo = new double[mag.Length];
-        for (int i = 0; i < mag.Length; i++) bo[i] = (_relP[i / _d] + (_n + 2) * U) * mag[i];
+        for (int i = 0; i < mag.Length; i++)
+            bo[i] = (_tc ? (1 + _relP[i / _d]) * (1 + G(_n + 2)) - 1 : _relP[i / _d] + (_n + 2) * U) * mag[i];
         var bl = new double[_bh * _n];
         for (int r = 0; r < bl.Length; r++) bl[r] = _e[r] + (_n + 8) * U + 2 * U * Math.Abs(lse[r]);
         return (bo, bl);
@@ -78,7 +120,7 @@ public sealed class AttentionBounds
             for (int i = 0; i < N; i++)
             {
                 int row = h * N + i, qi = row * Dm;
-                double relPb = _relP[row] + 2 * U * Math.Abs(lse[row]);
+                double relPb = _tc ? (1 + _relP[row]) * (1 + 2 * U * Math.Abs(lse[row])) - 1 : _relP[row] + 2 * U * Math.Abs(lse[row]);
                 double absDo = 0, dotD = 0;
                 for (int t = 0; t < Dm; t++) absDo += Math.Abs(dO[qi + t] * o[qi + t]);
                 double errD = (Dm + 4) * U * absDo;
@@ -97,15 +139,27 @@ public sealed class AttentionBounds
                     int kj = (h * N + j) * Dm;
                     double absDP = 0;
                     for (int t = 0; t < Dm; t++) absDP += Math.Abs(dO[qi + t] * v[kj + t]);
-                    double errdP = (Dm + 2) * U * m[j] * absDP;
                     double ds = p[j] * (dp[j] - dotD);
-                    double errS = p[j] * (relPb * Math.Abs(dp[j] - dotD) + errdP + errD);
-                    double sErr = _scale * (errS + (N + 4) * U * Math.Abs(ds));
+                    double errdP, errS, sErr, relV;
+                    if (_tc)
+                    {
+                        errdP = G(Dm + 2) * m[j] * absDP;
+                        errS = p[j] * (relPb * Math.Abs(dp[j] - dotD) + (1 + relPb) * (errdP + errD));
+                        sErr = _scale * (errS * (1 + G(N + 5)) + G(N + 5) * Math.Abs(ds));
+                        relV = (1 + relPb) * (1 + G(N + 4)) - 1;
+                    }
+                    else
+                    {
+                        errdP = (Dm + 2) * U * m[j] * absDP;
+                        errS = p[j] * (relPb * Math.Abs(dp[j] - dotD) + errdP + errD);
+                        sErr = _scale * (errS + (N + 4) * U * Math.Abs(ds));
+                        relV = relPb + (N + 4) * U;
+                    }
                     for (int t = 0; t < Dm; t++)
                     {
                         bq[qi + t] += sErr * Math.Abs(k[kj + t]);
                         bk[kj + t] += sErr * Math.Abs(q[qi + t]);
-                        bv[kj + t] += (relPb + (N + 4) * U) * m[j] * p[j] * Math.Abs(dO[qi + t]);
+                        bv[kj + t] += relV * m[j] * p[j] * Math.Abs(dO[qi + t]);
                     }
                 }
             }
