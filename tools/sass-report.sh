@@ -6,6 +6,8 @@
 #   block        threads per group the kernel is launched with (table BLOCK below)
 #   regs, smem   registers per thread and static shared bytes, from `ptxas -v`
 #   FFMA         fused multiply-adds in the whole kernel (all code paths, counted once each)
+#   HMMA         tensor-core mma instructions in the whole kernel (MatMulTensorCoreKernels, ...);
+#                a tensor-core kernel with 0 here does not use tensor cores
 #   inner loop   the innermost loop with the most FFMA: FFMA / LDS (any width) / instructions in
 #                its body. A loop is a backward branch (BRA whose target address is lower than
 #                its own); it is innermost when no other loop lies inside its address range.
@@ -88,6 +90,7 @@ declare -A BLOCK=(
     [ElementwiseKernels.MulBroadcast]=256 [ElementwiseKernels.Scale]=256 [PatchKernels.Patchify]=256
     [LayerNormKernels.BackwardDx]=256 [LayerNormKernels.Forward]=256 [LayerNormKernels.ParamPartials]=256 [LayerNormKernels.ParamReduce]=256
     [MatMulPipelinedKernels.MatMul]=256
+    [MatMulTensorCoreKernels.Tf32]=128 [MatMulTensorCoreKernels.Bf16]=128
     [AttentionKernels.Forward]=128
     [AttentionKernels.Backward]=128
     [AttentionKernels.BackwardDq]=128
@@ -104,7 +107,7 @@ declare -A BLOCK=(
 )
 
 # One line per kernel from its cuobjdump -sass listing:
-#   FFMA loops innerFFMA innerLDS innerInstr LDS32 LDS64 LDS128 LDG32 LDG64 LDG128 LD ST LDL STL
+#   FFMA loops innerFFMA innerLDS innerInstr LDS32 LDS64 LDS128 LDG32 LDG64 LDG128 LD ST LDL STL HMMA
 # and, with --loops, lines "loop <fn> <from> <to> <FFMA> <LDS> <instr> <innermost>" before it.
 analyse_sass() {
     awk -v list_loops="$list_loops" '
@@ -120,6 +123,7 @@ analyse_sass() {
         k = ++count; F[k] = fn; A[k] = addr
         isFfma[k] = (base == "FFMA"); isLds[k] = (base == "LDS")
         if (base == "FFMA") ffma++
+        else if (base == "HMMA") hmma++
         else if (base == "LDS") lds[width(op)]++
         else if (base == "LDG") ldg[width(op)]++
         else if (base == "LD") ld++
@@ -143,7 +147,7 @@ analyse_sass() {
             if (inner && (best == 0 || f > bf || (f == bf && c > bc))) { best = l; bf = f; bs = s; bc = c }
         }
         if (best == 0) { bf = "-"; bs = "-"; bc = "-" }
-        printf "%d %d %s %s %s %d %d %d %d %d %d %d %d %d %d\n", ffma, L, bf, bs, bc, lds[1], lds[2], lds[3], ldg[1], ldg[2], ldg[3], ld, st, ldl, stl
+        printf "%d %d %s %s %s %d %d %d %d %d %d %d %d %d %d %d\n", ffma, L, bf, bs, bc, lds[1], lds[2], lds[3], ldg[1], ldg[2], ldg[3], ld, st, ldl, stl, hmma
     }'
 }
 
@@ -168,8 +172,8 @@ occupancy() {
 version="$("$ptxas" --version | grep -o 'release [0-9.]*, V[0-9.]*' || true)"
 echo "### SASS of every kernel, $arch ($gpu limits; ptxas $version, cuobjdump -sass)"
 echo
-echo "| kernel | block | regs | smem (B) | FFMA | loops | inner loop FFMA / LDS / instr | LDS 32/64/128 | LDG 32/64/128 | LD/ST generic | LDL/STL | occupancy (warps/SM) | limited by |"
-echo "|---|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|"
+echo "| kernel | block | regs | smem (B) | FFMA | HMMA | loops | inner loop FFMA / LDS / instr | LDS 32/64/128 | LDG 32/64/128 | LD/ST generic | LDL/STL | occupancy (warps/SM) | limited by |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|---|---|"
 loops_text=""
 status=0
 for ptx in "${ptx_files[@]}"; do
@@ -183,7 +187,7 @@ for ptx in "${ptx_files[@]}"; do
     smem="$(awk '{for (i = 2; i <= NF; i++) if ($i == "smem" || $i == "smem,") s += $(i-2)} END {print s + 0}' "$work/ptxas.log")"
     "$cuobjdump" -sass "$out/$name.cubin" >"$out/$name.sass"
     analysis="$(analyse_sass <"$out/$name.sass")"
-    read -r ffma loops inF inS inC l1 l2 l3 g1 g2 g3 ld st ldl stl <<<"$(tail -n 1 <<<"$analysis")"
+    read -r ffma loops inF inS inC l1 l2 l3 g1 g2 g3 ld st ldl stl hmma <<<"$(tail -n 1 <<<"$analysis")"
     if [[ $list_loops -eq 1 ]]; then
         loops_text+="$(awk -v k="$name" '$1 == "loop" {printf "| %s | %d | %s..%s | %d | %d | %d | %s |\n", k, $2, $3, $4, $5, $6, $7, $8 ? "yes" : "no"}' <<<"$analysis")"
         [[ -z "$loops_text" || "$loops_text" == *$'\n' ]] || loops_text+=$'\n'
@@ -197,7 +201,7 @@ for ptx in "${ptx_files[@]}"; do
         block="?" occ="?" limiter="?" status=1
     fi
     inner="-"; [[ "$inF" != "-" ]] && inner="$inF / $inS / $inC"
-    echo "| $name | $block | $regs | $smem | $ffma | $loops | $inner | $l1/$l2/$l3 | $g1/$g2/$g3 | $ld/$st | $ldl/$stl | $occ | $limiter |"
+    echo "| $name | $block | $regs | $smem | $ffma | $hmma | $loops | $inner | $l1/$l2/$l3 | $g1/$g2/$g3 | $ld/$st | $ldl/$stl | $occ | $limiter |"
 done
 if [[ $list_loops -eq 1 ]]; then
     echo

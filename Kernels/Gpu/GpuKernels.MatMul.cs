@@ -37,10 +37,12 @@ namespace ViTScratch.Kernels.Gpu;
 // Split-K: a single product whose tiles cannot fill the device (a weight gradient, K = batch x
 //   tokens) cuts K into slices; grid z then walks slices instead of batches, each slice writes
 //   its own partial [M, N], and the column reduction of GpuKernels.Reduce.cs sums them into C.
+// Precision: under MathPrecision.Tf32 / Bf16 the same tiles and split-K run on tensor cores
+//   (MatMulTensorCoreKernels.cs: 64 x 64 tiles, K step 32, 128 threads); Fp32 runs the kernel above.
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
 public sealed partial class GpuKernels
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulTf32, _matMulBf16;
 
     public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
     {
@@ -49,7 +51,8 @@ public sealed partial class GpuKernels
         // signature for both.
         var biasView = bias is null ? Workspace("matmul-no-bias", 1) : V(bias);
         int hasBias = bias is null ? 0 : 1;
-        const int tile = MatMulPipelinedKernels.Tile;
+        const int tile = MatMulPipelinedKernels.Tile;   // MatMulTensorCoreKernels.Tile is the same
+        int tileK = Precision == MathPrecision.Fp32 ? MatMulPipelinedKernels.TileK : MatMulTensorCoreKernels.TileK;
         int tilesX = (shape.N + tile - 1) / tile, tilesY = (shape.M + tile - 1) / tile;
         int splits = SplitKCount(shape, tilesX * tilesY);
         if (splits > 1)
@@ -57,7 +60,7 @@ public sealed partial class GpuKernels
             // Split-K: slice z of K writes its product into partial[z] ([M, N] each), then the
             // column reduction sums the slices into C, applying `=` or `+=` there.
             int kChunk = (shape.K + splits - 1) / splits;
-            kChunk = (kChunk + MatMulPipelinedKernels.TileK - 1) / MatMulPipelinedKernels.TileK * MatMulPipelinedKernels.TileK;
+            kChunk = (kChunk + tileK - 1) / tileK * tileK;
             splits = (shape.K + kChunk - 1) / kChunk;
             int mn = shape.M * shape.N;
             var partial = Workspace("matmul-split-k", splits * mn);                       // partial: [splits, M, N]
@@ -88,8 +91,21 @@ public sealed partial class GpuKernels
 
     private void LaunchMatMul(Index3D grid, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, MatMulKernelArgs args)
     {
-        var kernel = _matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulPipelinedKernels.MatMul);
-        kernel(new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, bias, args);
+        switch (Precision)
+        {
+            case MathPrecision.Tf32:
+                (_matMulTf32 ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulTensorCoreKernels.Tf32))
+                    (new KernelConfig(grid, new Index3D(MatMulTensorCoreKernels.GroupSize, 1, 1)), a, b, c, bias, args);
+                break;
+            case MathPrecision.Bf16:
+                (_matMulBf16 ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulTensorCoreKernels.Bf16))
+                    (new KernelConfig(grid, new Index3D(MatMulTensorCoreKernels.GroupSize, 1, 1)), a, b, c, bias, args);
+                break;
+            default:
+                (_matMul ??= Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>(MatMulPipelinedKernels.MatMul))
+                    (new KernelConfig(grid, new Index3D(GroupSize, 1, 1)), a, b, c, bias, args);
+                break;
+        }
     }
 }
 

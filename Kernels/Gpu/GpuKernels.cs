@@ -85,7 +85,7 @@ public sealed partial class GpuKernels : IKernels
 
     public string Name { get; }
 
-    // Fp32 until the tensor-core kernels land (issue 18): the matmul dispatcher reads this.
+    // The matmul dispatcher (GpuKernels.MatMul.cs) reads this: Tf32/Bf16 run the tensor-core kernels.
     public MathPrecision Precision { get; set; } = MathPrecision.Fp32;
 
     /// <summary>

@@ -142,7 +142,7 @@ public static class MatMulPipelinedKernels
         if (col + 3 < p.N) c[at + 3] = Out(c, bias, at + 3, col + 3, p, v3);
     }
 
-    private static float Out(ArrayView<float> c, ArrayView<float> bias, int at, int col, in MatMulKernelArgs p, float v)
+    internal static float Out(ArrayView<float> c, ArrayView<float> bias, int at, int col, in MatMulKernelArgs p, float v)
     {
         float y = p.Alpha * v;
         if (p.Accumulate != 0) y += c[at];

@@ -46,9 +46,12 @@ namespace ViTScratch.Kernels.Gpu;
 // one mma is not specified; the plain path sums k in ascending order, and the tests' error bounds
 // hold for any order.
 //
-// Why ref accumulators and uint operands: EmitRef binds each operand to one PTX register, so the
-// 4 accumulators are read and written in place (Ref<float>) and the operands are raw bits
-// (Input<uint>); nothing goes through local memory (checked by ptxas -v in PtxAssemblyTests).
+// Ref accumulators and uint operands: EmitRef binds each operand to one PTX register, the 4
+// accumulators read and written in place (Ref<float>), the operands raw bits (Input<uint>). ILGPU
+// passes EmitRef operands through local variables, and in its O1 PTX (generic pointers) ptxas
+// keeps them in local memory: a probe kernel with one call has a 40-byte (TF32) / 64-byte (BF16)
+// stack frame. Fine for a few calls; a K loop should use MmaRegisters (MmaRegisters.cs), which
+// keeps a warp's accumulators in named PTX registers and passes operands by value.
 /// <summary>
 /// Warp-level tensor-core matrix products (TF32 m16n8k8, BF16 m16n8k16, float32 accumulate) and
 /// the input roundings they need, usable inside ILGPU kernels on CUDA and on the CPU accelerator.
@@ -121,6 +124,13 @@ public static class Mma
             c0 = d0.Value; c1 = d1.Value; c2 = d2.Value; c3 = d3.Value;
             return;
         }
+        Tf32Emulated(ref c0, ref c1, ref c2, ref c3, a0, a1, a2, a3, b0, b1);
+    }
+
+    // The plain path of Tf32.
+    private static void Tf32Emulated(ref float c0, ref float c1, ref float c2, ref float c3,
+        uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
         int n0 = 2 * t, n1 = 2 * t + 1;   // this lane's two output columns
         // k = 0..3 live in a0, a1 (rows g, g + 8) and b0; k = 4..7 in a2, a3 and b1. A[r][k] is in
@@ -157,6 +167,13 @@ public static class Mma
             c0 = d0.Value; c1 = d1.Value; c2 = d2.Value; c3 = d3.Value;
             return;
         }
+        Bf16Emulated(ref c0, ref c1, ref c2, ref c3, a0, a1, a2, a3, b0, b1);
+    }
+
+    // The plain path of Bf16.
+    private static void Bf16Emulated(ref float c0, ref float c1, ref float c2, ref float c3,
+        uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
         int n0 = 2 * t, n1 = 2 * t + 1;
         // k = 2j, 2j + 1 (j = 0..3) are the two halves of a0, a1 (rows g, g + 8) and b0 in lane

@@ -29,7 +29,7 @@ public sealed class MmaFragmentTests
     {
         var rng = TestRandom.For("tf32-round");
         foreach (float x in Specials().Concat(RandomFloats(rng, 20000)))
-            Assert.Equal(ReferenceRound(x, 10, tiesToEven: false), Mma.RoundTf32(x));
+            Assert.Equal(LowPrecision.RoundTo(x, 10, tiesToEven: false), Mma.RoundTf32(x));
         Assert.True(float.IsNaN(Mma.RoundTf32(float.NaN)));
         Assert.Equal(float.PositiveInfinity, Mma.RoundTf32(float.PositiveInfinity));
         Assert.Equal(float.PositiveInfinity, Mma.RoundTf32(float.MaxValue));   // rounds past the largest tf32
@@ -40,7 +40,7 @@ public sealed class MmaFragmentTests
     {
         var rng = TestRandom.For("bf16-round");
         foreach (float x in Specials().Concat(RandomFloats(rng, 20000)))
-            Assert.Equal(ReferenceRound(x, 7, tiesToEven: true), Mma.RoundBf16(x));
+            Assert.Equal(LowPrecision.RoundTo(x, 7, tiesToEven: true), Mma.RoundBf16(x));
         Assert.True(float.IsNaN(Mma.RoundBf16(float.NaN)));
         Assert.Equal(float.NegativeInfinity, Mma.RoundBf16(float.NegativeInfinity));
         uint packed = Mma.PackBf16(1.5f, -2.25f);
@@ -68,19 +68,6 @@ public sealed class MmaFragmentTests
                 if (float.IsFinite(BitConverter.UInt32BitsToSingle(t)) && Math.Abs(BitConverter.UInt32BitsToSingle(t)) < 1e38f)
                     yield return BitConverter.UInt32BitsToSingle(t);
         }
-    }
-
-    // x rounded to a binary format with `mantissaBits` stored bits and float32's exponent range,
-    // computed on the value (in double, exact for a float input), not on its bit pattern.
-    private static float ReferenceRound(float x, int mantissaBits, bool tiesToEven)
-    {
-        if (x == 0) return x;
-        double v = Math.Abs((double)x);
-        int e = Math.Max(Math.ILogB(v), -126);                  // subnormals share the smallest normal's spacing
-        double ulp = Math.ScaleB(1.0, e - mantissaBits);
-        double q = v / ulp, fl = Math.Floor(q), frac = q - fl;  // exact: q has at most 24 significant bits
-        double r = frac > 0.5 || (frac == 0.5 && (!tiesToEven || fl % 2 == 1)) ? fl + 1 : fl;
-        return (float)(Math.CopySign(r * ulp, x));
     }
 
     // ---- one mma on the simulator ------------------------------------------------------------------
