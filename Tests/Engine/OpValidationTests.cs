@@ -16,6 +16,21 @@ public class OpValidationTests : EngineTestBase
         if (mentions is not null) Assert.Contains(mentions, err.Message);
     }
 
+    // A wrong rank gets the rank message, not a later check's (or a kernel reading past the data):
+    // deleting these RequireRank calls survived mutation testing.
+    [Fact]
+    public void WrongRanksAreNamedAsSuch()
+    {
+        var labels = Tensor.FromArray(Dev, [0f, 1f], 2);
+        Rejects("CrossEntropy", () => Ops.CrossEntropy(Rand(2, 3, 1), labels), "rank-2 tensor [B, C]");
+        Rejects("CountCorrect", () => Ops.CountCorrect(Rand(2, 3, 1), labels, Tensor.Zeros(Dev, 1)), "rank-2 tensor [B, C]");
+        Rejects("SplitHeads", () => Ops.SplitHeads(Rand(2, 12), 2, 3), "rank-3 tensor [B, N, C]");
+        Rejects("ConcatTokens", () => Ops.ConcatTokens(Rand(2, 1, 4), Rand(2, 4)), "rank-3 tensor [B, N, D]");
+        Rejects("SelectToken", () => Ops.SelectToken(Rand(2, 3, 4, 1), 0), "rank-3 tensor [B, N, D]");
+        Rejects("GatherTokens", () => Ops.GatherTokens(Rand(2, 3, 4, 1), [0]), "rank-3 tensor [B, N, D]");
+        Rejects("Patchify", () => Ops.Patchify(Rand(3, 8, 8), 4), "rank-4 tensor [B, C, H, W]");
+    }
+
     [Theory, InlineData(-0.01f), InlineData(1f), InlineData(1.5f)]
     public void DropoutProbabilityOutsideZeroToOne(float p)
     {
