@@ -16,6 +16,21 @@ public class OpValidationTests : EngineTestBase
         if (mentions is not null) Assert.Contains(mentions, err.Message);
     }
 
+    // A wrong rank gets the rank message, not a later check's (or a kernel reading past the data):
+    // deleting these RequireRank calls survived mutation testing.
+    [Fact]
+    public void WrongRanksAreNamedAsSuch()
+    {
+        var labels = Tensor.FromArray(Dev, [0f, 1f], 2);
+        Rejects("CrossEntropy", () => Ops.CrossEntropy(Rand(2, 3, 1), labels), "rank-2 tensor [B, C]");
+        Rejects("CountCorrect", () => Ops.CountCorrect(Rand(2, 3, 1), labels, Tensor.Zeros(Dev, 1)), "rank-2 tensor [B, C]");
+        Rejects("SplitHeads", () => Ops.SplitHeads(Rand(2, 12), 2, 3), "rank-3 tensor [B, N, C]");
+        Rejects("ConcatTokens", () => Ops.ConcatTokens(Rand(2, 1, 4), Rand(2, 4)), "rank-3 tensor [B, N, D]");
+        Rejects("SelectToken", () => Ops.SelectToken(Rand(2, 3, 4, 1), 0), "rank-3 tensor [B, N, D]");
+        Rejects("GatherTokens", () => Ops.GatherTokens(Rand(2, 3, 4, 1), [0]), "rank-3 tensor [B, N, D]");
+        Rejects("Patchify", () => Ops.Patchify(Rand(3, 8, 8), 4), "rank-4 tensor [B, C, H, W]");
+    }
+
     [Theory, InlineData(-0.01f), InlineData(1f), InlineData(1.5f)]
     public void DropoutProbabilityOutsideZeroToOne(float p)
     {
@@ -40,6 +55,9 @@ public class OpValidationTests : EngineTestBase
         Rejects("AttentionPacked", () => Ops.AttentionPacked(Rand(1, 2, 12), 2, 3, 1f), "[1, 2, 12]");
         Rejects("AttentionPacked", () => Ops.AttentionPacked(Rand(1, 2, 0), 0, 3, 1f));
         Rejects("AttentionPacked", () => Ops.AttentionPacked(Rand(2, 6), 1, 2, 1f), "rank-3");
+        // Survivors of the Engine/Ops rerun: the q-vs-k check deleted, dimHead 0 let through.
+        Rejects("Attention", () => Ops.Attention(Rand(1, 2, 3, 4), Rand(1, 2, 4, 4), Rand(1, 2, 3, 4), 1f), "(q and k)");
+        Rejects("AttentionPacked", () => Ops.AttentionPacked(Rand(1, 2, 0), 2, 0, 1f));
     }
 
     [Fact]
@@ -58,6 +76,7 @@ public class OpValidationTests : EngineTestBase
         Rejects("SelectToken", () => Ops.SelectToken(Rand(2, 3, 5), 3), "token 3");
         Rejects("SelectToken", () => Ops.SelectToken(Rand(2, 3, 5), -1));
         Rejects("ExpandBatch", () => Ops.ExpandBatch(Rand(2, 1, 5), 3), "[2, 1, 5]");
+        Assert.Equal(3, Ops.ExpandBatch(Rand(1), 3).Length); // rank 1 is the smallest that has a batch dimension
         Rejects("ConcatTokens", () => Ops.ConcatTokens(Rand(2, 1, 5), Rand(2, 4, 6)), "[2, 4, 6]");
         Rejects("ConcatTokens", () => Ops.ConcatTokens(Rand(2, 5), Rand(2, 4, 5)), "rank-3");
         Rejects("MeanTokens", () => Ops.MeanTokens(Rand(2, 5)), "rank-3");

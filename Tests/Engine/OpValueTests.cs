@@ -27,6 +27,19 @@ public class OpValueTests : EngineTestBase
         Check(bias); Check(same); Check(scalar);
     }
 
+    // Ops.Dropout must drop: its gradient check passes for any mask, and a dropout that returned its
+    // input for every p > 0 survived mutation testing. 2^14 entries at p = 0.5: the dropped count is
+    // within 5 sigma (320) of 8192; the kept ones are x / (1 - p) = 2x exactly.
+    [Fact]
+    public void DropoutDropsAtItsRate()
+    {
+        var x = Tensor.FromArray(Dev, Enumerable.Range(0, 1 << 14).Select(i => 1f + i % 7).ToArray(), 1 << 14);
+        var y = Ops.Dropout(x, 0.5f, 99).ToArray();
+        var xs = x.ToArray();
+        Assert.InRange(y.Count(v => v == 0), 8192 - 320, 8192 + 320);
+        Assert.All(Enumerable.Range(0, y.Length).Where(i => y[i] != 0), i => Assert.Equal(2 * xs[i], y[i]));
+    }
+
     [Fact]
     public void MeanAndSumOfAll()
     {

@@ -38,7 +38,7 @@ public class ReferenceForwardTests : ModelTestBase
             Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-4 * scale, $"logit {i}: model {actual[i]}, reference {expected[i]}");
     }
 
-    private static double[] Reference(ViTConfig c, Dictionary<string, float[]> w, float[] img, int batch)
+    internal static double[] Reference(ViTConfig c, Dictionary<string, float[]> w, float[] img, int batch)
     {
         int p = c.PatchSize, g = c.ImageSize / p, n = g * g, pd = c.PatchDim, d = c.Dim, inner = c.InnerDim;
         var logits = new double[batch * c.NumClasses];
