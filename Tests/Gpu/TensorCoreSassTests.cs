@@ -6,9 +6,12 @@ namespace ViTScratch.Tests.Gpu;
 
 /// <summary>
 /// Every registered kernel whose PTX holds an mma.sync reaches the tensor cores: ptxas assembles it
-/// for sm_80 and sm_90 with no spills, and its SASS (cuobjdump) has as many HMMA as the PTX has
-/// mma.sync (ptxas neither drops nor splits one). The tensor-core attention kernels must be among
-/// them, so a refactor that silently routes them around Mma.cs fails here, not only on a GPU.
+/// for sm_80 and sm_90 with no spills, and its SASS (cuobjdump) has at least as many HMMA as the PTX
+/// has mma.sync (ptxas drops none). ptxas may unroll a loop around an mma (the tensor-core matmul's
+/// K step of 32 becomes 4 copies of its 8 mma), so more HMMA than mma.sync is allowed in general;
+/// the attention kernels, whose mma loops ptxas leaves rolled, are held to exactly one HMMA per
+/// mma.sync. They must be among them, so a refactor that silently routes them around Mma.cs fails
+/// here, not only on a GPU.
 /// (PtxAssemblyTests checks all kernels for spills; this adds the HMMA.)
 /// </summary>
 public sealed class TensorCoreSassTests
@@ -41,7 +44,9 @@ public sealed class TensorCoreSassTests
                     continue;
                 }
                 int hmma = Count(Sass.Disassemble(file, cubin, arch), "HMMA.");
-                if (hmma != mma) failures.Add($"{name}: {mma} mma.sync in the PTX but {hmma} HMMA in the SASS");
+                bool exact = AttentionKernels.Contains(name);
+                if (exact ? hmma != mma : hmma < mma)
+                    failures.Add($"{name}: {mma} mma.sync in the PTX but {hmma} HMMA in the SASS ({(exact ? "exactly one each" : "at least one each")} expected)");
             }
             Assert.True(failures.Count == 0, string.Join("\n", failures));
             foreach (var k in AttentionKernels) Assert.Contains(k, tensorCore);

@@ -62,7 +62,7 @@ public class CommandLineTests : IDisposable
     [InlineData(new[] { "train", "--val-split", "0.95" }, "vit train: --val-split must be between 0 and 0.9, got 0.95")]
     [InlineData(new[] { "train", "--workers", "65" }, "--workers must be between 0 and 64, got 65")]
     [InlineData(new[] { "train", "--image-size", "2" }, "--image-size must be between 4 and 1024, got 2")]
-    [InlineData(new[] { "train", "--cache-mb", "0" }, "--cache-mb must be between 1 and")]
+    [InlineData(new[] { "train", "--cache-mb", "-1" }, "--cache-mb must be between 0 and")]
     [InlineData(new[] { "train", "--dropout", "NaN" }, "--dropout expects a number, got 'NaN'")]
     [InlineData(new[] { "train", "--precision", "fp16" }, "--precision must be one of fp32, tf32, bf16; got 'fp16'")]
     [InlineData(new[] { "eval", "--checkpoint", "x", "--batch", "0" }, "vit eval: --batch must be between 1 and 65536, got 0")]

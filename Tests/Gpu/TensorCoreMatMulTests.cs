@@ -4,7 +4,7 @@ using ViTScratch.Tests.TestSupport;
 using Xunit;
 using R = ViTScratch.Tests.Reference.ReferenceKernels;
 
-namespace ViTScratch.Tests.Kernels;
+namespace ViTScratch.Tests.Gpu;
 
 /// <summary>
 /// The tensor-core matmul (MatMulTensorCoreKernels.cs) under MathPrecision.Tf32 and Bf16, on the
