@@ -83,7 +83,7 @@ public class ValidationAndRecipeTests : IDisposable
     {
         TrainOptions Parse(params string[] args) => TrainArgs.Parse(args);
         var quick = Parse();
-        Assert.Equal(("fmnist-quick", "fashion-mnist", "vit-micro", 7, 18, 0.5f, 0.1f, "end"),
+        Assert.Equal(("fmnist-quick", "fashion-mnist", "vit-micro", 7, 32, 0.5f, 0.1f, "end"),
             (quick.Recipe, quick.Dataset, quick.Model, quick.Patch, quick.Epochs, quick.PatchDropout, quick.ValSplit, quick.EvalTest));
 
         var best = Parse("--recipe", "fmnist-best", "--epochs", "5", "--val-split", "0.2");
