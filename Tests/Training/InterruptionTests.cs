@@ -109,9 +109,12 @@ public class InterruptionTests : IDisposable
     public void ASignalToVitTrainSavesAResumableCheckpointAndExitsNonZero(int signal, int expectedCode)
     {
         string run = _dir.Combine($"signal-{signal}");
-        using var vit = VitProcess.Start(_dir.Path, "train", "--data", _dir.Combine("data"), "--out", run, "--epochs", "100",
+        // 100,000 epochs (the most --epochs allows): the run must still be going when the signal
+        // lands. With 100, a starved test process (CI shares two cores) read "epoch 1" so late that
+        // the tiny run had finished all of them and exited 0 before the signal was sent.
+        using var vit = VitProcess.Start(_dir.Path, "train", "--data", _dir.Combine("data"), "--out", run, "--epochs", "100000",
             "--batch", "32", "--device", "cpu", "--workers", "1");
-        Assert.True(vit.WaitForOutput("epoch 1/100:", TimeSpan.FromMinutes(2)), $"no epoch finished:\n{vit.Out}\n{vit.Err}");
+        Assert.True(vit.WaitForOutput("epoch 1/100000:", TimeSpan.FromMinutes(2)), $"no epoch finished:\n{vit.Out}\n{vit.Err}");
         vit.Signal(signal);
         int code = vit.WaitForExit(TimeSpan.FromMinutes(1));
 
@@ -120,7 +123,7 @@ public class InterruptionTests : IDisposable
         Assert.Contains($"continue with: vit train --resume {run}", vit.Out);
         var last = Path.Combine(run, "last.safetensors");
         var pos = TrainingCheckpoint.ReadPosition(SafeTensors.Read(last), last);
-        Assert.InRange(pos.Epoch, 1, 99);
+        Assert.InRange(pos.Epoch, 1, 99_999);
         // The recipe holds out 10 of the 96 images for validation: 86 train in 2 full batches of 32 per epoch.
         Assert.True(pos.Step >= pos.Epoch * 2 && pos.Step <= pos.Epoch * 2 + 2, $"step {pos.Step} at epoch {pos.Epoch}");
         // Resumable: the trainer accepts it and continues from that position.
