@@ -16,13 +16,22 @@ internal sealed class VitProcess : IDisposable
 
     private VitProcess(string workingDirectory, string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(SigIntIgnored ? "python3" : "dotnet")
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (SigIntIgnored)
+        {
+            // A process started in the background by a non-interactive shell (`cmd &` in a script)
+            // ignores SIGINT, and its children inherit that: vit would never see the test's Ctrl+C.
+            // Restore the default disposition and exec dotnet in place (same pid), as a terminal would have it.
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])");
+            start.ArgumentList.Add("dotnet");
+        }
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vit.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         _process = new Process { StartInfo = start };
@@ -34,6 +43,11 @@ internal sealed class VitProcess : IDisposable
     }
 
     public static VitProcess Start(string workingDirectory, params string[] args) => new(workingDirectory, args);
+
+    /// <summary>Whether this process ignores SIGINT (bit 1 of SigIgn in /proc/self/status), which children inherit.</summary>
+    private static bool SigIntIgnored { get; } = File.Exists("/proc/self/status") && File.ReadLines("/proc/self/status")
+        .FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
+        && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << 1)) != 0;
 
     /// <summary>Runs `vit args` to the end and returns its exit code and output.</summary>
     public static (int Code, string Out, string Err) Run(string workingDirectory, params string[] args)
