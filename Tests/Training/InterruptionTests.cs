@@ -69,12 +69,15 @@ public class InterruptionTests : IDisposable
         int stalled = 0;
         var run = Train(o, arrange: (trainer, cancel) =>
         {
-            // The worker for batch 2 of the first epoch stalls; Ctrl+C arrives just after step 2,
-            // while the step loop waits for that batch. (Timed from the step, not from the stall:
-            // a step on a loaded host can take longer than any fixed delay.)
+            // The worker for batch 2 of the first epoch stalls until a second after Ctrl+C, which
+            // arrives just after step 2, so the step loop is surely waiting for that batch when it
+            // lands. (A fixed stall raced the steps: a worker that starts batch 2 early can finish
+            // its sleep within the 100 ms after step 2 on a fast host, and step 3 then ran.)
             trainer.TrainLoader.Options.BeforePrepare = b =>
             {
-                if (b == 2 && Interlocked.Exchange(ref stalled, 1) == 0) Thread.Sleep(1500);
+                if (b != 2 || Interlocked.Exchange(ref stalled, 1) != 0) return;
+                cancel.Token.WaitHandle.WaitOne(TimeSpan.FromMinutes(2));
+                Thread.Sleep(1000);
             };
             trainer.StepCompleted += step => { if (step == 2) cancel.CancelAfter(TimeSpan.FromMilliseconds(100)); };
         });
