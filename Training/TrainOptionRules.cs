@@ -55,6 +55,7 @@ public sealed partial record TrainOptions
         new(nameof(Lr), 0, 100), new(nameof(MinLr), 0, 100), new(nameof(WeightDecay), 0, 10), new(nameof(Momentum), 0, 0.9999),
         new(nameof(WarmupEpochs), 0, 100_000), new(nameof(LabelSmoothing), 0, 1), new(nameof(ClipNorm), 0, 1e6),
         new(nameof(CropPadding), 0, 64), new(nameof(RandAugmentOps), 0, 16), new(nameof(RandAugmentMagnitude), 0, 10),
+        new(nameof(ErasingProbability), 0, 1),
         new(nameof(ValSplit), 0, 0.9), new(nameof(SplitSeed), 0, int.MaxValue),
         new(nameof(ImageSize), 4, 1024), new(nameof(CacheMb), 0, 1 << 30),
         new(nameof(Seed), 0, int.MaxValue), new(nameof(Workers), 0, 64),
@@ -69,7 +70,8 @@ public sealed partial record TrainOptions
         (nameof(Epochs), Epochs), (nameof(BatchSize), BatchSize), (nameof(Lr), Lr), (nameof(MinLr), MinLr),
         (nameof(WeightDecay), WeightDecay), (nameof(Momentum), Momentum), (nameof(WarmupEpochs), WarmupEpochs),
         (nameof(LabelSmoothing), LabelSmoothing), (nameof(ClipNorm), ClipNorm), (nameof(CropPadding), CropPadding),
-        (nameof(RandAugmentOps), RandAugmentOps), (nameof(RandAugmentMagnitude), RandAugmentMagnitude), (nameof(ValSplit), ValSplit),
+        (nameof(RandAugmentOps), RandAugmentOps), (nameof(RandAugmentMagnitude), RandAugmentMagnitude), (nameof(ErasingProbability), ErasingProbability),
+        (nameof(ValSplit), ValSplit),
         (nameof(SplitSeed), SplitSeed), (nameof(ImageSize), ImageSize), (nameof(CacheMb), CacheMb), (nameof(Seed), Seed),
         (nameof(Workers), Workers), (nameof(TrainLimit), TrainLimit), (nameof(TestLimit), TestLimit),
     ];

@@ -59,7 +59,7 @@ public sealed partial record TrainOptions
     public float LabelSmoothing { get; init; } = 0.1f;
     /// <summary>Clip the global gradient norm to this (0 = off).</summary>
     public float ClipNorm { get; init; } = 1f;
-    /// <summary>crop, flip, randaugment, mixup, cutmix (comma-separated); "default" = the dataset's crop/flip.</summary>
+    /// <summary>crop, flip, randaugment, erase, mixup, cutmix (comma-separated); "default" = the dataset's crop/flip.</summary>
     public string Augment { get; init; } = "default";
     /// <summary>Pixels of zero padding for the random crop (torchvision's RandomCrop(size, padding)).</summary>
     public int CropPadding { get; init; } = 4;
@@ -67,6 +67,8 @@ public sealed partial record TrainOptions
     public int RandAugmentOps { get; init; } = 2;
     /// <summary>RandAugment: magnitude, 0 to 10.</summary>
     public float RandAugmentMagnitude { get; init; } = 9;
+    /// <summary>Random erasing ("erase" in <see cref="Augment"/>): probability of blanking one rectangle per image.</summary>
+    public float ErasingProbability { get; init; } = 0.25f;
     /// <summary>auto, cpu, cuda or ilgpu-cpu.</summary>
     public string Device { get; init; } = "auto";
     /// <summary>
@@ -132,7 +134,7 @@ public sealed partial record TrainOptions
     /// <summary>The augmentation names in effect; "default" means the dataset's own crop/flip defaults.</summary>
     public HashSet<string> AugmentSet()
     {
-        var known = new[] { "crop", "flip", "randaugment", "mixup", "cutmix" };
+        var known = new[] { "crop", "flip", "randaugment", "erase", "mixup", "cutmix" };
         if (Augment is "default" or "") return ["default"];
         if (Augment == "none") return [];
         var set = Augment.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();

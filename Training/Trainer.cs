@@ -125,6 +125,7 @@ public sealed class Trainer : IDisposable
             l.HorizontalFlip = aug.Contains("flip");
         }
         if (aug.Contains("randaugment")) { l.RandAugmentOps = o.RandAugmentOps; l.RandAugmentMagnitude = o.RandAugmentMagnitude; }
+        if (aug.Contains("erase")) l.ErasingProbability = o.ErasingProbability;
         if (aug.Contains("mixup")) l.MixupAlpha = 0.8f;
         if (aug.Contains("cutmix")) l.CutMixAlpha = 1.0f;
         return l;

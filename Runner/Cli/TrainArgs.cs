@@ -77,11 +77,12 @@ public sealed class TrainArgs
         Float("--min-lr", "learning rate at the end of the cosine (default 1e-5)", nameof(TrainOptions.MinLr), (o, v) => o with { MinLr = v });
         Float("--label-smoothing", "(default 0.1)", nameof(TrainOptions.LabelSmoothing), (o, v) => o with { LabelSmoothing = v });
         Float("--clip", "global gradient-norm clip, 0 = off (default 1)", nameof(TrainOptions.ClipNorm), (o, v) => o with { ClipNorm = v });
-        var augment = Flags.Text("--augment", "none | default (the dataset's crop/flip) | a list of crop,flip,randaugment,mixup,cutmix", "LIST");
+        var augment = Flags.Text("--augment", "none | default (the dataset's crop/flip) | a list of crop,flip,randaugment,erase,mixup,cutmix", "LIST");
         _rows.Add(new(augment, (o, r) => r.Given(augment) ? o with { Augment = r.GetValue(augment)! } : o));
         Int("--crop-padding", "pixels of padding for the random crop (default 4)", nameof(TrainOptions.CropPadding), (o, v) => o with { CropPadding = v });
         Int("--randaugment-n", "RandAugment operations per image (default 2)", nameof(TrainOptions.RandAugmentOps), (o, v) => o with { RandAugmentOps = v });
         Float("--randaugment-m", "RandAugment magnitude (default 9)", nameof(TrainOptions.RandAugmentMagnitude), (o, v) => o with { RandAugmentMagnitude = v }, "M");
+        Float("--erase-p", "random erasing (erase in --augment): probability of blanking one rectangle of 2-33% of each image (default 0.25)", nameof(TrainOptions.ErasingProbability), (o, v) => o with { ErasingProbability = v }, "P");
         Device = Flags.Device(forTraining: true);
         _rows.Add(new(Device, (o, r) => r.Given(Device) ? o with { Device = r.GetValue(Device)! } : o));
         Precision = Flags.Precision(forTraining: true);

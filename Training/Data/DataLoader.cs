@@ -221,6 +221,7 @@ public sealed class DataLoader : IDisposable
             int dx = pad > 0 ? rng.NextInt(2 * pad + 1) : 0, dy = pad > 0 ? rng.NextInt(2 * pad + 1) : 0;
             bool flip = _o.HorizontalFlip && rng.NextBool();
             SampleTransforms.CropFlipNormalise(src, batch.Images.AsSpan(n * size, size), c, h, w, pad, dx, dy, flip, _scale, _bias);
+            RandomErasing.Apply(batch.Images.AsSpan(n * size, size), c, h, w, _o.ErasingProbability, ref rng);
             n++;
         }
         if (n == 0)

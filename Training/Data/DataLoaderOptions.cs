@@ -36,6 +36,8 @@ public sealed class DataLoaderOptions
     public int RandAugmentOps { get; set; }
     /// <summary>RandAugment magnitude on the 0..10 scale (timm's "m9" = 9).</summary>
     public float RandAugmentMagnitude { get; set; } = 9;
+    /// <summary>Random erasing: probability of blanking one random rectangle of each image (0 = off; see <see cref="RandomErasing"/>).</summary>
+    public float ErasingProbability { get; set; }
     /// <summary>Mixup Beta(α, α) parameter; 0 = off.</summary>
     public float MixupAlpha { get; set; }
     /// <summary>CutMix Beta(α, α) parameter; 0 = off.</summary>
@@ -65,6 +67,7 @@ public sealed class DataLoaderOptions
         Check(CropPadding >= 0, $"Crop padding must be 0 or more (got {CropPadding}).");
         Check(RandAugmentOps >= 0, $"RandAugment op count must be 0 or more (got {RandAugmentOps}).");
         Check(RandAugmentMagnitude is >= 0 and <= 10, $"RandAugment magnitude must be in 0..10 (got {RandAugmentMagnitude}).");
+        Check(ErasingProbability is >= 0 and <= 1, $"Random erasing probability must be in 0..1 (got {ErasingProbability}).");
         Check(MixupAlpha >= 0 && CutMixAlpha >= 0, "Mixup / CutMix alpha must be 0 (off) or positive.");
         Check(CutMixProbability is >= 0 and <= 1, $"CutMix probability must be in 0..1 (got {CutMixProbability}).");
     }
