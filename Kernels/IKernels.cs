@@ -106,30 +106,31 @@ public interface IKernels : IDisposable
     void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null);
 
     // ---- row-wise ops over the last axis ---------------------------------------------------
-    /// <summary>y = softmax(x) per row of <paramref name="cols"/> elements.</summary>
+    /// <summary>y = softmax(x) per row; x and y are [rows, cols].</summary>
     void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols);
-    /// <summary>dx += y * (dy - sum(dy * y)) per row.</summary>
+    /// <summary>dx += y * (dy - sum(dy * y)) per row, from the forward's output y; all [rows, cols].</summary>
     void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols);
-    /// <summary>y = x - logsumexp(x) per row.</summary>
+    /// <summary>y = x - logsumexp(x) per row; x and y are [rows, cols].</summary>
     void LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols);
-    /// <summary>dx += dy - exp(y) * sum(dy) per row.</summary>
+    /// <summary>dx += dy - exp(y) * sum(dy) per row, from the forward's output y; all [rows, cols].</summary>
     void LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols);
 
     /// <summary>
     /// Cross-entropy with label smoothing, fused with its softmax. The target of row r is
     /// (1 - smoothing) on class labels[r] plus smoothing / classes on every class.
-    /// losses[r] = -sum_c target_c * log softmax(logits[r])_c.
+    /// losses[r] = -sum_c target_c * log softmax(logits[r])_c. logits are [rows, classes]; labels
+    /// (class indices as floats) and losses are [rows].
     /// </summary>
     void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing);
     /// <summary>dlogits[r] += dlosses[r] * (softmax(logits[r]) - target_r).</summary>
     void CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing);
-    /// <summary>correct[0] += number of rows whose arg-max equals the label (first maximum wins).</summary>
+    /// <summary>correct[0] += number of rows of logits [rows, classes] whose arg-max equals the label (first maximum wins).</summary>
     void CountCorrect(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer correct, int rows, int classes);
 
-    /// <summary>y = (x - mean) * rstd * gamma + beta per row; saves mean and rstd per row.</summary>
+    /// <summary>y = (x - mean) * rstd * gamma + beta per row of x [rows, cols]; gamma and beta are [cols], and mean and rstd ([rows]) are saved for the backward pass.</summary>
     void LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y,
         DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps);
-    /// <summary>dx += ..., dgamma += sum over rows of dy * xhat, dbeta += sum over rows of dy.</summary>
+    /// <summary>dx += the input gradient, dgamma += sum over rows of dy * xhat, dbeta += sum over rows of dy, with xhat = (x - mean) * rstd from the saved statistics.</summary>
     void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols);
 
@@ -144,7 +145,7 @@ public interface IKernels : IDisposable
     /// </summary>
     void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null);
-    /// <summary>dq += ..., dk += ..., dv += ...: recomputes P from lse (FlashAttention style).</summary>
+    /// <summary>dq += , dk += , dv += the gradients of <see cref="AttentionForward"/> for dO (shaped as o), recomputing the attention weights from lse (FlashAttention style) rather than storing them.</summary>
     void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse,
         DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv,
         int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null);
