@@ -78,13 +78,12 @@ public static class FolderStreaming
         // The step alone, then fed by each loader.
         using var device = Device.Create(deviceName);
         var vit = new ViT(ViTPresets.Create(preset, 3, size, size, cached.ClassCount), device, seed: 0);
-        var adamw = new AdamW(vit.NamedParameters().Select(p => new OptimParam(p.Name, p.Parameter.Value, p.Parameter.WeightDecay)).ToList(), 0.05f, maxGradNorm: 1f);
+        var adamw = new AdamW(OptimParam.From(vit), 0.05f, maxGradNorm: 1f);
         void Step(DataBatch b)
         {
             using var scope = new TensorScope();
             var x = Tensor.Input(device, b.ImagesSpan, b.Count, 3, size, size);
-            var y = Tensor.Input(device, b.LabelsASpan, b.Count);
-            var loss = Ops.Mean(Ops.CrossEntropy(vit.Forward(x), y, 0.1f));
+            var loss = Ops.CrossEntropy(vit.Forward(x), b.LabelsASpan, 0.1f);
             loss.Backward();
             adamw.Step(1e-4f);
             adamw.ZeroGrad();

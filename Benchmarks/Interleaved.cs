@@ -42,7 +42,7 @@ public static class Interleaved
     }
 
     /// <summary>A buffer of n uniform values in [-0.5, 0.5) on the CPU backend.</summary>
-    public static DeviceBuffer Filled(CpuKernels k, int n, Random rnd)
+    internal static DeviceBuffer Filled(CpuKernels k, int n, Random rnd)
     {
         var x = new float[n];
         for (int i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() - 0.5);

@@ -9,7 +9,7 @@ namespace ViTScratch.Benchmarks;
 /// Backward run the CPU kernels of whichever CpuKernels they are given, so A/B harnesses can time
 /// two configurations on the same buffers.
 /// </summary>
-public sealed class PackedAttentionBuffers
+internal sealed class PackedAttentionBuffers
 {
     private readonly DeviceBuffer _q, _k, _v, _o, _lse, _dO, _dq, _dk, _dv;
     private readonly AttentionLayout _layout;

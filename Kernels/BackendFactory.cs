@@ -12,8 +12,10 @@ namespace ViTScratch.Kernels;
 /// </summary>
 public static class BackendFactory
 {
+    /// <summary>Every name <see cref="Create"/> accepts.</summary>
     public static readonly string[] Names = ["auto", "cpu", "cuda", "ilgpu-cpu"];
 
+    /// <summary>A new backend by <paramref name="name"/> (one of <see cref="Names"/>); throws <see cref="ViTScratchException"/> for an unknown name or "cuda" without a GPU.</summary>
     public static IKernels Create(string name) => name switch
     {
         "auto" => HasCuda ? new GpuKernels(GpuDeviceKind.Cuda) : new CpuKernels(),

@@ -6,7 +6,7 @@ namespace ViTScratch.Kernels;
 /// which is well under what GELU's float32 tolerance needs. One polynomial and one exp, so the GPU
 /// and SIMD versions compute the same formula.
 /// </summary>
-public static class Erf
+internal static class Erf
 {
     public const float P = 0.3275911f;
     public const float A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;

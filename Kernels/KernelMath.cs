@@ -1,7 +1,7 @@
 namespace ViTScratch.Kernels;
 
 /// <summary>Small pure functions shared by the CPU and GPU kernels, so both compute the same bits.</summary>
-public static class KernelMath
+internal static class KernelMath
 {
     /// <summary>
     /// Dropout keeps element <paramref name="index"/> when a counter-based hash of (seed, index) is

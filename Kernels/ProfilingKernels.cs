@@ -11,28 +11,43 @@ namespace ViTScratch.Kernels;
 /// </summary>
 public sealed class ProfilingKernels(IKernels inner) : IKernels
 {
+    /// <summary>Totals of one category or kernel since the last <see cref="Reset"/>.</summary>
     public sealed class Entry
     {
-        public long Calls;
-        public double Seconds;
-        public double Flops;
+        /// <summary>Calls timed.</summary>
+        public long Calls { get; internal set; }
+        /// <summary>Wall-clock seconds of those calls, each waited for.</summary>
+        public double Seconds { get; internal set; }
+        /// <summary>Floating-point operations of those calls (matmul and attention; 0 for the memory-bound kernels).</summary>
+        public double Flops { get; internal set; }
     }
 
-    public Dictionary<string, Entry> Categories { get; } = new();
+    private readonly Dictionary<string, Entry> _categories = new(), _kernels = new();
 
-    /// <summary>The same totals per kernel (the <see cref="IKernels"/> method), for the detail table.</summary>
-    public Dictionary<string, Entry> Kernels { get; } = new();
+    /// <summary>Totals per category: "matmul", "attention", "layernorm", "softmax/loss", "gelu", "elementwise", "data movement", "optimizer", "host transfer".</summary>
+    public IReadOnlyDictionary<string, Entry> Categories => _categories;
 
+    /// <summary>The same totals per kernel (the <see cref="IKernels"/> method; a matmul by its shape), for the detail table.</summary>
+    public IReadOnlyDictionary<string, Entry> Kernels => _kernels;
+
+    /// <summary>The backend being timed.</summary>
     public IKernels Inner => inner;
 
+    /// <inheritdoc/>
     public string Name => inner.Name;
+
+    /// <inheritdoc/>
     public MathPrecision Precision { get => inner.Precision; set => inner.Precision = value; }
 
+    /// <summary>Clears every total, so the next calls are counted from zero (after a warm-up, say).</summary>
     public void Reset()
     {
-        Categories.Clear();
-        Kernels.Clear();
+        _categories.Clear();
+        _kernels.Clear();
     }
+
+    /// <summary>Disposes the backend being timed.</summary>
+    public void Dispose() => inner.Dispose();
 
     private void Time(string category, double flops, Action call, [System.Runtime.CompilerServices.CallerMemberName] string kernel = "")
     {
@@ -40,8 +55,8 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
         call();
         inner.Synchronize();
         double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        Record(Categories, category, s, flops);
-        Record(Kernels, kernel, s, flops);
+        Record(_categories, category, s, flops);
+        Record(_kernels, kernel, s, flops);
     }
 
     private static void Record(Dictionary<string, Entry> table, string key, double seconds, double flops)
@@ -52,12 +67,12 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
         e.Flops += flops;
     }
 
-    public DeviceBuffer Allocate(int length) => inner.Allocate(length);
-    public DeviceBuffer Slice(DeviceBuffer buffer, int offset, int length) => inner.Slice(buffer, offset, length);
-    public void Synchronize() => inner.Synchronize();
-    public void Dispose() => inner.Dispose();
-
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination)
+    // The IKernels calls: each one forwards to the inner backend, timed (explicit implementations,
+    // reached through the interface, as a Device calls them).
+    DeviceBuffer IKernels.Allocate(int length) => inner.Allocate(length);
+    DeviceBuffer IKernels.Slice(DeviceBuffer buffer, int offset, int length) => inner.Slice(buffer, offset, length);
+    void IKernels.Synchronize() => inner.Synchronize();
+    void IKernels.Upload(ReadOnlySpan<float> source, DeviceBuffer destination)
     {
         long t0 = Stopwatch.GetTimestamp();
         inner.Upload(source, destination);
@@ -65,7 +80,7 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
         Add("host transfer", Stopwatch.GetElapsedTime(t0).TotalSeconds);
     }
 
-    public void Download(DeviceBuffer source, Span<float> destination)
+    void IKernels.Download(DeviceBuffer source, Span<float> destination)
     {
         long t0 = Stopwatch.GetTimestamp();
         inner.Download(source, destination);
@@ -74,72 +89,72 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
 
     private void Add(string category, double seconds)
     {
-        Record(Categories, category, seconds, 0);
-        Record(Kernels, category, seconds, 0);
+        Record(_categories, category, seconds, 0);
+        Record(_kernels, category, seconds, 0);
     }
 
-    public void Fill(DeviceBuffer y, float value, int n) => Time("data movement", 0, () => inner.Fill(y, value, n));
-    public void CopyStrided(DeviceBuffer x, DeviceBuffer y, in StridedCopy layout, bool accumulate)
+    void IKernels.Fill(DeviceBuffer y, float value, int n) => Time("data movement", 0, () => inner.Fill(y, value, n));
+    void IKernels.CopyStrided(DeviceBuffer x, DeviceBuffer y, in StridedCopy layout, bool accumulate)
     {
         var l = layout;
         Time("data movement", 0, () => inner.CopyStrided(x, y, l, accumulate));
     }
-    public void PatchifyForward(DeviceBuffer images, DeviceBuffer patches, int batch, int channels, int height, int width, int patch) =>
+    void IKernels.PatchifyForward(DeviceBuffer images, DeviceBuffer patches, int batch, int channels, int height, int width, int patch) =>
         Time("data movement", 0, () => inner.PatchifyForward(images, patches, batch, channels, height, width, patch));
-    public void PatchifyBackward(DeviceBuffer dPatches, DeviceBuffer dImages, int batch, int channels, int height, int width, int patch, bool accumulate) =>
+    void IKernels.PatchifyBackward(DeviceBuffer dPatches, DeviceBuffer dImages, int batch, int channels, int height, int width, int patch, bool accumulate) =>
         Time("data movement", 0, () => inner.PatchifyBackward(dPatches, dImages, batch, channels, height, width, patch, accumulate));
-    public void AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, float alpha) =>
+    void IKernels.AddBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, float alpha) =>
         Time("elementwise", 0, () => inner.AddBroadcast(x, b, y, outer, mid, inner_, alpha));
-    public void MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, bool accumulate) =>
+    void IKernels.MulBroadcast(DeviceBuffer x, DeviceBuffer b, DeviceBuffer y, int outer, int mid, int inner_, bool accumulate) =>
         Time("elementwise", 0, () => inner.MulBroadcast(x, b, y, outer, mid, inner_, accumulate));
-    public void SumMid(DeviceBuffer x, DeviceBuffer y, int outer, int mid, int inner_, float alpha, bool accumulate) =>
+    void IKernels.SumMid(DeviceBuffer x, DeviceBuffer y, int outer, int mid, int inner_, float alpha, bool accumulate) =>
         Time("elementwise", 0, () => inner.SumMid(x, y, outer, mid, inner_, alpha, accumulate));
-    public void MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner_, bool accumulate) =>
+    void IKernels.MulSumMid(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int outer, int mid, int inner_, bool accumulate) =>
         Time("elementwise", 0, () => inner.MulSumMid(x, w, y, outer, mid, inner_, accumulate));
-    public void Scale(DeviceBuffer x, DeviceBuffer y, int n, float alpha, bool accumulate) =>
+    void IKernels.Scale(DeviceBuffer x, DeviceBuffer y, int n, float alpha, bool accumulate) =>
         Time("elementwise", 0, () => inner.Scale(x, y, n, alpha, accumulate));
-    public void GeluForward(DeviceBuffer x, DeviceBuffer y, int n) => Time("gelu", 0, () => inner.GeluForward(x, y, n));
-    public void GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n) => Time("gelu", 0, () => inner.GeluBackward(x, dy, dx, n));
-    public void DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutForward(x, y, n, p, seed));
-    public void DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutBackward(dy, dx, n, p, seed));
+    void IKernels.GeluForward(DeviceBuffer x, DeviceBuffer y, int n) => Time("gelu", 0, () => inner.GeluForward(x, y, n));
+    void IKernels.GeluBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, int n) => Time("gelu", 0, () => inner.GeluBackward(x, dy, dx, n));
+    void IKernels.DropoutForward(DeviceBuffer x, DeviceBuffer y, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutForward(x, y, n, p, seed));
+    void IKernels.DropoutBackward(DeviceBuffer dy, DeviceBuffer dx, int n, float p, uint seed) => Time("elementwise", 0, () => inner.DropoutBackward(dy, dx, n, p, seed));
 
-    public void MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias = null)
+    void IKernels.MatMul(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, in MatMulShape shape, float alpha, bool accumulate, DeviceBuffer? bias)
     {
         var s = shape;
         string name = $"MatMul {(s.Batch > 1 ? s.Batch + "x" : "")}{s.M}x{s.K}{(s.TransA ? "ᵀ" : "")} · {s.K}x{s.N}{(s.TransB ? "ᵀ" : "")}";
         Time("matmul", s.Flops, () => inner.MatMul(a, b, c, s, alpha, accumulate, bias), bias is null ? name : name + " + bias");
     }
 
-    public void SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxForward(x, y, rows, cols));
-    public void SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxBackward(y, dy, dx, rows, cols));
-    public void LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.LogSoftmaxForward(x, y, rows, cols));
-    public void LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols) => Time("softmax/loss", 0, () => inner.LogSoftmaxBackward(y, dy, dx, rows, cols));
-    public void CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing) =>
+    void IKernels.SoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxForward(x, y, rows, cols));
+    void IKernels.SoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols) => Time("softmax/loss", 0, () => inner.SoftmaxBackward(y, dy, dx, rows, cols));
+    void IKernels.LogSoftmaxForward(DeviceBuffer x, DeviceBuffer y, int rows, int cols) => Time("softmax/loss", 0, () => inner.LogSoftmaxForward(x, y, rows, cols));
+    void IKernels.LogSoftmaxBackward(DeviceBuffer y, DeviceBuffer dy, DeviceBuffer dx, int rows, int cols) => Time("softmax/loss", 0, () => inner.LogSoftmaxBackward(y, dy, dx, rows, cols));
+    void IKernels.CrossEntropyForward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer losses, int rows, int classes, float smoothing) =>
         Time("softmax/loss", 0, () => inner.CrossEntropyForward(logits, labels, losses, rows, classes, smoothing));
-    public void CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing) =>
+    void IKernels.CrossEntropyBackward(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer dlosses, DeviceBuffer dlogits, int rows, int classes, float smoothing) =>
         Time("softmax/loss", 0, () => inner.CrossEntropyBackward(logits, labels, dlosses, dlogits, rows, classes, smoothing));
-    public void CountCorrect(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer correct, int rows, int classes) =>
+    void IKernels.CountCorrect(DeviceBuffer logits, DeviceBuffer labels, DeviceBuffer correct, int rows, int classes) =>
         Time("softmax/loss", 0, () => inner.CountCorrect(logits, labels, correct, rows, classes));
 
-    public void LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps) =>
+    void IKernels.LayerNormForward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps) =>
         Time("layernorm", 0, () => inner.LayerNormForward(x, gamma, beta, y, mean, rstd, rows, cols, eps));
-    public void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols) =>
+    void IKernels.LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols) =>
         Time("layernorm", 0, () => inner.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols));
 
     // Attention FLOPs: forward 2·(QKᵀ + PV) = 4·n²·d per (batch, head); backward about twice that
     // plus the recomputation of QKᵀ: 10·n²·d.
-    public void AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null) =>
+    void IKernels.AttentionForward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout) =>
         Time("attention", 4.0 * bh * n * n * d, () => inner.AttentionForward(q, k, v, o, lse, bh, n, d, scale, dropoutP, seed, layout));
-    public void AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout = null) =>
+    void IKernels.AttentionBackward(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer o, DeviceBuffer lse, DeviceBuffer dO, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv, int bh, int n, int d, float scale, float dropoutP, uint seed, AttentionLayout? layout) =>
         Time("attention", 10.0 * bh * n * n * d, () => inner.AttentionBackward(q, k, v, o, lse, dO, dq, dk, dv, bh, n, d, scale, dropoutP, seed, layout));
 
-    public void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate) => Time("optimizer", 0, () => inner.SumSquares(x, n, result, accumulate));
-    public void AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n, in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm)
+    void IKernels.SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate) => Time("optimizer", 0, () => inner.SumSquares(x, n, result, accumulate));
+    void IKernels.AdamWStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer m, DeviceBuffer v, int n, in AdamWArgs args, DeviceBuffer? gradNormSq, float maxNorm)
     {
         var a = args;
         Time("optimizer", 0, () => inner.AdamWStep(param, grad, m, v, n, a, gradNormSq, maxNorm));
     }
-    public void SgdStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer momentum, int n, in SgdArgs args, DeviceBuffer? gradNormSq, float maxNorm)
+    void IKernels.SgdStep(DeviceBuffer param, DeviceBuffer grad, DeviceBuffer momentum, int n, in SgdArgs args, DeviceBuffer? gradNormSq, float maxNorm)
     {
         var a = args;
         Time("optimizer", 0, () => inner.SgdStep(param, grad, momentum, n, a, gradNormSq, maxNorm));

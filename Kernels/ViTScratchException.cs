@@ -9,7 +9,10 @@ namespace ViTScratch;
 /// </summary>
 public class ViTScratchException : Exception
 {
+    /// <summary>An error whose one-line <paramref name="message"/> names what is wrong and the fix.</summary>
     public ViTScratchException(string message) : base(message) { }
+
+    /// <summary>The same, keeping the exception that revealed it (an I/O or parse error) as <paramref name="inner"/>.</summary>
     public ViTScratchException(string message, Exception inner) : base(message, inner) { }
 
     /// <summary>

@@ -354,14 +354,14 @@ public sealed class Trainer : IDisposable
         int n = batch.Count;
         _model.Step = (uint)step;
         var images = Tensor.Input(_device, batch.ImagesSpan, batch.Shape);   // images: [B, C, H, W]
-        var labelsA = Tensor.Input(_device, batch.LabelsASpan, n);           // labels: [B]
+        var labelsA = Tensor.Input(_device, batch.LabelsAAsFloats(), n);     // labels: [B]
         var logits = _model.Forward(images);                                 // logits: [B, classes]
         float smoothing = _o.LabelSmoothing;
         Tensor loss = Ops.Mean(Ops.CrossEntropy(logits, labelsA, smoothing));
         if (batch.IsMixed)
         {
             // Mixup / CutMix: λ·CE(y_a) + (1 − λ)·CE(y_b).
-            var labelsB = Tensor.Input(_device, batch.LabelsBSpan, n);
+            var labelsB = Tensor.Input(_device, batch.LabelsBAsFloats(), n);
             loss = Ops.Add(Ops.Scale(loss, batch.Lambda), Ops.Scale(Ops.Mean(Ops.CrossEntropy(logits, labelsB, smoothing)), 1 - batch.Lambda));
         }
         loss.Backward();
@@ -389,7 +389,7 @@ public sealed class Trainer : IDisposable
                 using (new TensorScope())
                 {
                     var images = Tensor.Input(device, batch.ImagesSpan, batch.Shape);
-                    var labels = Tensor.Input(device, batch.LabelsASpan, batch.Count);
+                    var labels = Tensor.Input(device, batch.LabelsAAsFloats(), batch.Count);
                     var logits = model.Forward(images);
                     lossSum += Ops.Sum(Ops.CrossEntropy(logits, labels)).Item();
                     Ops.CountCorrect(logits, labels, counter);
@@ -441,12 +441,12 @@ public sealed class PerClassCounts(int classes)
     /// <summary>Of those, classified right.</summary>
     public long[] Correct { get; } = new long[classes];
 
-    internal void Add(float[] logits, ReadOnlySpan<float> labels, int count)
+    internal void Add(float[] logits, ReadOnlySpan<int> labels, int count)
     {
         int classes = Total.Length;
         for (int i = 0; i < count; i++)
         {
-            int label = (int)labels[i], best = 0;
+            int label = labels[i], best = 0;
             for (int c = 1; c < classes; c++)
                 if (logits[i * classes + c] > logits[i * classes + best]) best = c;
             Total[label]++;

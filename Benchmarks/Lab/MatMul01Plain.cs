@@ -12,7 +12,7 @@ namespace ViTScratch.Benchmarks.Lab;
 // The tiling, staging geometry and store are those of Kernels/Gpu/GpuKernels.MatMul.cs; run it with
 // `dotnet run -c Release --project Benchmarks -- --lab matmul` (LabRunner.cs).
 
-public static class MatMul01Plain
+internal static class MatMul01Plain
 {
     public const int Tile = 64;
     public const int TileK = 16;

@@ -30,7 +30,7 @@ namespace ViTScratch.Benchmarks.Lab;
 // has no double buffering (each k step waits for its loads, then computes); and the ViT shapes
 // give too few 128 x 128 tiles to fill 132 multiprocessors. It stays here as the starting
 // point for a double-buffered 8 x 8 version and as a validated example of the 8 x 8 register tile.
-public static class MatMul02Large128
+internal static class MatMul02Large128
 {
     public const int Tile = 128;
     public const int TileK = 8;

@@ -9,7 +9,7 @@ namespace ViTScratch.Benchmarks.Lab;
 // Measured on an H100 (docs/log/2026-performance-log.md, H100 run 5): 1.1-1.5x faster than MatMul01
 // at every shape timed, 4096³ 5.11 against 7.56 ms (35% -> 52% of cuBLAS SGEMM); 71 registers and
 // 17 KB shared on sm_90, 24 warps per SM instead of 48.
-public static class MatMul03Pipelined
+internal static class MatMul03Pipelined
 {
     public const int Tile = MatMulPipelinedKernels.Tile;
 

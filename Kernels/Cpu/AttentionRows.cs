@@ -36,7 +36,7 @@ internal static unsafe class AttentionRows
     public static void Transpose(float* x, int n, int d, long ldx, float* t, int np) =>
         Transpose(x, n, d, ldx, t, np, Block8x8.IsSupported);
 
-    /// <param name="blocked">use the AVX 8 x 8 register transpose (tests run both ways)</param>
+    /// <summary>As above; <paramref name="blocked"/> picks the AVX 8 x 8 register transpose (tests run both ways).</summary>
     internal static void Transpose(float* x, int n, int d, long ldx, float* t, int np, bool blocked)
     {
         int n8 = blocked ? n / 8 * 8 : 0, d8 = blocked ? d / 8 * 8 : 0;

@@ -1,7 +1,7 @@
 namespace ViTScratch.Kernels.Cpu;
 
 /// <summary>A CPU buffer: a window [Offset, Offset + Length) of a managed float array.</summary>
-public sealed class CpuBuffer : DeviceBuffer
+internal sealed class CpuBuffer : DeviceBuffer
 {
     public CpuBuffer(float[] array, int offset, int length) : base(length)
     {

@@ -38,7 +38,7 @@ namespace ViTScratch.Kernels.Cpu;
 //   D_i = dO_i . O_i  (= sum_j Pd_ij (G∘M)_ij, since O = (Pd∘M) V)
 //   dS = Pd ∘ (G∘M - D)                   softmax backward, row-wise SIMD
 //   dV += (Pd∘M)ᵀ dO,  dQ += scale dS K,  dK += scale dSᵀ Q       three accumulating SmallGemms
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     // Query rows per block: bounds the per-thread score scratch to QB x N floats for long sequences.
     private const int QB = 128;

@@ -4,7 +4,7 @@ namespace ViTScratch.Kernels.Cpu;
 
 // Elementwise, broadcast and data-movement kernels. All are memory-bound single passes, so the
 // only tricks are SIMD over the contiguous inner axis and going parallel only when it pays.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     public void Fill(DeviceBuffer y, float value, int n) => S(y)[..n].Fill(value);
 

@@ -9,7 +9,7 @@ namespace ViTScratch.Kernels.Cpu;
 // Each row takes two vectorised sweeps (BackwardRowSums, BackwardRowDx).
 // dgamma and dbeta are reduced in two stages: each worker sums its own rows into a private
 // partial, then the partials are added once. No locks, no contended atomics.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     private readonly record struct LayerNormJob(CpuBuffer X, CpuBuffer Gamma, CpuBuffer Beta, CpuBuffer Y,
         CpuBuffer Mean, CpuBuffer Rstd, int Cols, float Eps, SimdPath Path);

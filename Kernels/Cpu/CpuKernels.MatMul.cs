@@ -19,7 +19,7 @@ namespace ViTScratch.Kernels.Cpu;
 //   only while the slabs stay at least MinSlab rows or columns thick.
 // Products under ~1 MFLOP run inline: waking a second core costs more than it saves.
 // docs/cpu-kernels.md follows the whole chain, this file to the micro-kernels.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     /// <summary>
     /// Which micro-kernel matmul and attention use; defaults to the widest the CPU accelerates.

@@ -4,7 +4,7 @@ namespace ViTScratch.Kernels.Cpu;
 
 // Optimizer kernels: one pass over (param, grad, state) per step. The clip factor is read from
 // the squared global gradient norm that SumSquares accumulated, so clipping never needs the host.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     public void SumSquares(DeviceBuffer x, int n, DeviceBuffer result, bool accumulate)
     {

@@ -4,7 +4,7 @@ namespace ViTScratch.Kernels.Cpu;
 // (KernelMath.PatchIndex). A permutation, so the backward pass is the same walk with the roles of
 // the two buffers swapped. One task per image row (b, ch, y): the row is read (or written)
 // contiguously, and its W pixels land in W/p patches, p·C floats apart inside each.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     private readonly record struct PatchJob(CpuBuffer Images, CpuBuffer Patches, int C, int H, int W, int P, bool Backward, bool Accumulate);
 

@@ -2,7 +2,7 @@ namespace ViTScratch.Kernels.Cpu;
 
 // Row-wise softmax, log-softmax and the fused cross-entropy. Each row is short (65 tokens, 10 to
 // 100 classes), so a row is handled by one core in three cache-hot passes: max, exp-and-sum, scale.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     // Row-wise jobs: x in, y out (forward); y, dy in, dx += (backward, X = y, Dy = dy, Y = dx). Rows of Cols.
     private readonly record struct RowsJob(CpuBuffer X, CpuBuffer? Dy, CpuBuffer Y, int Cols, SimdPath Path);

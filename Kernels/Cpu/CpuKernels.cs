@@ -6,7 +6,7 @@ namespace ViTScratch.Kernels.Cpu;
 /// (CpuKernels.Elementwise.cs, CpuKernels.Softmax.cs, ...). Buffers are managed float arrays.
 /// Not thread-safe: one engine drives one backend, and the kernels parallelise internally.
 /// </summary>
-public sealed partial class CpuKernels : IKernels
+internal sealed partial class CpuKernels : IKernels
 {
     public string Name => "cpu";
     // The SIMD CPU path is float32 only: a requested Tf32 or Bf16 is accepted and ignored.

@@ -66,7 +66,7 @@ namespace ViTScratch.Kernels.Gpu;
 // fit 32 KB (N <= 128), which keeps 6 groups (24 warps) resident per H100 SM.
 // Zero padding: pad columns of d-rows and pad rows of X are staged as 0 so the NT sums and the NN
 // sums over padded keys add nothing; P and dS are written as 0 outside the N x N matrix.
-public static class AttentionKernels
+internal static class AttentionKernels
 {
     public const int GroupSize = 128;
     private const int Warps = GroupSize / GpuKernels.WarpSize;

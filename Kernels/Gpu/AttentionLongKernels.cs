@@ -40,7 +40,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   Forward      K 32x129 + V 32x129 + q 8x128 + w 8x32                  = 38.1 KB
 //   BackwardDq   K 32x129 + V 32x129 + q 8x128 + dO 8x128 + w 8x32        = 42.3 KB
 //   BackwardDkDv Q 32x129 + dO 32x129 + k 8x128 + v 8x128 + 2 x 8x32 + 64 = 43.6 KB (< 48 KB)
-public static class AttentionLongKernels
+internal static class AttentionLongKernels
 {
     public const int MaxHeadDim = 128;
     private const int T = GpuKernels.WarpSize;        // tile length: one element per lane

@@ -53,7 +53,7 @@ namespace ViTScratch.Kernels.Gpu;
 // accumulation is float32, whose additions the bounds count at 2U each (U = 2^-24), enough for
 // a tensor core that truncates instead of rounding. The softmax statistics (m, l, lse), the
 // dropout factors and dS = P (M dP - D) are float32, as in the FP32 path.
-public static class AttentionTensorCoreKernels
+internal static class AttentionTensorCoreKernels
 {
     public const int GroupSize = 128;
     public const int Rows = 64;        // rows of the group's block: 4 warps x 16

@@ -7,11 +7,11 @@ namespace ViTScratch.Kernels.Gpu;
 /// A buffer in accelerator memory: a window of an ILGPU <see cref="MemoryBuffer1D{T, TStride}"/>.
 /// The buffer that allocated the memory owns it; slices only carry a sub-view and never free it.
 /// </summary>
-public sealed class GpuBuffer : DeviceBuffer
+internal sealed class GpuBuffer : DeviceBuffer
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _owned;
 
-    /// <param name="owned">The allocation to free on Dispose; null for slices.</param>
+    /// <summary>A buffer over <paramref name="view"/>; <paramref name="owned"/> is the allocation to free on Dispose, null for slices.</summary>
     internal GpuBuffer(ArrayView<float> view, Accelerator accelerator, MemoryBuffer1D<float, Stride1D.Dense>? owned = null)
         : base((int)view.Length)
     {

@@ -9,10 +9,10 @@ namespace ViTScratch.Kernels.Gpu;
 /// so no kernel can run on a GPU without also being checked by ptxas.
 /// </summary>
 [AttributeUsage(AttributeTargets.Method)]
-public sealed class GpuKernelAttribute : Attribute;
+internal sealed class GpuKernelAttribute : Attribute;
 
 /// <summary>Every ILGPU kernel of the backend, found through <see cref="GpuKernelAttribute"/>.</summary>
-public static class GpuKernelRegistry
+internal static class GpuKernelRegistry
 {
     private static readonly Lazy<IReadOnlyList<MethodInfo>> _all = new(() =>
         typeof(GpuKernelRegistry).Assembly.GetTypes()

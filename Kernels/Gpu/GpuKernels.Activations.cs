@@ -9,7 +9,7 @@ namespace ViTScratch.Kernels.Gpu;
 //          erf is Erf.Of (Kernels/Erf.cs), called inside the kernel, so GPU and CPU share one formula.
 // Dropout: the mask is KernelMath.DropoutKeep(seed, i, p), a hash of (seed, i): the backward pass
 //          recomputes it, and every backend draws the same mask.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>? _geluForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>? _geluBackward;
@@ -41,7 +41,7 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>The kernels of GpuKernels.Activations.cs.</summary>
-public static class ActivationKernels
+internal static class ActivationKernels
 {
     private const float InvSqrt2 = 0.70710678118654752f;
     private const float InvSqrt2Pi = 0.39894228040143268f;

@@ -29,7 +29,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   D_i = sum_k P_ik M_ik (dO_i . v_k) = dO_i . (sum_k M_ik P_ik v_k) = dO_i . o_i,
 // so RowDot computes it once per row from dO and o (d products, one warp per row) before either
 // path's backward kernels, and each of them forms dS_ij from its own P_ij and dP_ij alone.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnLongForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionArgs>? _attnRowDot;
@@ -136,7 +136,6 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>Attention shape, hyper-parameters and <see cref="AttentionLayout"/> as one kernel parameter.</summary>
-public readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale,
+internal readonly record struct AttentionArgs(int BH, int N, int D, float Scale, float DropoutP, uint Seed, float KeepScale,
     int Heads, int InBatch, int InRow, int OutBatch, int OutRow);
 
-/// <summary>The kernels of GpuKernels.Attention.cs.</summary>

@@ -11,7 +11,7 @@ namespace ViTScratch.Kernels.Gpu;
 // Launch: groups of 256 threads, grid = min(ceil(n / 256), 16 x SMs). No shared memory.
 // Broadcast shapes follow IKernels: x, y are [outer, mid, inner], b is [outer, inner].
 // Flags travel as ints (0/1): kernel parameters are plain unmanaged values.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, float, int>? _fill;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, StridedCopy, int>? _copyStrided;
@@ -57,13 +57,13 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>[outer, mid, inner] of a broadcast op, as one kernel parameter.</summary>
-public readonly record struct BroadcastShape(int Outer, int Mid, int Inner)
+internal readonly record struct BroadcastShape(int Outer, int Mid, int Inner)
 {
     public int Count => Outer * Mid * Inner;
 }
 
 /// <summary>The kernels of GpuKernels.Elementwise.cs.</summary>
-public static class ElementwiseKernels
+internal static class ElementwiseKernels
 {
     [GpuKernel]
     public static void Fill(ArrayView<float> y, float value, int n)

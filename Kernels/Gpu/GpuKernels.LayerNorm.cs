@@ -29,7 +29,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   over its row (two or three reads, the repeats hitting L1/L2), and ParamPartials for the
 //   parameter gradients: grid (ceil(cols / 256), chunks), a thread sums one column over a chunk
 //   of rows, chunks = min(ceil(rows / 32), 128), into the same partials layout for ParamReduce.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float, int>? _lnForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>? _lnForwardLong;
@@ -85,7 +85,7 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>The kernels of GpuKernels.LayerNorm.cs.</summary>
-public static class LayerNormKernels
+internal static class LayerNormKernels
 {
     private const int W = GpuKernels.WarpSize;
 

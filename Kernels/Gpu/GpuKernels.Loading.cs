@@ -7,7 +7,7 @@ namespace ViTScratch.Kernels.Gpu;
 // kernel: the launch passes a KernelConfig (grid, group) chosen by the op, because the kernels
 // rely on a fixed group shape (warps per row, tiles per group). Each load first checks that the
 // method is in the [GpuKernel] registry, so everything that can run is also checked by ptxas.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, T1> Load<T1>(Action<T1> kernel)
         where T1 : struct

@@ -40,7 +40,7 @@ namespace ViTScratch.Kernels.Gpu;
 // Precision: under MathPrecision.Tf32 / Bf16 the same tiles and split-K run on tensor cores
 //   (MatMulTensorCoreKernels.cs: 64 x 64 tiles, K step 32, 128 threads); Fp32 runs the kernel above.
 // docs/kernels.md "SASS analysis" shows the machine code this produces (tools/sass-report.sh).
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MatMulKernelArgs>? _matMul, _matMulTf32, _matMulBf16;
 
@@ -114,7 +114,7 @@ public sealed partial class GpuKernels
 /// split-K: grid z is then the K slice [z KChunk, (z + 1) KChunk), not the batch, and StrideC
 /// separates the slices' partial products. HasBias = 1 adds bias[col] to every stored output.
 /// </summary>
-public readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate, int KChunk, int HasBias);
+internal readonly record struct MatMulKernelArgs(int M, int N, int K, int TransA, int TransB, int StrideA, int StrideB, int StrideC, float Alpha, int Accumulate, int KChunk, int HasBias);
 
 /// <summary>
 /// Four consecutive floats of a shared slab row. ILGPU loads a struct of four floats at a

@@ -13,7 +13,7 @@ namespace ViTScratch.Kernels.Gpu;
 // AdamW / SGD: one thread per parameter, grid-stride, 256-thread groups. The clip factor is
 //   computed in the kernel from gradNormSq[0] with KernelMath.ClipFactor itself, so clipping
 //   needs no host round trip and matches the CPU backend bit for bit in the formula.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private const int SumSquaresGroups = 64;
 
@@ -53,13 +53,13 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>AdamW constants folded on the host: decay = 1 - lr wd, stepSize = lr / bc1, invSqrtBc2 = 1 / sqrt(bc2).</summary>
-public readonly record struct AdamWKernelArgs(float Beta1, float Beta2, float Eps, float Decay, float StepSize, float InvSqrtBc2, float MaxNorm, int HasNorm);
+internal readonly record struct AdamWKernelArgs(float Beta1, float Beta2, float Eps, float Decay, float StepSize, float InvSqrtBc2, float MaxNorm, int HasNorm);
 
 /// <summary>SGD hyper-parameters as one kernel parameter (flags as ints).</summary>
-public readonly record struct SgdKernelArgs(float Lr, float Momentum, int Nesterov, float WeightDecay, int FirstStep, float MaxNorm, int HasNorm);
+internal readonly record struct SgdKernelArgs(float Lr, float Momentum, int Nesterov, float WeightDecay, int FirstStep, float MaxNorm, int HasNorm);
 
 /// <summary>The kernels of GpuKernels.Optimizers.cs.</summary>
-public static class OptimizerKernels
+internal static class OptimizerKernels
 {
     [GpuKernel]
     public static void SumSquaresPartials(ArrayView<float> x, int n, ArrayView<float> partials)

@@ -7,7 +7,7 @@ namespace ViTScratch.Kernels.Gpu;
 // read or written coalesced) and computes where it lands in [B, N, p·p·C] with the same
 // KernelMath.PatchIndex as the CPU backend. The strided-copy version needed p·p·C launches
 // (48 for CIFAR), one per (row in patch, column in patch, channel).
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, PatchArgs>? _patchify;
 
@@ -26,10 +26,10 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>Patchify's shape; Backward = 1 writes the image side, (=|+=) by Accumulate.</summary>
-public readonly record struct PatchArgs(int B, int C, int H, int W, int P, int Backward, int Accumulate);
+internal readonly record struct PatchArgs(int B, int C, int H, int W, int P, int Backward, int Accumulate);
 
 /// <summary>The kernel of GpuKernels.Patches.cs.</summary>
-public static class PatchKernels
+internal static class PatchKernels
 {
     [GpuKernel]
     public static void Patchify(ArrayView<float> images, ArrayView<float> patches, PatchArgs a)

@@ -19,7 +19,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   this to sum its K-slice products.
 // - inner == 1 (sums along rows): one warp per row of mid elements, lanes stride along the row,
 //   a shuffle reduction finishes it. Grid = ceil(outer / 8), 8 warps per group.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastShape, float, int, int, int>? _reduceColumns;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastShape, float, int, int>? _reduceRows;
@@ -69,7 +69,7 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>The kernels of GpuKernels.Reduce.cs.</summary>
-public static class ReduceKernels
+internal static class ReduceKernels
 {
     private const int RowLanes = GpuKernels.GroupSize / GpuKernels.WarpSize;
 

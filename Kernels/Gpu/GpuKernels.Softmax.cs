@@ -18,7 +18,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   is read two or three times; the repeat reads hit L1/L2. Class rows are few (one per image),
 //   so these stay simple. Launch: 8 warps = 8 rows per group, grid = ceil(rows / 8).
 // Rows past the end still run the shuffles (all 32 lanes must), they just load and store nothing.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _softmaxForward;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _softmaxBackward;
@@ -84,7 +84,7 @@ public sealed partial class GpuKernels
 }
 
 /// <summary>The kernels of GpuKernels.Softmax.cs.</summary>
-public static class SoftmaxKernels
+internal static class SoftmaxKernels
 {
     private const int W = GpuKernels.WarpSize;
 

@@ -7,7 +7,7 @@ using ILGPU.Runtime.Cuda;
 namespace ViTScratch.Kernels.Gpu;
 
 /// <summary>Where the ILGPU kernels run.</summary>
-public enum GpuDeviceKind
+internal enum GpuDeviceKind
 {
     /// <summary>The first NVIDIA GPU, through CUDA.</summary>
     Cuda,
@@ -27,7 +27,7 @@ public enum GpuDeviceKind
 /// <see cref="Download"/> and <see cref="Synchronize"/> only.
 /// Kernels assume 32-lane warps; both device kinds provide them.
 /// </summary>
-public sealed partial class GpuKernels : IKernels
+internal sealed partial class GpuKernels : IKernels
 {
     /// <summary>Threads per group of the one-dimensional kernels: 8 warps.</summary>
     internal const int GroupSize = 256;

@@ -27,7 +27,7 @@ namespace ViTScratch.Kernels.Gpu;
 // warps per SM instead of 48; the ViT's grids are under one wave, so hiding the load latency is
 // worth more than the occupancy. On an H100 it is 1.1-1.5x faster than the plain kernel at every
 // shape timed (4096³ 5.11 against 7.56 ms) and reaches 52-77% of cuBLAS SGEMM (docs/performance.md).
-public static class MatMulPipelinedKernels
+internal static class MatMulPipelinedKernels
 {
     public const int Tile = 64;    // the C tile of one group is Tile x Tile
     public const int TileK = 16;   // K advances TileK per step (one slab)

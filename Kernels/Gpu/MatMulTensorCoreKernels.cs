@@ -38,7 +38,7 @@ namespace ViTScratch.Kernels.Gpu;
 //   it; the fragment loads then only move bits (BF16: two rounded floats' top halves make one
 //   bf16x2 register).
 // Launch: grid (ceil(N / 64), ceil(M / 64), batch or K slices), group 128.
-public static class MatMulTensorCoreKernels
+internal static class MatMulTensorCoreKernels
 {
     public const int Tile = 64;        // the C tile of one group is Tile x Tile
     public const int TileK = 32;       // K advances TileK per stage

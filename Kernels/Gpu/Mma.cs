@@ -56,7 +56,7 @@ namespace ViTScratch.Kernels.Gpu;
 /// Warp-level tensor-core matrix products (TF32 m16n8k8, BF16 m16n8k16, float32 accumulate) and
 /// the input roundings they need, usable inside ILGPU kernels on CUDA and on the CPU accelerator.
 /// </summary>
-public static class Mma
+internal static class Mma
 {
     /// <summary>
     /// <paramref name="x"/> rounded to TF32 (10-bit mantissa) as cvt.rna.tf32.f32 does: to

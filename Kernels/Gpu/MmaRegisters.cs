@@ -26,7 +26,7 @@ namespace ViTScratch.Kernels.Gpu;
 /// the A fragment of row tile mi, B{ni}{r} register r of the B fragment of column tile ni (layout:
 /// the table in Mma.cs; tf32 bits for TF32, bf16x2 for BF16).
 /// </summary>
-public struct MmaFragments
+internal struct MmaFragments
 {
     public uint A00, A01, A02, A03, A10, A11, A12, A13;
     public uint B00, B01, B10, B11, B20, B21, B30, B31;
@@ -36,7 +36,7 @@ public struct MmaFragments
 /// Eight 16 x 8 float32 accumulator tiles of one lane (32 floats): the simulator's accumulators of
 /// <see cref="MmaRegisters"/>, and on CUDA the values <see cref="MmaRegisters.Collect"/> copies out.
 /// </summary>
-public struct MmaTiles8
+internal struct MmaTiles8
 {
     public float T0C0, T0C1, T0C2, T0C3;
     public float T1C0, T1C1, T1C2, T1C3;
@@ -53,7 +53,7 @@ public struct MmaTiles8
 /// Call <see cref="Clear"/> once at the top of the kernel, a step method per k step, then
 /// <see cref="Collect"/> and <see cref="Read"/>. All 32 lanes of the warp call each together.
 /// </summary>
-public static class MmaRegisters
+internal static class MmaRegisters
 {
     private const string Tf32Op = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
     private const string Bf16Op = "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 ";

@@ -15,7 +15,7 @@ namespace ViTScratch.Kernels.Ptx;
 /// PTX ISA 7.8 is targeted because it is the newest that CUDA 11.8's ptxas (the one .ci/install-
 /// ptxas.sh installs) accepts, and every driver since CUDA 11.8 loads it.
 /// </summary>
-public static class PtxEmitter
+internal static class PtxEmitter
 {
     /// <summary>Architectures with a name the tools accept ("sm_80", "sm_90", ...).</summary>
     public static CudaArchitecture ParseArch(string arch)

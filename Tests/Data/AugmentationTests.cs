@@ -138,6 +138,9 @@ public class AugmentationTests
                 Assert.InRange(b.Lambda, 0f, 1f);
                 if (b.Lambda < 1f) mixed++;
                 for (int i = 0; i < b.Count; i++) Assert.Equal(b.LabelsA[b.Count - 1 - i], b.LabelsB[i]);
+                // The float copies the trainer uploads for the loss are the same classes, A and B each.
+                Assert.Equal(b.LabelsASpan.ToArray().Select(l => (float)l), b.LabelsAAsFloats().ToArray());
+                Assert.Equal(b.LabelsBSpan.ToArray().Select(l => (float)l), b.LabelsBAsFloats().ToArray());
             }
         Assert.True(mixed >= loader.BatchesPerEpoch - 2, $"only {mixed} of {loader.BatchesPerEpoch} batches had a non-empty box");
     }

@@ -12,9 +12,9 @@ public class DataLoaderTests
     };
 
     /// <summary>Copies everything a batch carries (the batch buffers are recycled on dispose).</summary>
-    private static List<(float[] Images, float[] A, float[] B, float Lambda, int[] Indices)> Collect(DataLoader loader, int epoch, int start = 0)
+    private static List<(float[] Images, int[] A, int[] B, float Lambda, int[] Indices)> Collect(DataLoader loader, int epoch, int start = 0)
     {
-        var list = new List<(float[], float[], float[], float, int[])>();
+        var list = new List<(float[], int[], int[], float, int[])>();
         foreach (var b in loader.GetEpoch(epoch, start))
         {
             using (b)
@@ -24,8 +24,8 @@ public class DataLoaderTests
         return list;
     }
 
-    private static void AssertSameBatches(List<(float[] Images, float[] A, float[] B, float Lambda, int[] Indices)> x,
-        List<(float[] Images, float[] A, float[] B, float Lambda, int[] Indices)> y)
+    private static void AssertSameBatches(List<(float[] Images, int[] A, int[] B, float Lambda, int[] Indices)> x,
+        List<(float[] Images, int[] A, int[] B, float Lambda, int[] Indices)> y)
     {
         Assert.Equal(x.Count, y.Count);
         for (int i = 0; i < x.Count; i++)
@@ -42,7 +42,7 @@ public class DataLoaderTests
     public void SameSeedAndEpoch_GiveIdenticalBatches_ForAnyWorkerCount()
     {
         var data = DataTestUtil.RandomDataset(129, 3, 7, 5, 10, seed: 1);
-        List<(float[], float[], float[], float, int[])>? reference = null;
+        List<(float[], int[], int[], float, int[])>? reference = null;
         foreach (int workers in new[] { 0, 1, 2, 3, 5 })
         {
             using var loader = new DataLoader(data, FullAugment(workers));

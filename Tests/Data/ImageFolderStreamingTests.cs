@@ -45,10 +45,10 @@ public class ImageFolderStreamingTests : IDisposable
         RandAugmentOps = 2, RandAugmentMagnitude = 9, MixupAlpha = 0.8f, CutMixAlpha = 1f,
     };
 
-    private static List<(int[] Indices, float[] Images, float[] A, float[] B, float Lambda)> Batches(ImageDataset data, DataLoaderOptions o, int epoch)
+    private static List<(int[] Indices, float[] Images, int[] A, int[] B, float Lambda)> Batches(ImageDataset data, DataLoaderOptions o, int epoch)
     {
         using var loader = new DataLoader(data, o);
-        var all = new List<(int[], float[], float[], float[], float)>();
+        var all = new List<(int[], float[], int[], int[], float)>();
         foreach (var b in loader.GetEpoch(epoch))
             using (b) all.Add((b.SampleIndices[..b.Count], b.ImagesSpan.ToArray(), b.LabelsASpan.ToArray(), b.LabelsBSpan.ToArray(), b.Lambda));
         return all;

@@ -1,4 +1,8 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Xml.Linq;
 using ViTScratch.Engine;
+using ViTScratch.Kernels;
 using ViTScratch.Model;
 using ViTScratch.Training.Optim;
 
@@ -120,6 +124,72 @@ public class PublicApiTests : IDisposable
             var row = logits.AsSpan(b * 5, 5).ToArray();
             Assert.Equal(Array.IndexOf(row, row.Max()), classes[b]);
         }
+    }
+
+    // The Kernels package exports the raw-op interface that Device.Kernels hands out (and what its
+    // calls take), backend selection, the profiler and the exception; the backends, the kernels and
+    // their helpers are internal. Adding a public type is a decision: this list says so.
+    [Fact]
+    public void TheKernelsPackageExportsOnlyTheRawOpInterface()
+    {
+        string[] expected =
+        [
+            "ViTScratch.Kernels.AdamWArgs", "ViTScratch.Kernels.AttentionLayout", "ViTScratch.Kernels.BackendFactory",
+            "ViTScratch.Kernels.DeviceBuffer", "ViTScratch.Kernels.IKernels", "ViTScratch.Kernels.MatMulShape",
+            "ViTScratch.Kernels.MathPrecision", "ViTScratch.Kernels.ProfilingKernels", "ViTScratch.Kernels.ProfilingKernels+Entry",
+            "ViTScratch.Kernels.SgdArgs", "ViTScratch.Kernels.StridedCopy", "ViTScratch.ViTScratchException",
+        ];
+        Assert.Equal(expected, typeof(IKernels).Assembly.GetExportedTypes().Select(t => t.FullName!).Order(StringComparer.Ordinal));
+    }
+
+    // Every public or protected member of the Kernels package has an XML doc entry in the file that
+    // ships with it (the build only warns; this fails).
+    [Fact]
+    public void EveryExportedKernelsMemberIsDocumented()
+    {
+        var assembly = typeof(IKernels).Assembly;
+        var documented = XDocument.Load(Path.ChangeExtension(assembly.Location, ".xml"))
+            .Descendants("member").Select(m => (string)m.Attribute("name")!).ToHashSet();
+        var ids = new List<string>();
+        const BindingFlags visible = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
+        foreach (var type in assembly.GetExportedTypes())
+        {
+            ids.Add("T:" + DocName(type));
+            foreach (var member in type.GetMembers(visible))
+            {
+                if (member.IsDefined(typeof(CompilerGeneratedAttribute))) continue; // a record's Equals, Deconstruct, ...
+                switch (member)
+                {
+                    case MethodBase m when (m.IsPublic || m.IsFamily || m.IsFamilyOrAssembly) && !m.IsSpecialName:
+                        var ps = m.GetParameters();
+                        ids.Add($"M:{DocName(type)}.{(m.IsConstructor ? "#ctor" : m.Name)}" +
+                            (ps.Length == 0 ? "" : "(" + string.Join(",", ps.Select(p => DocName(p.ParameterType))) + ")"));
+                        break;
+                    case PropertyInfo p when p.GetMethod is { } g && (g.IsPublic || g.IsFamily):
+                        ids.Add($"P:{DocName(type)}.{p.Name}");
+                        break;
+                    case FieldInfo f when (f.IsPublic || f.IsFamily) && !f.IsSpecialName:
+                        ids.Add($"F:{DocName(type)}.{f.Name}");
+                        break;
+                }
+            }
+        }
+        Assert.Contains("M:ViTScratch.Kernels.IKernels.MatMul(ViTScratch.Kernels.DeviceBuffer,ViTScratch.Kernels.DeviceBuffer,ViTScratch.Kernels.DeviceBuffer," +
+            "ViTScratch.Kernels.MatMulShape@,System.Single,System.Boolean,ViTScratch.Kernels.DeviceBuffer)", ids); // the names are built as the compiler writes them
+        Assert.True(ids.Count > 100, $"only {ids.Count} members found");
+        var missing = ids.Where(id => !documented.Contains(id)).ToList();
+        Assert.True(missing.Count == 0, "no XML doc for: " + string.Join(", ", missing));
+    }
+
+    /// <summary>A type as an XML doc id names it: nested with '.', generics in braces, by-ref '@'.</summary>
+    private static string DocName(Type t)
+    {
+        if (t.IsByRef) return DocName(t.GetElementType()!) + "@";
+        if (t.IsArray) return DocName(t.GetElementType()!) + "[]";
+        if (t.IsPointer) return DocName(t.GetElementType()!) + "*";
+        string name = t.IsNested ? DocName(t.DeclaringType!) + "." + t.Name : t.Namespace + "." + t.Name;
+        if (!t.IsGenericType) return name;
+        return name[..name.IndexOf('`')] + "{" + string.Join(",", t.GetGenericArguments().Select(DocName)) + "}";
     }
 
     public void Dispose() => _dev.Dispose();

@@ -28,6 +28,10 @@ public class StepCostTests
                 model.Forward(Tensor.FromArray(device, new float[batch * channels * size * size], batch, channels, size, size));
             int tokens = (training && patchDropout > 0 ? model.PatchDropout.Keep : config.NumPatches) + 1;
             Assert.Equal(batch * StepCost.LinearFlops(config, tokens), profiler.Categories["matmul"].Flops, 6);
+            // The detail table names each kernel by its IKernels method: two layernorms in the patch
+            // embedding (vit-pytorch's), one before each block's attention and MLP, one at the end.
+            Assert.Equal(2 + 2 * config.Depth + 1, profiler.Kernels["LayerNormForward"].Calls);
+            Assert.Equal(config.Depth, profiler.Kernels["AttentionForward"].Calls);
         }
     }
 

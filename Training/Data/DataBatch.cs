@@ -1,7 +1,7 @@
 namespace ViTScratch.Training.Data;
 
 /// <summary>
-/// One batch in host memory: images as float32 [Count, C, H, W] and labels as floats.
+/// One batch in host memory: images as float32 [Count, C, H, W] and class indices as ints [Count].
 ///
 /// Buffers are pooled by the <see cref="DataLoader"/>: the arrays have room for a full batch and
 /// only the first Count images / labels are valid (the last batch of an epoch may be partial) —
@@ -20,8 +20,10 @@ public sealed class DataBatch : IDisposable
     {
         Capacity = capacity; Channels = channels; Height = height; Width = width;
         Images = new float[capacity * channels * height * width];
-        LabelsA = new float[capacity];
-        LabelsB = new float[capacity];
+        LabelsA = new int[capacity];
+        LabelsB = new int[capacity];
+        _floatLabelsA = new float[capacity];
+        _floatLabelsB = new float[capacity];
         SampleIndices = new int[capacity];
         _pool = pool;
     }
@@ -45,10 +47,10 @@ public sealed class DataBatch : IDisposable
 
     /// <summary>Pooled storage; valid prefix Count·C·H·W. Prefer <see cref="ImagesSpan"/>.</summary>
     public float[] Images { get; }
-    /// <summary>Class index of each image, as a float (the first Count are valid).</summary>
-    public float[] LabelsA { get; }
-    /// <summary>With Mixup/CutMix, the class mixed in; else the same as LabelsA.</summary>
-    public float[] LabelsB { get; }
+    /// <summary>Pooled storage: the class index of each image (the first Count are valid). Prefer <see cref="LabelsASpan"/>.</summary>
+    public int[] LabelsA { get; }
+    /// <summary>Pooled storage: with Mixup/CutMix, the class mixed into each image; else the same as LabelsA.</summary>
+    public int[] LabelsB { get; }
     /// <summary>Dataset index of each image (for debugging, tests and per-sample reports).</summary>
     public int[] SampleIndices { get; }
     /// <summary>The weight of LabelsA (1 without mixing).</summary>
@@ -58,14 +60,30 @@ public sealed class DataBatch : IDisposable
 
     /// <summary>The valid images, shape [Count, C, H, W], each CHW.</summary>
     public Span<float> ImagesSpan => Images.AsSpan(0, Count * ImageSize);
-    /// <summary>Same as <see cref="LabelsASpan"/>: the labels of the images as stored.</summary>
-    public Span<float> Labels => LabelsA.AsSpan(0, Count);
-    /// <summary>The valid part of LabelsA.</summary>
-    public Span<float> LabelsASpan => LabelsA.AsSpan(0, Count);
-    /// <summary>The valid part of LabelsB.</summary>
-    public Span<float> LabelsBSpan => LabelsB.AsSpan(0, Count);
+    /// <summary>The class index of each valid image, [Count]: the same as <see cref="LabelsASpan"/> (what <c>Ops.CrossEntropy</c> takes).</summary>
+    public Span<int> Labels => LabelsA.AsSpan(0, Count);
+    /// <summary>The valid part of LabelsA, [Count].</summary>
+    public Span<int> LabelsASpan => LabelsA.AsSpan(0, Count);
+    /// <summary>The valid part of LabelsB, [Count].</summary>
+    public Span<int> LabelsBSpan => LabelsB.AsSpan(0, Count);
     /// <summary>The images' shape, [Count, C, H, W].</summary>
     public int[] Shape => [Count, Channels, Height, Width];
+
+    // The trainer's loss and accuracy kernels read labels from a float device buffer (exact below
+    // 2^24), so it uploads them through these pooled copies rather than allocating per step.
+    private readonly float[] _floatLabelsA, _floatLabelsB;
+
+    /// <summary>LabelsA of the valid images as floats, for upload to a float label tensor.</summary>
+    internal ReadOnlySpan<float> LabelsAAsFloats() => AsFloats(LabelsA, _floatLabelsA);
+
+    /// <summary>LabelsB of the valid images as floats, for upload to a float label tensor.</summary>
+    internal ReadOnlySpan<float> LabelsBAsFloats() => AsFloats(LabelsB, _floatLabelsB);
+
+    private ReadOnlySpan<float> AsFloats(int[] labels, float[] floats)
+    {
+        for (int i = 0; i < Count; i++) floats[i] = labels[i];
+        return floats.AsSpan(0, Count);
+    }
 
     internal void MarkRented() => Volatile.Write(ref _returned, 0);
 

@@ -156,6 +156,7 @@ public sealed class CacheBudget(long bytes)
 {
     private long _left = bytes;
 
+    /// <summary>Bytes of the budget not yet taken by a split's cached images.</summary>
     public long Left => Interlocked.Read(ref _left);
 
     internal bool TryTake(long bytes)

@@ -57,8 +57,8 @@ internal static unsafe class Gemm
     /// <summary>
     /// C[i, j] at c[i*ldc + j] (=|+=) alpha * sum_p op(A)[i, p] op(B)[p, j], with
     /// op(A)[i, p] = transA ? a[p*lda + i] : a[i*lda + p] and op(B)[p, j] = transB ? b[j*ldb + p] : b[p*ldb + j].
+    /// <paramref name="bias"/> is null, or n values added to every row of C after the product (see AddBias).
     /// </summary>
-    /// <param name="bias">null, or n values added to every row of C after the product (see AddBias)</param>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
         float* c, long ldc, float alpha, bool accumulate, float* bias = null)

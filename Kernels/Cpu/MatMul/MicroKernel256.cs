@@ -27,6 +27,9 @@ internal static unsafe class MicroKernel256
     /// <param name="a">packed A panel: a[p * 6 + r]</param>
     /// <param name="b">packed B panel: b[p * 16 + j]</param>
     /// <param name="c">top-left of the 6 x 16 output tile, rows <paramref name="ldc"/> floats apart</param>
+    /// <param name="ldc">floats between consecutive rows of C</param>
+    /// <param name="alpha">scale of the product</param>
+    /// <param name="accumulate">add the scaled product to the tile instead of overwriting it</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Full(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
     {
@@ -94,10 +97,10 @@ internal static unsafe class MicroKernel256
     /// a[r * lda + p]. A row-major A is already "packed" along k for one row, so for the small K of
     /// a ViT's linear layers (K = 128..384, where packing A cost 10-20% of the multiply) the six
     /// rows are streamed straight from the operand: six sequential streams the prefetcher follows,
-    /// one broadcast each per k step, exactly as from the packed panel.
+    /// one broadcast each per k step, exactly as from the packed panel. <paramref name="a"/> is the
+    /// first element of the tile's first row of A, <paramref name="lda"/> the floats between its
+    /// rows; the other parameters are <see cref="Full"/>'s.
     /// </summary>
-    /// <param name="a">first element of the tile's first row of A</param>
-    /// <param name="lda">floats between consecutive rows of A</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void FullUnpackedA(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
     {

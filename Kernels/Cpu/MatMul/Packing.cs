@@ -27,8 +27,11 @@ internal static unsafe class Packing
     public static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst) =>
         PackA(a, lda, transA, i0, mc, p0, kc, mr, dst, Block8x8.IsSupported, RowsAhead);
 
-    /// <param name="blocked">interleave 8-row panels (the AVX-512 kernel's) in 8 x 8 register blocks (tests run both ways)</param>
-    /// <param name="ahead">for a transposed A, prefetch the source row this many k ahead; 0 = none (benchmarks compare)</param>
+    /// <summary>
+    /// As above. <paramref name="blocked"/>: interleave 8-row panels (the AVX-512 kernel's) in 8 x 8
+    /// register blocks (tests run both ways). <paramref name="ahead"/>: for a transposed A, prefetch
+    /// the source row this many k ahead; 0 = none (benchmarks compare).
+    /// </summary>
     internal static void PackA(float* a, long lda, bool transA, int i0, int mc, int p0, int kc, int mr, float* dst, bool blocked, int ahead)
     {
         if (transA)
@@ -73,8 +76,11 @@ internal static unsafe class Packing
     public static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst) =>
         PackB(b, ldb, transB, p0, kc, j0, nc, nr, dst, Block8x8.IsSupported, RowsAhead);
 
-    /// <param name="blocked">transpose whole 8 x 8 blocks through registers where a transposed B allows (tests run both ways)</param>
-    /// <param name="ahead">for B as stored, prefetch the source row this many k ahead; 0 = none (benchmarks compare)</param>
+    /// <summary>
+    /// As above. <paramref name="blocked"/>: transpose whole 8 x 8 blocks through registers where a
+    /// transposed B allows (tests run both ways). <paramref name="ahead"/>: for B as stored, prefetch
+    /// the source row this many k ahead; 0 = none (benchmarks compare).
+    /// </summary>
     internal static void PackB(float* b, long ldb, bool transB, int p0, int kc, int j0, int nc, int nr, float* dst, bool blocked, int ahead)
     {
         if (!transB)
