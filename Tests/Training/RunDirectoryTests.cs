@@ -19,7 +19,7 @@ public class RunDirectoryTests : IDisposable
          .. (more.Contains("--epochs") ? Array.Empty<string>() : ["--epochs", "1"]), .. more];
 
     private static Dictionary<string, byte[]> Snapshot(string dir) =>
-        Directory.GetFiles(dir).ToDictionary(Path.GetFileName, File.ReadAllBytes)!;
+        Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
 
     // The README's train command, run twice from the same working directory: both results stay.
     [Fact]

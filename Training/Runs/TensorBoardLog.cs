@@ -84,12 +84,12 @@ internal sealed class TensorBoardLog
         if (values.Count > 0)
         {
             var summary = new MemoryStream();
+            Span<byte> f = stackalloc byte[4];
             foreach (var (tag, value) in values)
             {
                 var v = new MemoryStream();
                 Bytes(v, 1, Encoding.UTF8.GetBytes(tag));
                 Tag(v, 2, wireType: 5); // simple_value: float, 32-bit
-                Span<byte> f = stackalloc byte[4];
                 BinaryPrimitives.WriteSingleLittleEndian(f, (float)value);
                 v.Write(f);
                 Bytes(summary, 1, v.ToArray());
