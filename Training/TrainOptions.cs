@@ -76,7 +76,7 @@ public sealed partial record TrainOptions
     public string Precision { get; init; } = "fp32";
     /// <summary>
     /// Capture one training step into a CUDA graph and replay it (--cuda-graph; see
-    /// <see cref="CudaGraphProblem"/> for what it cannot capture). On ilgpu-cpu the step runs in
+    /// <see cref="CudaGraphProblem()"/> for what it cannot capture). On ilgpu-cpu the step runs in
     /// the same prepared form without a capture; on cpu it is an error.
     /// </summary>
     public bool CudaGraph { get; init; }
