@@ -97,8 +97,34 @@ public sealed partial record TrainOptions
             if (!Choices[name].Contains(value))
                 throw OutOfRange(source, $"{name} must be one of {string.Join(", ", Choices[name])}; got '{ViTScratchException.Printable(value)}'");
         AugmentSet();
+        if (CudaGraphProblem() is string graph) throw new ViTScratchException($"{source}: {graph}");
         return this;
     }
+
+    /// <summary>Why <see cref="CudaGraph"/> cannot capture this run's step, or null (also null when it is off).</summary>
+    public string? CudaGraphProblem()
+    {
+        if (!CudaGraph) return null;
+        var aug = AugmentSet();
+        return CudaGraphProblem(Device, Dropout > 0 || EmbDropout > 0, PatchDropout > 0, aug.Contains("mixup") || aug.Contains("cutmix"));
+    }
+
+    /// <summary>
+    /// The rule of --cuda-graph, shared with `vit bench`. A graph replays the kernel arguments of
+    /// its capture, so a step whose kernels take a value that changes every step cannot be captured
+    /// yet: dropout (its mask seed), patch dropout (its kept tokens, chosen on the host, and the
+    /// number of copies that gather them) and mixup/cutmix (the per-batch λ, and only some batches
+    /// are mixed). The learning rate and the optimizer's step are read from the device instead.
+    /// </summary>
+    public static string? CudaGraphProblem(string device, bool dropout, bool patchDropout, bool mixing) =>
+        device == "cpu" ? "--cuda-graph needs --device cuda: the cpu backend launches no GPU kernels to capture (drop --cuda-graph; a run resumed on the cpu: add --cuda-graph false)"
+        : dropout ? "--cuda-graph cannot capture dropout yet (its mask seed is a kernel argument that changes every step); " +
+                    "use --dropout 0 --emb-dropout 0, or drop --cuda-graph"
+        : patchDropout ? "--cuda-graph cannot capture patch dropout yet (the kept tokens are chosen on the host every step); " +
+                         "use --patch-dropout 0, or drop --cuda-graph"
+        : mixing ? "--cuda-graph cannot capture mixup or cutmix yet (the loss weight changes every batch); " +
+                   "leave them out of --augment, or drop --cuda-graph"
+        : null;
 
     private static ViTScratchException OutOfRange(string source, string what) =>
         new($"{source}: the training options are out of range: {what}");

@@ -76,6 +76,12 @@ public sealed partial record TrainOptions
     /// set on the device's kernels when the trainer creates it. The CPU backends always compute in fp32.
     /// </summary>
     public string Precision { get; init; } = "fp32";
+    /// <summary>
+    /// Capture one training step into a CUDA graph and replay it (--cuda-graph; see
+    /// <see cref="CudaGraphProblem()"/> for what it cannot capture). On ilgpu-cpu the step runs in
+    /// the same prepared form without a capture; on cpu it is an error.
+    /// </summary>
+    public bool CudaGraph { get; init; }
     /// <summary>Seed of the model, the order and the augmentation.</summary>
     public int Seed { get; init; }
     /// <summary>Data loader threads.</summary>

@@ -34,6 +34,7 @@ public sealed class Trainer : IDisposable
     private readonly TensorBoardLog _tensorBoard;
     private readonly DataDescription _description;
     private TrainingPosition _pos = TrainingPosition.Start;
+    private CapturedStep? _captured; // --cuda-graph: made at the first step, which gives the batch shape
 
     /// <summary>
     /// Loads the data and builds the model and optimizer of a run. A new run (<paramref name="resumeFrom"/>
@@ -47,6 +48,8 @@ public sealed class Trainer : IDisposable
         _o = options;
         _log = log;
         _observer = observer;
+        // Resumed options skip the parser's check; an unsupported --cuda-graph fails before any loading.
+        if (options.CudaGraphProblem() is string graphProblem) throw new ViTScratchException($"vit train: {graphProblem}");
         // The run directory first: an unwritable --out or an existing run fails before minutes of loading.
         var checkpoint = resumeFrom is null ? null : TrainingCheckpoint.Read(resumeFrom);
         if (resumeFrom is null) RunDirectory.PrepareForNewRun(options.OutDir, overwrite);
@@ -96,7 +99,7 @@ public sealed class Trainer : IDisposable
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
             (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step)" : ""));
-        _log.WriteLine($"device  {_device.Name}   run directory {Path.GetFullPath(options.OutDir)}");
+        _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
     /// <summary>The model being trained.</summary>
@@ -191,6 +194,8 @@ public sealed class Trainer : IDisposable
     {
         WriteSideFile("config.json", () => AtomicFile.WriteAllText(RunFile("config.json"), ConfigJson()));
         var counter = Tensor.Zeros(_device, 1);
+        _captured?.Dispose(); // a captured step holds the counter of the Run that made it
+        _captured = null;
         // best.safetensors is chosen on validation accuracy, never on test; without a validation
         // split there is nothing to choose on and it is the last epoch's model.
         double best = _metrics.Where(m => m.HasVal).Select(m => m.ValAccuracy).DefaultIfEmpty(-1).Max();
@@ -219,7 +224,7 @@ public sealed class Trainer : IDisposable
                     {
                         step++;
                         lr = _schedule.At(step);
-                        float loss = TrainStep(batch, step, lr, counter);
+                        float loss = _o.CudaGraph ? GraphStep(batch, step, lr, counter) : TrainStep(batch, step, lr, counter);
                         lossSum += (double)loss * batch.Count;
                         seen += batch.Count;
                         nextBatch = batch.Index + 1;
@@ -374,6 +379,28 @@ public sealed class Trainer : IDisposable
         return value;
     }
 
+    // --cuda-graph: the same device work as TrainStep (mixing is refused by the options), queued
+    // from fixed input tensors with the optimizer's step-dependent values on the device
+    // (CapturedStep); the loss is read and checked after the step, outside the graph.
+    private float GraphStep(DataBatch batch, int step, float lr, Tensor counter)
+    {
+        _model.Step = (uint)step;
+        _captured ??= new CapturedStep(_device, _optimizer, batch.Shape, (images, labels) =>
+        {
+            var logits = _model.Forward(images);
+            var loss = Ops.Mean(Ops.CrossEntropy(logits, labels, _o.LabelSmoothing));
+            loss.Backward();
+            _optimizer.StepOnDevice();
+            _optimizer.ZeroGrad();
+            Ops.CountCorrect(logits, labels, counter);
+            return loss;
+        });
+        float value = _captured.Run(batch.ImagesSpan, batch.LabelsAAsFloats(), lr);
+        if (!float.IsFinite(value))
+            throw new ViTScratchException($"the loss became {value} at step {step} (lr {lr:G3}); lower --lr or keep --clip on");
+        return value;
+    }
+
     /// <summary>Mean cross-entropy (no smoothing) and accuracy of <paramref name="model"/> on every image of the loader.</summary>
     /// <remarks>With <paramref name="perClass"/>, also counts each class's images and correct answers (it reads the logits back to the host).</remarks>
     public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default, PerClassCounts? perClass = null)
@@ -429,6 +456,7 @@ public sealed class Trainer : IDisposable
         _trainLoader.Dispose();
         _testLoader?.Dispose();
         _valLoader?.Dispose();
+        _captured?.Dispose();
         _device.Dispose();
     }
 }

@@ -23,7 +23,8 @@ internal enum GpuDeviceKind
 /// The ILGPU backend: every op of <see cref="IKernels"/> as a hand-written GPU kernel in C#,
 /// compiled to PTX by ILGPU. One kernel family per partial file (GpuKernels.Elementwise.cs,
 /// GpuKernels.Softmax.cs, ...), each opening with its algorithm and launch geometry.
-/// All ops only enqueue work on the accelerator's default stream; the host waits in
+/// All ops only enqueue work on one stream (the accelerator's default stream, or the capture
+/// stream once <see cref="UseCaptureStream"/> is called); the host waits in
 /// <see cref="Download"/> and <see cref="Synchronize"/> only.
 /// Kernels assume 32-lane warps; both device kinds provide them.
 /// </summary>
@@ -80,6 +81,7 @@ internal sealed partial class GpuKernels : IKernels
             _context.Dispose();
             throw new ViTScratchException($"the ILGPU device has {_accelerator.WarpSize}-wide warps; these kernels need 32");
         }
+        _stream = _accelerator.DefaultStream;
         _unit = (GpuBuffer)Allocate(1);
     }
 
@@ -109,6 +111,7 @@ internal sealed partial class GpuKernels : IKernels
     public DeviceBuffer Allocate(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ThrowIfInRegion($"an allocation of {length} floats");
         var buffer = _accelerator.Allocate1D<float>(Math.Max(length, 1));
         buffer.MemSetToZero();
         // ILGPU cannot allocate zero elements, so an empty buffer owns one and shows none.
@@ -127,6 +130,7 @@ internal sealed partial class GpuKernels : IKernels
     {
         var view = B(destination).View;
         if (source.Length > view.Length) throw new ArgumentException($"uploading {source.Length} floats into a buffer of {view.Length}");
+        ThrowIfInRegion($"an upload of {source.Length} floats");
         if (source.Length == 0) return;
         view.SubView(0, source.Length).CopyFromCPU(source);
     }
@@ -135,18 +139,26 @@ internal sealed partial class GpuKernels : IKernels
     {
         var view = B(source).View;
         if (destination.Length < view.Length) throw new ArgumentException($"downloading {view.Length} floats into a span of {destination.Length}");
+        ThrowIfInRegion($"a download of {view.Length} floats to the host");
         if (view.Length == 0) return;
         _accelerator.Synchronize();
         view.CopyToCPU(destination[..(int)view.Length]);
     }
 
-    public void Synchronize() => _accelerator.Synchronize();
+    public void Synchronize()
+    {
+        ThrowIfInRegion("a host synchronisation");
+        _accelerator.Synchronize();
+    }
 
     public void Dispose()
     {
+        AbandonRegion();
         _accelerator.Synchronize();
         _unit.Dispose();
         foreach (var s in _workspaces.Values) s.Dispose();
+        foreach (var s in _retiredWorkspaces) s.Dispose();
+        DisposeCaptureStream();
         _accelerator.Dispose();
         _context.Dispose();
     }
@@ -157,7 +169,8 @@ internal sealed partial class GpuKernels : IKernels
     // ---- device workspaces -------------------------------------------------------------------------
     // Named device buffers for a kernel's intermediate results (split-K and two-stage reduction
     // partials, layernorm's parameter partials, attention's D): grown and never shrunk, so
-    // steady-state training allocates nothing.
+    // steady-state training allocates nothing. While a CUDA graph holds their addresses
+    // (PinWorkspaces), a workspace that grows keeps its old buffer alive until the graph is gone.
     private readonly Dictionary<string, GpuBuffer> _workspaces = new();
 
     private ArrayView<float> Workspace(string name, int length)
@@ -166,7 +179,8 @@ internal sealed partial class GpuKernels : IKernels
         {
             // Freeing device memory waits for queued kernels (cuMemFree synchronises), so a kernel
             // still reading the old workspace is never cut short.
-            s?.Dispose();
+            if (s is not null && _workspacePins > 0) _retiredWorkspaces.Add(s);
+            else s?.Dispose();
             s = (GpuBuffer)Allocate(length);
             _workspaces[name] = s;
         }

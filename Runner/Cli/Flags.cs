@@ -70,6 +70,12 @@ internal static class Flags
         ? Choice("--device", DeviceHelp + " (default auto; a resumed run keeps its own unless given)", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME")
         : Choice("--device", DeviceHelp, TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME", "auto");
 
+    /// <summary>`--cuda-graph`, the same for `vit train` and `vit bench`.</summary>
+    public static Option<bool> CudaGraph() => Switch("--cuda-graph",
+        "capture one training step into a CUDA graph and replay it with one launch per step (cuda; not yet measured on a GPU). " +
+        "On ilgpu-cpu the step runs in the same prepared form without a capture (a test mode); on cpu it is an error. " +
+        "Not with dropout, patch dropout, mixup or cutmix");
+
     private const string DeviceHelp = "auto (cuda when present, else cpu), cpu, cuda, ilgpu-cpu";
 
     private const string PrecisionHelp =

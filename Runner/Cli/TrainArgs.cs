@@ -29,6 +29,7 @@ public sealed class TrainArgs
     public Option<string> Device { get; }
     public Option<int> Workers { get; }
     public Option<string> Precision { get; }
+    public Option<bool> CudaGraph { get; }
 
     /// <summary>Every flag that sets an option, --recipe first.</summary>
     public IEnumerable<Option> Options => _rows.Select(r => r.Option).Prepend(Recipe);
@@ -87,6 +88,8 @@ public sealed class TrainArgs
         _rows.Add(new(Device, (o, r) => r.Given(Device) ? o with { Device = r.GetValue(Device)! } : o));
         Precision = Flags.Precision(forTraining: true);
         _rows.Add(new(Precision, (o, r) => r.Given(Precision) ? o with { Precision = r.GetValue(Precision)! } : o));
+        CudaGraph = Flags.CudaGraph();
+        _rows.Add(new(CudaGraph, (o, r) => r.Given(CudaGraph) ? o with { CudaGraph = r.GetValue(CudaGraph) } : o));
         Int("--seed", "(default 0)", nameof(TrainOptions.Seed), (o, v) => o with { Seed = v });
         Workers = Int("--workers", "data loader threads (default 2)", nameof(TrainOptions.Workers), (o, v) => o with { Workers = v });
         Int("--train-limit", "use only the first N training images", nameof(TrainOptions.TrainLimit), (o, v) => o with { TrainLimit = v });
@@ -94,7 +97,7 @@ public sealed class TrainArgs
         Out = Flags.Text("--out", "run directory (default runs/<dataset>-<model>, or the first free runs/<dataset>-<model>-N when " +
             "that holds a run); a --out that holds a run is refused", "DIR");
         _rows.Add(new(Out, (o, r) => r.Given(Out) ? o with { OutDir = r.GetValue(Out)! } : o));
-        ResumeFlags = [Data, Device, Workers, Precision];
+        ResumeFlags = [Data, Device, Workers, Precision, CudaGraph];
     }
 
     /// <summary>

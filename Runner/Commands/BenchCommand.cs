@@ -3,6 +3,7 @@ using System.Diagnostics;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
 using ViTScratch.Kernels.Cpu;
+using ViTScratch.Kernels.Gpu;
 using ViTScratch.Model;
 using ViTScratch.Training.Cli;
 using ViTScratch.Training.Optim;
@@ -34,23 +35,29 @@ public static class BenchCommand
         var patchDropout = Flags.Float("--patch-dropout", "time training steps that keep 1 - P of the patch tokens (inference keeps all)",
             Limit(nameof(TrainOptions.PatchDropout)), "P");
         var profile = Flags.Switch("--profile", "add where one training step and one inference forward spend their time, by kernel category");
+        var cudaGraph = Flags.CudaGraph();
         var command = new Command("bench", "training steps (forward, backward, AdamW) and inference forwards per second of a preset on " +
                                            "synthetic batches, after a short warm-up")
-            { model, batch, input, device, precision, steps, patch, dim, depth, heads, dimHead, mlpDim, patchDropout, profile };
+            { model, batch, input, device, precision, steps, patch, dim, depth, heads, dimHead, mlpDim, patchDropout, profile, cudaGraph };
         command.SetAction(r =>
         {
             string preset = r.GetValue(model)!;
             var sizes = ViTPresets.Get(preset).WithSizes(r.GetValue(patch), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads),
                 r.GetValue(dimHead), r.GetValue(mlpDim));
             return Run(preset, sizes, r.GetValue(batch), r.GetValue(input)!, r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(steps),
-                r.GetValue(patchDropout), r.GetValue(profile), r.InvocationConfiguration.Output);
+                r.GetValue(patchDropout), r.GetValue(profile), r.GetValue(cudaGraph), r.InvocationConfiguration.Output);
         });
         return command;
     }
 
     private static int Run(string preset, ViTPreset sizes, int batch, string input, string deviceName, string precision, int steps,
-        float patchDropout, bool profile, TextWriter stdout)
+        float patchDropout, bool profile, bool cudaGraph, TextWriter stdout)
     {
+        if (cudaGraph && TrainOptions.CudaGraphProblem(deviceName, dropout: false, patchDropout > 0, mixing: false) is string problem)
+            throw new ViTScratchException($"vit bench: {problem}");
+        if (cudaGraph && profile)
+            throw new ViTScratchException("vit bench: --profile synchronises after every kernel, which a CUDA graph cannot hold; " +
+                                          "run --profile and --cuda-graph separately (both print the launches per step)");
         var (c, hw) = input == "cifar" ? (3, 32) : (1, 28);
         var profiler = profile ? new ProfilingKernels(BackendFactory.Create(deviceName)) : null;
         using var device = profiler is null ? Device.Create(deviceName) : new Device(profiler);
@@ -65,9 +72,23 @@ public static class BenchCommand
         for (int i = 0; i < batch; i++) labels[i] = rng.Next(10);
 
         stdout.WriteLine($"{preset} (patch {sizes.PatchSize}, dim {sizes.Dim}, depth {sizes.Depth}, heads {sizes.Heads}x{sizes.DimHead}, mlp {sizes.MlpDim}), {model.ParameterCount:N0} parameters, batch {batch} of {hw}x{hw}x{c}, device {device.Name}, precision {PrecisionLine(device, precision)}");
+        // --cuda-graph: the same step from fixed inputs, with the optimizer's lr and step on the device (Training/CapturedStep.cs).
+        using var captured = cudaGraph ? new CapturedStep(device, optimizer, [batch, c, hw, hw], (x, y) =>
+        {
+            var loss = Ops.Mean(Ops.CrossEntropy(model.Forward(x), y, 0.1f));
+            loss.Backward();
+            optimizer.StepOnDevice();
+            optimizer.ZeroGrad();
+            return loss;
+        }) : null;
         void TrainStep()
         {
             model.Step++; // patch dropout draws new tokens each step, as in training
+            if (captured is not null)
+            {
+                captured.Run(images, labels, 1e-4f);
+                return;
+            }
             using var scope = new TensorScope();
             var x = Tensor.Input(device, images, batch, c, hw, hw);
             var y = Tensor.Input(device, labels, batch);
@@ -87,6 +108,7 @@ public static class BenchCommand
         var config = model.Config;
         int trainTokens = (patchDropout > 0 ? model.PatchDropout.Keep : config.NumPatches) + 1, inferTokens = config.NumPatches + 1;
         var train = Measure(TrainStep, steps, batch);
+        PrintLaunches(stdout, (profiler?.Inner ?? device.Kernels) as GpuKernels, captured, TrainStep);
         if (profiler is not null)
         {
             profiler.Reset();
@@ -111,6 +133,24 @@ public static class BenchCommand
             stdout.WriteLine($"warning: this process waited for a core {waiting * 100:F0}% of the time it wanted to run (other work on this machine): " +
                              "the figures understate the code; rerun on a quiet machine, and compare runs only side by side");
         return 0;
+    }
+
+    // Kernel launches per training step on the ILGPU backends (the number a CUDA graph replaces
+    // with one launch): counted over one more, untimed, step. The device script greps "launches/step".
+    private static void PrintLaunches(TextWriter stdout, GpuKernels? gpu, CapturedStep? captured, Action step)
+    {
+        if (gpu is null) return;
+        long kernels = gpu.KernelLaunches, graphs = gpu.GraphLaunches;
+        step();
+        kernels = gpu.KernelLaunches - kernels;
+        graphs = gpu.GraphLaunches - graphs;
+        if (captured?.Graph is { } graph)
+            stdout.WriteLine($"launches/step {kernels + graphs} (CUDA graph: {graphs} graph launch replaying {graph.NodeCount} kernels; " +
+                             $"{captured.KernelLaunchesPerStep} kernel launches uncaptured)");
+        else if (captured is not null)
+            stdout.WriteLine($"launches/step {kernels} (prepared for a CUDA graph, not captured: {gpu.Name} has no graphs)");
+        else
+            stdout.WriteLine($"launches/step {kernels} kernel launches");
     }
 
     // The precision the kernels run at, read back from them: the cpu backends compute in fp32 whatever was asked.

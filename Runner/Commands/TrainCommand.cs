@@ -64,6 +64,7 @@ public static class TrainCommand
                 Device = a.Given(flags.Device) ? a.GetValue(flags.Device)! : options.Device,
                 Workers = a.Given(flags.Workers) ? a.GetValue(flags.Workers) : options.Workers,
                 Precision = a.Given(flags.Precision) ? a.GetValue(flags.Precision)! : options.Precision,
+                CudaGraph = a.Given(flags.CudaGraph) ? a.GetValue(flags.CudaGraph) : options.CudaGraph,
                 DataDir = dataFlag ?? (string.IsNullOrEmpty(recorded) ? options.DataDir : recorded),
                 OutDir = Path.GetDirectoryName(Path.GetFullPath(resumeFrom))!,
             };

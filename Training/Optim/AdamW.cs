@@ -1,6 +1,7 @@
 using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Gpu;
 
 namespace ViTScratch.Training.Optim;
 
@@ -39,10 +40,25 @@ public sealed class AdamW : Optimizer
         for (int r = 0; r < Ranges.Count; r++)
         {
             var range = Ranges[r];
-            var args = new AdamWArgs(lr, Beta1, Beta2, Eps, range.Decays ? WeightDecay : 0f, StepCount);
-            K.AdamWStep(range.Data, range.Grad, _mRange[r], _vRange[r], range.Length, args, gradNormSq, MaxGradNorm);
+            K.AdamWStep(range.Data, range.Grad, _mRange[r], _vRange[r], range.Length, Args(r, lr), gradNormSq, MaxGradNorm);
         }
     }
+
+    private protected override int ScalarsPerRange => GpuKernels.AdamWStepScalarCount;
+
+    private protected override void WriteStepScalars(int range, float lr, Span<float> destination) =>
+        GpuKernels.AdamWStepScalars(Args(range, lr), destination);
+
+    private protected override void UpdateFromScalars(GpuKernels gpu, IReadOnlyList<DeviceBuffer> stepScalars, DeviceBuffer? gradNormSq)
+    {
+        for (int r = 0; r < Ranges.Count; r++)
+        {
+            var range = Ranges[r];
+            gpu.AdamWStep(range.Data, range.Grad, _mRange[r], _vRange[r], range.Length, Args(r, 0f), stepScalars[r], gradNormSq, MaxGradNorm);
+        }
+    }
+
+    private AdamWArgs Args(int range, float lr) => new(lr, Beta1, Beta2, Eps, Ranges[range].Decays ? WeightDecay : 0f, StepCount);
 
     /// <summary>The second moment is a running mean of squares: a negative entry would make √v̂ NaN.</summary>
     private protected override string? CheckStateValues(string name, float[] values)

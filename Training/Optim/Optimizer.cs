@@ -1,6 +1,7 @@
 using System.Globalization;
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Gpu;
 using ViTScratch.Model;
 
 namespace ViTScratch.Training.Optim;
@@ -87,6 +88,60 @@ public abstract class Optimizer
         }
         StepCount++;
         Update(lr, normSq);
+    }
+
+    // ---- the form a CUDA graph can replay (Training/CapturedStep.cs) ---------------------------
+    // Step(lr) hands lr and the step count to the update kernels as arguments, which a captured
+    // graph would freeze at their capture values. Here the host writes them (folded exactly as the
+    // kernels' arguments are) into a small device buffer before the step, outside the graph, and
+    // the update kernels read them there. The device work and its order are Step's, so both forms
+    // give the same bits.
+    private DeviceBuffer? _stepScalars;      // ScalarsPerRange floats per entry of Ranges
+    private DeviceBuffer[]? _stepScalarsRange;
+    private float[]? _stepScalarsHost;
+
+    /// <summary>Floats per range in the step-scalar buffer.</summary>
+    private protected abstract int ScalarsPerRange { get; }
+
+    /// <summary>Writes range <paramref name="range"/>'s step-dependent values for learning rate <paramref name="lr"/> at the current StepCount.</summary>
+    private protected abstract void WriteStepScalars(int range, float lr, Span<float> destination);
+
+    /// <summary>The update of <see cref="Update"/>, reading the values of <see cref="WriteStepScalars"/> from the device.</summary>
+    private protected abstract void UpdateFromScalars(GpuKernels gpu, IReadOnlyList<DeviceBuffer> stepScalars, DeviceBuffer? gradNormSq);
+
+    /// <summary>
+    /// The host half of a step in the graph form: counts the step and uploads its learning rate and
+    /// bias corrections to the device. Call it before <see cref="StepOnDevice"/>, outside a capture region.
+    /// </summary>
+    internal void PrepareDeviceStep(float lr)
+    {
+        if (K is not GpuKernels) throw new ViTScratchException($"the device-side optimizer step needs the ILGPU backend (cuda or ilgpu-cpu), not {K.Name}");
+        if (_stepScalars is null)
+        {
+            _stepScalars = K.Allocate(Ranges.Count * ScalarsPerRange);
+            _stepScalarsRange = Enumerable.Range(0, Ranges.Count).Select(r => K.Slice(_stepScalars, r * ScalarsPerRange, ScalarsPerRange)).ToArray();
+            _stepScalarsHost = new float[Ranges.Count * ScalarsPerRange];
+        }
+        StepCount++;
+        for (int r = 0; r < Ranges.Count; r++) WriteStepScalars(r, lr, _stepScalarsHost.AsSpan(r * ScalarsPerRange, ScalarsPerRange));
+        K.Upload(_stepScalarsHost, _stepScalars);
+    }
+
+    /// <summary>
+    /// The device half: the gradient norm and the update, as <see cref="Step"/> queues them, with
+    /// every step-dependent value read from the buffer <see cref="PrepareDeviceStep"/> wrote.
+    /// Queues kernels only (no allocation, no host transfer), so it can be captured.
+    /// </summary>
+    internal void StepOnDevice()
+    {
+        if (_stepScalarsRange is null) throw new InvalidOperationException("StepOnDevice before PrepareDeviceStep");
+        DeviceBuffer? normSq = null;
+        if (MaxGradNorm > 0)
+        {
+            K.SumSquares(Flat.Grad, Flat.Length, _gradNormSq.Data, accumulate: false);
+            normSq = _gradNormSq.Data;
+        }
+        UpdateFromScalars((GpuKernels)K, _stepScalarsRange, normSq);
     }
 
     /// <summary>The squared global gradient norm of the last step (a host read; for logging only).</summary>

@@ -1,5 +1,6 @@
 using ViTScratch.Engine;
 using ViTScratch.Kernels;
+using ViTScratch.Kernels.Gpu;
 
 namespace ViTScratch.Training.Optim;
 
@@ -34,10 +35,25 @@ public sealed class Sgd : Optimizer
         for (int r = 0; r < Ranges.Count; r++)
         {
             var range = Ranges[r];
-            var args = new SgdArgs(lr, Momentum, Nesterov, range.Decays ? WeightDecay : 0f, FirstStep: StepCount == 1);
-            K.SgdStep(range.Data, range.Grad, _momentumRange[r], range.Length, args, gradNormSq, MaxGradNorm);
+            K.SgdStep(range.Data, range.Grad, _momentumRange[r], range.Length, Args(r, lr), gradNormSq, MaxGradNorm);
         }
     }
+
+    private protected override int ScalarsPerRange => GpuKernels.SgdStepScalarCount;
+
+    private protected override void WriteStepScalars(int range, float lr, Span<float> destination) =>
+        GpuKernels.SgdStepScalars(Args(range, lr), destination);
+
+    private protected override void UpdateFromScalars(GpuKernels gpu, IReadOnlyList<DeviceBuffer> stepScalars, DeviceBuffer? gradNormSq)
+    {
+        for (int r = 0; r < Ranges.Count; r++)
+        {
+            var range = Ranges[r];
+            gpu.SgdStep(range.Data, range.Grad, _momentumRange[r], range.Length, Args(r, 0f), stepScalars[r], gradNormSq, MaxGradNorm);
+        }
+    }
+
+    private SgdArgs Args(int range, float lr) => new(lr, Momentum, Nesterov, Ranges[range].Decays ? WeightDecay : 0f, FirstStep: StepCount == 1);
 
     /// <summary>The momentum buffers, "sgd.momentum.NAME" per parameter.</summary>
     public override IEnumerable<(string Name, Tensor Tensor)> StateTensors()

@@ -6,7 +6,11 @@
 #   kernel-matrix tests, a PyTorch cross-check, `vit bench` for vit-tiny and vit-small at several
 #   batches next to PyTorch eager on the same model, `vit train` on Fashion-MNIST, a profiled
 #   step, Nsight Compute on the matmuls, and the CPU backend against PyTorch's CPU build on this
-#   host's AVX-512 cores, each step under the time left.
+#   host's AVX-512 cores, each step under the time left. Issue 18 item 4, CUDA graphs (--cuda-graph;
+#   not yet run on a GPU when written): `graph` benches vit-micro and vit-tiny at batch 128 with
+#   and without the graph, alternated, printing img/s and launches per step; `graphtests` runs
+#   the graph tests on cuda (real capture and replay against the ordinary step, bit for bit).
+#   That check alone, well under 5 minutes: bash tools/device/gpu-check.sh 280 info,graphtests,graph
 # Prepare here with tools/device/pack.sh, then run there with .devkit carried:
 #   bash tools/device/gpu-check.sh [seconds] [steps]      steps: comma list, default all but sweep
 #   (sweep: tools/device/fashion-sweep.sh, the Fashion-MNIST recipe comparison)
@@ -14,7 +18,7 @@
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${1:-450}
-STEPS=${2:-info,tests,kernels,lab,torch,bench,train,profile,memcheck,racecheck,ncu,cpu512}
+STEPS=${2:-info,tests,graphtests,graph,kernels,lab,torch,bench,train,profile,memcheck,racecheck,ncu,cpu512}
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -65,6 +69,21 @@ DEV=${DEV:-cuda}; KDEV=${KDEV:-cuda}
 
 step info 30 $VIT info
 step tests 170 env VIT_TEST_BACKENDS=cpu,$DEV VIT_REQUIRE_CUDA=${REQUIRE_CUDA:-1} $XUNIT -parallel all -xml "$OUT/tests.xml"
+# CUDA graphs: the graph tests on cuda (capture, replay, bit-identical to the ordinary step), then
+# each model with and without --cuda-graph, alternated twice so drift shows, same call, same card.
+step graphtests 90 env VIT_TEST_BACKENDS=cpu,$DEV VIT_REQUIRE_CUDA=${REQUIRE_CUDA:-1} $XUNIT -class ViTScratch.Tests.Gpu.CudaGraphStepTests -xml "$OUT/graph-tests.xml"
+graph() {
+  for m in vit-micro vit-tiny; do
+    for round in 1 2; do
+      for g in "" --cuda-graph; do
+        echo "--- $m batch 128 ${g:-ordinary} (round $round)"
+        $VIT bench --device $DEV --model $m --batch 128 --steps 20 $g 2>&1 | grep -E "^(launches/step|training|error)"
+      done
+    done
+  done
+}
+want graph && { export -f graph; export VIT DEV; }
+step graph ${GRAPH_LIMIT:-150} bash -c graph
 step kernels 100 $BENCH --kernels-bench --device $KDEV --out "$OUT/kernels.md"
 step lab 60 $BENCH --lab matmul --device $KDEV
 SAN_TESTS="-namespace ViTScratch.Tests.Kernels -parallel none"
