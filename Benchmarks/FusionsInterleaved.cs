@@ -12,7 +12,8 @@ namespace ViTScratch.Benchmarks;
 /// The fusions of issue 20 item 2, fused against unfused, interleaved, on vit-tiny's shapes at
 /// batch 128 (8320 rows = 128 x 65 tokens; width 192, MLP 384):
 /// - kernels: GeluBiasBackward against Fill + GeluBackward + SumMid (what the backward of Linear
-///   then Gelu ran), and AddLayerNormForward against AddBroadcast + LayerNormForward;
+///   then Gelu ran), AddLayerNormForward against AddBroadcast + LayerNormForward, and the forward
+///   fusion that was not kept (Lab/LinearGelu01Epilogue) against the matmul + GeluForward;
 /// - whole training steps (forward, backward, clip, AdamW) of vit-tiny with Engine's Fusions
 ///   switched: none, LinearGelu only, AddLayerNorm only, both, in a rotating order every round.
 /// Each round times every side once on the same buffers (or model), and the order of the sides
@@ -67,6 +68,23 @@ public static class FusionsInterleaved
                 k.LayerNormForward(s, gamma, beta, y, mean, rstd, Rows, Dim, 1e-5f);
             },
             () => k.AddLayerNormForward(a, b, s, gamma, beta, y, mean, rstd, Rows, Dim, 1e-5f));
+        // The forward fusion that was not kept: Lab/LinearGelu01Epilogue (GELU in the matmul's epilogue).
+        var x = Filled(k, nd, rnd, 1); var w = Filled(k, Hidden * Dim, rnd, 0.1); var bias = Filled(k, Hidden, rnd, 0.1);
+        var g = k.Allocate(nh); var g2 = k.Allocate(nh);
+        var mm = MatMulShape.Single(Rows, Hidden, Dim, transB: true);
+        void Mainline(DeviceBuffer into) { k.MatMul(x, w, h, mm, 1f, false, bias); k.GeluForward(h, into, nh); }
+        void Epilogue(DeviceBuffer into) => Lab.LinearGelu01Epilogue.Run(k, x, w, bias, h, into, Rows, Hidden, Dim);
+        Mainline(g); Epilogue(g2);
+        if (!Download(k, g, nh).AsSpan().SequenceEqual(Download(k, g2, nh)))
+            throw new InvalidOperationException("Lab/LinearGelu01Epilogue differs from the mainline's matmul + GeluForward");
+        Table($"up + bias, then GELU forward (Lab/LinearGelu01Epilogue), {Rows}x{Dim}x{Hidden}", rounds, () => Mainline(g), () => Epilogue(g));
+    }
+
+    private static float[] Download(CpuKernels k, DeviceBuffer b, int n)
+    {
+        var a = new float[n];
+        k.Download(b, a);
+        return a;
     }
 
     private static void Table(string name, int rounds, Action unfused, Action fused)
