@@ -12,11 +12,12 @@ namespace ViTScratch.Benchmarks.Lab;
 ///
 /// Not in the mainline: against the mainline (the matmul with its bias, then GeluForward) at
 /// vit-tiny's shape (8320 x 192 x 384, batch 128), interleaved, it was not faster. 401 rounds
-/// under load (niced, load average 341-407 on the 2-vCPU Zen 4 host): mainline / this, per-round
-/// median 0.966, quartiles 0.818-1.160; fastest call 18.57 against 20.66 ms (0.899)
-/// (docs/performance.md, "Fusions"). GELU's forward is bound by its erf polynomial, not by the
-/// read of h (the roofline puts it at 37-39% of the copy rate), and the epilogue's 196 KB of GELU
-/// output per block shares L2 with the packed B panel the next block reuses.
+/// under load (niced, load average 237-383 on the 2-vCPU Zen 4 host, AVX-512 path): mainline /
+/// this, per-round median 0.985, quartiles 0.778-1.298; fastest call 18.37 against 20.91 ms (0.878)
+/// (docs/performance.md, "Fusions"). The likely reasons, not measured apart: GELU's forward is
+/// bound by its erf polynomial rather than by the read of h (the roofline puts it at 37-39% of
+/// the copy rate), so the epilogue saves little, and the 128 x 384 block of GELU output it writes
+/// (196 KB) competes for L2 with the packed operands the next block reuses.
 /// Run: dotnet run -c Release --project Benchmarks -- --interleaved-fusions kernels
 /// </summary>
 internal static unsafe class LinearGelu01Epilogue
