@@ -39,7 +39,7 @@ public class FusedMatrixTests(BackendFixture fixture) : IClassFixture<BackendFix
     private const double PhiError = ReferenceErfTests.KernelErfError / 2 + 4 * U;
     private const float Eps = 1e-5f;
 
-    // t = dy gelu'(x) carries |dy| dErr (ElementwiseMatrixTests.GeluBackward) plus U |t| for its
+    // Against float64: t = dy gelu'(x) carries |dy| dErr (ElementwiseMatrixTests.GeluBackward) plus U |t| for its
     // product; dx (=|+=) t adds 2U (|dx0| + |t|). dbias sums rows of those t: the sum of their
     // errors plus (rows + 2) U Σ|t| for the additions, plus 2U |dbias0|.
     [Theory, MemberData(nameof(GeluBiasRows))]
@@ -73,6 +73,19 @@ public class FusedMatrixTests(BackendFixture fixture) : IClassFixture<BackendFix
         });
         run.Check(dbias, j => colErr[j] + 2 * U * (c.AccumulateBias ? Math.Abs(dbias.Init[j]) : 0));
         run.CheckRest();
+
+        // And the fusion must be exact: the backend's own GeluBackward (into a zeroed dx unless
+        // accumulating) and, for a fresh dx, SumMid over it give the same values.
+        using var plain = new OpRun(k);
+        var x2 = plain.With("x", x.Init);
+        var dy2 = plain.With("dy", dy.Init);
+        var dx2 = plain.With("dx", c.AccumulateDx ? dx.Init : new float[n]);
+        var db2 = plain.With("dbias", c.AccumulateBias ? dbias.Init : new float[c.Cols]);
+        k.GeluBackward(x2, dy2, dx2, n);
+        Assert.Equal(run.Read(dx), plain.Read(dx2));
+        if (c.AccumulateDx) return;
+        k.SumMid(dx2, db2, 1, c.Rows, c.Cols, 1f, c.AccumulateBias);
+        Assert.Equal(run.Read(dbias), plain.Read(db2));
     }
 
     // sum = a + b rounds once: U |sum|. The norm is then LayerNormMatrixTests.LayerNormForward's

@@ -6,8 +6,10 @@ namespace ViTScratch.Tests.Model;
 /// <summary>
 /// The model with its fused ops (Ops.LinearGelu, Ops.AddLayerNorm; see Engine/Fusions.cs) against
 /// the same model with each fusion off. The fusions compute the same function with the same
-/// float32 operations, so the loss and every gradient must agree bit for bit, except the MLP's
-/// first bias (net.1.bias), whose column sum the fused backward adds in another order.
+/// float32 operations in the same order (the bias gradient's column sums included), so the loss
+/// and every gradient must agree bit for bit: a training run does not change by a bit when a
+/// fusion lands (samples/TrainOwnTensors showed that its 150 steps amplify a last-bit change
+/// into 85-99.5% accuracy).
 /// </summary>
 public class FusionTests : ModelTestBase
 {
@@ -39,7 +41,8 @@ public class FusionTests : ModelTestBase
     [InlineData(true, true)]
     public void Fused_and_unfused_steps_agree(bool linearGelu, bool addLayerNorm)
     {
-        var config = TinyConfig(dropout: 0.2f);
+        // MLP width 80: one full 64-column block of the bias gradient's column sums and a ragged one.
+        var config = TinyConfig(dropout: 0.2f) with { MlpDim = 80 };
         var vit = new ViT(config, Dev, seed: 3);
         vit.Train();
         var images = RandomImages(config, 4);
@@ -50,15 +53,7 @@ public class FusionTests : ModelTestBase
 
         Assert.Equal(plain.Loss, fused.Loss);
         foreach (var (name, g) in plain.Grads)
-        {
-            if (linearGelu && name.EndsWith(".1.net.1.bias", StringComparison.Ordinal))
-            {
-                double max = g.Max(v => Math.Abs(v));
-                Assert.True(max > 0, $"{name}: no gradient reached it");
-                for (int i = 0; i < g.Length; i++)
-                    Assert.True(Math.Abs(fused.Grads[name][i] - g[i]) <= 1e-5 * max, $"{name}[{i}]: fused {fused.Grads[name][i]:R}, unfused {g[i]:R}");
-            }
-            else Assert.True(g.AsSpan().SequenceEqual(fused.Grads[name]), $"{name}: the fused step's gradient differs");
-        }
+            Assert.True(g.AsSpan().SequenceEqual(fused.Grads[name]), $"{name}: the fused step's gradient differs");
+        Assert.Contains(plain.Grads, p => p.Key.EndsWith(".1.net.1.bias", StringComparison.Ordinal) && p.Value.Any(v => v != 0));
     }
 }
