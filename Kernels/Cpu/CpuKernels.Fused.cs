@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace ViTScratch.Kernels.Cpu;
 
 // Fused kernels: two ops of the model that would each make a pass over the same rows, done in
@@ -10,39 +12,30 @@ namespace ViTScratch.Kernels.Cpu;
 //   sum back from memory right after the add wrote it.
 public sealed partial class CpuKernels
 {
-    private readonly record struct GeluBiasJob(CpuBuffer X, CpuBuffer Dy, CpuBuffer Dx, CpuBuffer Dbias,
-        int Rows, int Cols, bool AccumulateDx, bool AccumulateBias, SimdPath Path);
-
     public void GeluBiasBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dbias, int rows, int cols,
         bool accumulateDx, bool accumulateBias)
     {
         if (cols == 0) return;
-        // Split by blocks of ReduceBlock columns, each summed over all rows in row order, exactly
-        // as SumMid sums a bias gradient: the fused kernel gives the bits of GeluBackward then
-        // SumMid, on any number of cores. (Split by rows, the partial sums came out in another
-        // order, and samples/TrainOwnTensors, whose 150 steps are chaotic in the last bit, ended at
-        // 85-99.5% accuracy depending on the split.)
-        int blocks = (cols + ReduceBlock - 1) / ReduceBlock;
-        var job = new GeluBiasJob(CpuBuffer.Of(x), CpuBuffer.Of(dy), CpuBuffer.Of(dx), CpuBuffer.Of(dbias), rows, cols, accumulateDx, accumulateBias, SimdPath);
-        Par.For(blocks, (long)rows * ReduceBlock * 16, job, static (in GeluBiasJob j, int b0, int b1) =>
+        // One sweep, row after row, on the calling thread. The bias gradient must be summed down
+        // each column in row order, as SumMid sums it, for the fused kernel to give the unfused
+        // bits (split by rows, the partial sums came out in another order, and
+        // samples/TrainOwnTensors, whose 150 steps are chaotic in the last bit, ended at 85-99.5%
+        // accuracy depending on the split). Split by columns across the two cores, the kernel ran
+        // 3-4x slower than on one (the loaded host: a piece waits for a descheduled worker);
+        // on one it is 1.7x faster than the three unfused passes on two (docs/performance.md).
+        var xs = CpuBuffer.Of(x).Span; var gs = CpuBuffer.Of(dy).Span; var ds = CpuBuffer.Of(dx).Span;
+        var db = CpuBuffer.Of(dbias).Span[..cols];
+        float[]? rented = cols > 2048 ? ArrayPool<float>.Shared.Rent(cols) : null;
+        Span<float> sum = rented is null ? stackalloc float[cols] : rented.AsSpan(0, cols);
+        sum.Clear();
+        for (int r = 0; r < rows; r++)
         {
-            Span<float> acc = stackalloc float[ReduceBlock];
-            int cols = j.Cols;
-            for (int blk = b0; blk < b1; blk++)
-            {
-                int c0 = blk * ReduceBlock, len = Math.Min(ReduceBlock, cols - c0);
-                var sum = acc[..len];
-                sum.Clear();
-                for (int r = 0; r < j.Rows; r++)
-                {
-                    int at = r * cols + c0;
-                    Gelu.BackwardWithSum(j.Path, j.X.Span.Slice(at, len), j.Dy.Span.Slice(at, len), j.Dx.Span.Slice(at, len), j.AccumulateDx, sum);
-                }
-                var db = j.Dbias.Span.Slice(c0, len);
-                if (j.AccumulateBias) Simd.AddScaled(j.Path, db, sum, db, 1f);
-                else sum.CopyTo(db);
-            }
-        }, chunks: blocks);
+            int at = r * cols;
+            Gelu.BackwardWithSum(SimdPath, xs.Slice(at, cols), gs.Slice(at, cols), ds.Slice(at, cols), accumulateDx, sum);
+        }
+        if (accumulateBias) Simd.AddScaled(SimdPath, db, sum, db, 1f);
+        else sum.CopyTo(db);
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
     }
 
     private readonly record struct AddLayerNormJob(CpuBuffer A, CpuBuffer B, CpuBuffer Sum, CpuBuffer Gamma, CpuBuffer Beta, CpuBuffer Y,
