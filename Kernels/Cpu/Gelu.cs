@@ -8,7 +8,8 @@ namespace ViTScratch.Kernels.Cpu;
 /// GELU in the exact erf form: gelu(x) = x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, and
 /// gelu'(x) = Phi(x) + x * phi(x) with phi the standard normal density. Vectorised with the same
 /// erf polynomial as <see cref="Erf"/>, on Vector512 with AVX-512, Vector256 with AVX2 (or
-/// where the wider type is not accelerated), then scalar for the ragged tail.
+/// where the wider type is not accelerated); the forward's ragged tail is scalar, the backward's
+/// goes through the vector code padded (see <see cref="BackwardWithSum"/>).
 /// </summary>
 internal static class Gelu
 {

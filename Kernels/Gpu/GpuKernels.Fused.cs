@@ -8,7 +8,8 @@ namespace ViTScratch.Kernels.Gpu;
 //   lanes; a warp reads 32 consecutive columns of one row, coalesced), and each thread writes
 //   dx = dy GELU'(x) for the elements it sums. With too few column groups to fill the device the
 //   rows are cut into parts, each writes a partial row, and SumColumns adds the partial rows into
-//   dbias, as ReduceMid does.
+//   dbias, as ReduceMid does: the same parts and the same order of additions, so the results are
+//   the bits of GeluBackward then SumMid (checked on the simulator by FusedMatrixTests).
 // - AddLayerNormForward: LayerNormKernels.Forward's register path with the row loaded as a + b and
 //   the sum stored on the way; rows longer than RowMath.MaxCols (no ViT has them) take the add
 //   and then the plain LayerNorm.
