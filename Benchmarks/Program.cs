@@ -14,6 +14,7 @@ namespace ViTScratch.Benchmarks;
 ///   add --inProcess to skip BenchmarkDotNet's per-run rebuild of a boilerplate project.
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-chunks                 (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-pack-a                 (A/B, interleaved)
+///   dotnet run -c Release --project Benchmarks -- --interleaved-fusions [kernels|step]  (A/B, fused against unfused)
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
 ///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
@@ -33,6 +34,12 @@ public static class Program
         // A/B comparisons that must interleave their two sides to survive the shared host's drift.
         if (args is [ChunksInterleaved.Flag]) { ChunksInterleaved.Run(); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
+        if (args is [FusionsInterleaved.Flag, ..])
+        {
+            try { FusionsInterleaved.Run(args); }
+            catch (ViTScratchException e) { Console.Error.WriteLine(e.Message); Environment.ExitCode = 2; }
+            return;
+        }
         // This machine's roofline and every CPU kernel of a vit-tiny step on it.
         if (args is [Roofline.Flag]) { Roofline.Run(); return; }
         // What limits the AVX2 micro-kernel on one core (loads against FMAs).

@@ -134,6 +134,24 @@ public interface IKernels : IDisposable
     void LayerNormBackward(DeviceBuffer x, DeviceBuffer gamma, DeviceBuffer mean, DeviceBuffer rstd, DeviceBuffer dy,
         DeviceBuffer dx, DeviceBuffer dgamma, DeviceBuffer dbeta, int rows, int cols);
 
+    // ---- fusions of two ops over the same rows ---------------------------------------------
+    /// <summary>
+    /// The backward pass of GELU applied to a Linear layer's output x = input Wᵀ + bias, fused with
+    /// the bias gradient: t = dy * GELU'(x); dx (=|+=) t; dbias (=|+=) the column sums of t over the
+    /// rows. x, dy, dx: [rows, cols]; dbias: [cols]. One read of x and dy, one write of dx, where
+    /// GeluBackward then SumMid passed over dx two more times.
+    /// </summary>
+    void GeluBiasBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dbias, int rows, int cols,
+        bool accumulateDx, bool accumulateBias);
+
+    /// <summary>
+    /// A residual add and the LayerNorm after it, in one pass: sum = a + b, then
+    /// y = LayerNorm(sum) with mean and rstd saved per row exactly as <see cref="LayerNormForward"/>
+    /// would from sum. a, b, sum, y: [rows, cols].
+    /// </summary>
+    void AddLayerNormForward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer sum, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y,
+        DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps);
+
     // ---- fused attention -------------------------------------------------------------------
     /// <summary>
     /// Scaled dot-product attention over q, k, v: [BH, N, D] (BH = batch x heads).

@@ -64,10 +64,12 @@ public sealed class Attention : Module
     public AttentionMap? LastWeights { get; private set; }
 
     /// <summary>x: [B, N, D] → [B, N, D] (the residual is added by the caller).</summary>
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x) => ForwardNormed(Norm.Forward(x));
+
+    /// <summary>The layer after its norm: <paramref name="x"/> is Norm(input), which Transformer fuses with the residual add before it.</summary>
+    internal Tensor ForwardNormed(Tensor x)
     {
         int inner = Heads * DimHead;
-        x = Norm.Forward(x);                                // x: [B, N, D]
         var qkv = ToQkv.Forward(x);                         // qkv: [B, N, 3·H·d], chunks q | k | v
 
         if (CaptureWeights) LastWeights = Weights(qkv, inner);

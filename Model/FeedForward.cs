@@ -32,10 +32,15 @@ public sealed class FeedForward : Module
     public Dropout OutDropout { get; }
 
     /// <summary>x: [B, N, D] → [B, N, D] (the residual is added by the caller).</summary>
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x) => ForwardNormed(Norm.Forward(x));
+
+    /// <summary>The block after its layer norm: <paramref name="normed"/> is Norm(x), which Transformer fuses with the residual add before it.</summary>
+    internal Tensor ForwardNormed(Tensor normed)
     {
-        var h = Up.Forward(Norm.Forward(x));            // h: [B, N, hidden]
-        h = HiddenDropout.Forward(Ops.Gelu(h));         // h: [B, N, hidden]
+        var h = Fusions.LinearGelu && Up.Bias is not null
+            ? Ops.LinearGelu(normed, Up.Weight.Value, Up.Bias.Value)   // h: [B, N, hidden], one op
+            : Ops.Gelu(Up.Forward(normed));
+        h = HiddenDropout.Forward(h);                   // h: [B, N, hidden]
         return OutDropout.Forward(Down.Forward(h));     // [B, N, D]
     }
 }

@@ -50,7 +50,26 @@ public sealed class Transformer : Module
     /// <summary>x: [B, N, D] → [B, N, D].</summary>
     public Tensor Forward(Tensor x)
     {
-        foreach (var layer in _layers) x = layer.Forward(x); // x: [B, N, D]
-        return Norm.Forward(x);
+        if (!Fusions.AddLayerNorm || _layers.Length == 0)
+        {
+            foreach (var layer in _layers) x = layer.Forward(x); // x: [B, N, D]
+            return Norm.Forward(x);
+        }
+        // The same blocks with each residual add fused with the layer norm that reads its sum
+        // next (the MLP's, the next block's attention's, or the final one): one pass over the
+        // residual stream instead of an add and a norm that reads the sum back.
+        var normed = _layers[0].Attention.Norm.Forward(x);      // normed: [B, N, D]
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var layer = _layers[i];
+            var next = i + 1 < _layers.Length ? _layers[i + 1].Attention.Norm : Norm;
+            (x, normed) = AddNorm(layer.Attention.ForwardNormed(normed), x, layer.FeedForward.Norm);
+            (x, normed) = AddNorm(layer.FeedForward.ForwardNormed(normed), x, next);
+        }
+        return normed;
     }
+
+    // (f + x, norm(f + x)): the residual add x = f(x) + x of TransformerBlock and the norm after it.
+    private static (Tensor Sum, Tensor Normed) AddNorm(Tensor f, Tensor x, LayerNorm norm) =>
+        Ops.AddLayerNorm(f, x, norm.Weight.Value, norm.Bias.Value, LayerNorm.Eps);
 }

@@ -52,30 +52,35 @@ public static partial class Ops
         a.Kernels.MatMul(a.Data, b.Data, c.Data, shape, 1f, accumulate: false, bias?.Data);
         OnBackward(c, () =>
         {
-            var s = shape;
-            // In kernel terms: A is [M', K] or [K, M'], B is [K, N] or [N, K], C is [M', N].
-            if (a.RequiresGrad)
-            {
-                var da = !s.TransA
-                    ? s with { N = s.K, K = s.N, TransA = false, TransB = !s.TransB, StrideA = s.StrideC, StrideB = s.StrideB, StrideC = s.StrideA }
-                    : s with { M = s.K, N = s.M, K = s.N, TransA = s.TransB, TransB = true, StrideA = s.StrideB, StrideB = s.StrideC, StrideC = s.StrideA };
-                bool acc = Tensor.AccumulateInto(a);
-                if (!s.TransA) a.Kernels.MatMul(c.Grad!, b.Data, a.Grad!, da, 1f, acc);   // dA = dC op(B)ᵀ
-                else a.Kernels.MatMul(b.Data, c.Grad!, a.Grad!, da, 1f, acc);             // dAᵀ = op(B) dCᵀ
-            }
-            if (b.RequiresGrad)
-            {
-                var db = !s.TransB
-                    ? s with { M = s.K, K = s.M, TransA = !s.TransA, TransB = false, StrideA = s.StrideA, StrideB = s.StrideC, StrideC = s.StrideB }
-                    : s with { M = s.N, N = s.K, K = s.M, TransA = true, TransB = s.TransA, StrideA = s.StrideC, StrideB = s.StrideA, StrideC = s.StrideB };
-                bool acc = Tensor.AccumulateInto(b);
-                if (!s.TransB) a.Kernels.MatMul(a.Data, c.Grad!, b.Grad!, db, 1f, acc);   // dB = op(A)ᵀ dC
-                else a.Kernels.MatMul(c.Grad!, a.Data, b.Grad!, db, 1f, acc);             // dBᵀ = dCᵀ op(A)
-            }
+            ProductBackward(a, b, c.Grad!, shape);
             if (bias is not null && bias.RequiresGrad)                                       // dbias = column sums of dC
                 a.Kernels.SumMid(c.Grad!, bias.Grad!, 1, c.Length / n, n, 1f, Tensor.AccumulateInto(bias));
         });
         return c;
+    }
+
+    // dA and dB of C = op(A) op(B) from dC, by the `=` / `+=` rule. In kernel terms: A is [M', K]
+    // or [K, M'], B is [K, N] or [N, K], C is [M', N].
+    private static void ProductBackward(Tensor a, Tensor b, DeviceBuffer dC, MatMulShape s)
+    {
+        if (a.RequiresGrad)
+        {
+            var da = !s.TransA
+                ? s with { N = s.K, K = s.N, TransA = false, TransB = !s.TransB, StrideA = s.StrideC, StrideB = s.StrideB, StrideC = s.StrideA }
+                : s with { M = s.K, N = s.M, K = s.N, TransA = s.TransB, TransB = true, StrideA = s.StrideB, StrideB = s.StrideC, StrideC = s.StrideA };
+            bool acc = Tensor.AccumulateInto(a);
+            if (!s.TransA) a.Kernels.MatMul(dC, b.Data, a.Grad!, da, 1f, acc);   // dA = dC op(B)ᵀ
+            else a.Kernels.MatMul(b.Data, dC, a.Grad!, da, 1f, acc);             // dAᵀ = op(B) dCᵀ
+        }
+        if (b.RequiresGrad)
+        {
+            var db = !s.TransB
+                ? s with { M = s.K, K = s.M, TransA = !s.TransA, TransB = false, StrideA = s.StrideA, StrideB = s.StrideC, StrideC = s.StrideB }
+                : s with { M = s.N, N = s.K, K = s.M, TransA = true, TransB = s.TransA, StrideA = s.StrideC, StrideB = s.StrideA, StrideC = s.StrideB };
+            bool acc = Tensor.AccumulateInto(b);
+            if (!s.TransB) a.Kernels.MatMul(a.Data, dC, b.Grad!, db, 1f, acc);   // dB = op(A)ᵀ dC
+            else a.Kernels.MatMul(dC, a.Data, b.Grad!, db, 1f, acc);             // dBᵀ = dCᵀ op(A)
+        }
     }
 
     /// <summary>y = x Wᵀ + b, the PyTorch Linear: x: [..., in], weight: [out, in], bias: [out] or null.</summary>

@@ -22,24 +22,29 @@ internal sealed partial class CpuKernels
         Par.For(rows, cols * 6L, job, static (in LayerNormJob j, int s, int e) =>
         {
             int cols = j.Cols;
-            var g = j.Gamma.Span; var b = j.Beta.Span;
             for (int r = s; r < e; r++)
-            {
-                var xr = j.X.Span.Slice(r * cols, cols);
-                var yr = j.Y.Span.Slice(r * cols, cols);
-                float mu = Simd.Sum(j.Path, xr) / cols;
-                Simd.AddConstant(j.Path, xr, -mu, yr);                 // yr = x - mean (reused as scratch)
-                float var_ = Simd.Dot(j.Path, yr, yr) / cols;           // two-pass variance: no cancellation
-                float rinv = 1f / MathF.Sqrt(var_ + j.Eps);
-                int c = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; c <= cols - 8; c += 8)
-                        (Vector256.Create(yr.Slice(c, 8)) * rinv * Vector256.Create(g.Slice(c, 8)) + Vector256.Create(b.Slice(c, 8))).CopyTo(yr.Slice(c, 8));
-                for (; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
-                j.Mean.Span[r] = mu;
-                j.Rstd.Span[r] = rinv;
-            }
+                ForwardRow(j.Path, j.X.Span.Slice(r * cols, cols), j.Gamma.Span, j.Beta.Span, j.Y.Span.Slice(r * cols, cols), j.Eps,
+                    out j.Mean.Span[r], out j.Rstd.Span[r]);
         });
+    }
+
+    // One row of the forward pass (shared with AddLayerNormForward, so the fused and the plain
+    // kernel give the same bits for the same row).
+    private static void ForwardRow(SimdPath path, ReadOnlySpan<float> xr, ReadOnlySpan<float> g, ReadOnlySpan<float> b, Span<float> yr, float eps,
+        out float mean, out float rstd)
+    {
+        int cols = xr.Length;
+        float mu = Simd.Sum(path, xr) / cols;
+        Simd.AddConstant(path, xr, -mu, yr);                 // yr = x - mean (reused as scratch)
+        float var_ = Simd.Dot(path, yr, yr) / cols;           // two-pass variance: no cancellation
+        float rinv = 1f / MathF.Sqrt(var_ + eps);
+        int c = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; c <= cols - 8; c += 8)
+                (Vector256.Create(yr.Slice(c, 8)) * rinv * Vector256.Create(g.Slice(c, 8)) + Vector256.Create(b.Slice(c, 8))).CopyTo(yr.Slice(c, 8));
+        for (; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
+        mean = mu;
+        rstd = rinv;
     }
 
     // Partials holds, per partial w, 4 x Cols floats: dgamma partial, dbeta partial, then the xhat

@@ -59,6 +59,15 @@ public class OpGradientTests : EngineTestBase
     [Fact] public void LogSoftmax() => GradCheck(t => Ops.LogSoftmax(t[0]), [Rand(3, 11)]);
     [Fact] public void LayerNorm() => GradCheck(t => Ops.LayerNorm(t[0], t[1], t[2]), [Rand(4, 9), Rand(9), Rand(9)]);
 
+    // The fused ops (Ops.Fused.cs). AddLayerNorm has two outputs: the loss reads both.
+    [Fact] public void LinearGelu() => GradCheck(t => Ops.LinearGelu(t[0], t[1], t[2]), [Rand(2, 3, 5), Rand(9, 5), Rand(9)]);
+    [Fact]
+    public void AddLayerNorm() => GradCheck(t =>
+    {
+        var (sum, normed) = Ops.AddLayerNorm(t[0], t[1], t[2], t[3]);
+        return Ops.Add(Ops.Scale(sum, 0.7f), normed);
+    }, [Rand(2, 3, 9), Rand(2, 3, 9), Rand(9), Rand(9)]);
+
     [Fact]
     public void CrossEntropyWithSmoothing()
     {

@@ -23,6 +23,7 @@ public sealed class PtxAssemblyTests
                      "LayerNormKernels.ParamPartials", "OptimizerKernels.AdamW", "MatMulPipelinedKernels.MatMul",
                      "AttentionLongKernels.Forward", "AttentionLongKernels.BackwardDkDv",
                      "MatMulTensorCoreKernels.Tf32", "MatMulTensorCoreKernels.Bf16",
+                     "FusedKernels.GeluBiasBackward", "FusedKernels.AddLayerNormForward",
                  })
             Assert.Contains(expected, names);
     }

@@ -44,6 +44,73 @@ public class EngineOpReferenceGradientTests
         Verify("dbias", bias, Added(db, db0), Loss);
     }
 
+    [Theory, InlineData(1, 1, 1), InlineData(6, 5, 4), InlineData(7, 3, 9)]
+    public void LinearGelu_x_weight_bias(int rows, int inFeatures, int outFeatures)
+    {
+        // Ops.LinearGelu: h = [rows, in] x [out, in]ᵀ + bias, y = GELU(h); backward: GeluBiasBackward
+        // (dh = dy GELU'(h) written, dbias += its column sums), then the Linear's two products on dh.
+        var rng = TestRandom.For($"linear+gelu {rows} {inFeatures} {outFeatures}");
+        var s = MatMulShape.Single(rows, outFeatures, inFeatures, transA: false, transB: true);
+        var x = rng.Doubles(rows * inFeatures); var wt = rng.Doubles(outFeatures * inFeatures); var bias = rng.Doubles(outFeatures);
+        var w = rng.Doubles(rows * outFeatures);
+        double[] PreActivation()
+        {
+            var h = new double[rows * outFeatures];
+            R.MatMulBias(x, wt, h, s, 1, accumulate: false, bias);
+            return h;
+        }
+        double Loss()
+        {
+            var h = PreActivation();
+            var y = new double[h.Length];
+            R.GeluForward(h, y, h.Length);
+            return Dot(w, y);
+        }
+        var dx0 = Prefilled(rng, x.Length); var dx = (double[])dx0.Clone();
+        var dw0 = Prefilled(rng, wt.Length); var dw = (double[])dw0.Clone();
+        var db0 = Prefilled(rng, bias.Length); var db = (double[])db0.Clone();
+        var dh = Prefilled(rng, rows * outFeatures);                      // overwritten: accumulateDx false
+        R.GeluBiasBackward(PreActivation(), w, dh, db, rows, outFeatures, accumulateDx: false, accumulateBias: true);
+        R.MatMulBackward(x, wt, dh, dx, dw, s, 1);
+        Verify("dx", x, Added(dx, dx0), Loss);
+        Verify("dweight", wt, Added(dw, dw0), Loss);
+        Verify("dbias", bias, Added(db, db0), Loss);
+    }
+
+    [Theory, InlineData(1, 2), InlineData(3, 7), InlineData(4, 16)]
+    public void AddLayerNorm_both_inputs_and_parameters(int rows, int cols)
+    {
+        // Ops.AddLayerNorm: s = a + b, y = LayerNorm(s); the loss reads both (the sum also feeds the
+        // next residual add). Backward: LayerNormBackward adds into ds (which holds the gradient
+        // from s's other reader), then the add's backward hands ds to a and to b.
+        var rng = TestRandom.For($"add+layernorm {rows} {cols}");
+        int n = rows * cols;
+        var a = rng.Doubles(n); var b = rng.Doubles(n);
+        var gamma = rng.Doubles(cols, 0.5, 1.5); var beta = rng.Doubles(cols);
+        var ws = rng.Doubles(n); var wy = rng.Doubles(n);
+        const double eps = 1e-5;
+        double Loss()
+        {
+            var sum = new double[n]; var y = new double[n];
+            R.AddLayerNormForward(a, b, sum, gamma, beta, y, new double[rows], new double[rows], rows, cols, eps);
+            return Dot(ws, sum) + Dot(wy, y);
+        }
+        var s = new double[n]; var mean = new double[rows]; var rstd = new double[rows];
+        R.AddLayerNormForward(a, b, s, gamma, beta, new double[n], mean, rstd, rows, cols, eps);
+        var ds = (double[])ws.Clone();
+        var dg0 = Prefilled(rng, cols); var dg = (double[])dg0.Clone();
+        var dbeta0 = Prefilled(rng, cols); var dbeta = (double[])dbeta0.Clone();
+        R.LayerNormBackward(s, gamma, mean, rstd, wy, ds, dg, dbeta, rows, cols);
+        var da0 = Prefilled(rng, n); var da = (double[])da0.Clone();
+        var db0 = Prefilled(rng, n); var db = (double[])db0.Clone();
+        R.Scale(ds, da, n, 1, accumulate: true);
+        R.Scale(ds, db, n, 1, accumulate: true);
+        Verify("da", a, Added(da, da0), Loss);
+        Verify("db", b, Added(db, db0), Loss);
+        Verify("dgamma", gamma, Added(dg, dg0), Loss);
+        Verify("dbeta", beta, Added(dbeta, dbeta0), Loss);
+    }
+
     /// <summary>A broadcast as the user writes it, and the kernel layout Ops.BroadcastLayout gives it.</summary>
     public sealed record BroadcastCase(string Name, int[] Left, int[] Right, bool Multiply, double Alpha, int Outer, int Mid, int Inner)
     {

@@ -28,11 +28,12 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// tile buffer (the packing zero-pads) and copy the valid part out.
 ///
 /// PackBuffers (packed A, packed B, edge tile) is per thread, 64-byte aligned, pinned, and grown
-/// once: steady-state calls allocate nothing.
+/// once: steady-state calls allocate nothing. The blocking, PackBuffers, MacroKernel and AddBias
+/// are internal for the numbered CPU versions under Benchmarks/Lab that vary Run's loop.
 /// </summary>
 internal static unsafe class Gemm
 {
-    private readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
+    internal readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
@@ -40,8 +41,8 @@ internal static unsafe class Gemm
     // docs/log/2026-performance-log.md; the harness and its knob are gone), though a 384 x 16 B micro-panel (24 KB) and six A rows
     // no longer both fit L1 with room to spare. AVX-512 keeps 256: it could not be timed on
     // AVX-512 hardware.
-    private static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
-    private static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
+    internal static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
+    internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
 
     // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
     private const int MaxBlockK = 384;
@@ -113,7 +114,7 @@ internal static unsafe class Gemm
     // Every micro-tile of one A block times one packed B block. A is either packed (aDirect null:
     // panel ir at pa + ir kc) or read in place at aDirect + ir lda, with only its ragged last panel
     // packed at pa.
-    private static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
+    internal static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
         float* pa, float* aDirect, long lda, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile, bool prefetchC)
     {
         int MR = bl.MR, NR = bl.NR;
@@ -175,7 +176,7 @@ internal static unsafe class Gemm
     }
 
     // c[i, j] += bias[j] for an m x n block.
-    private static void AddBias(SimdPath path, float* c, long ldc, int m, int n, float* bias)
+    internal static void AddBias(SimdPath path, float* c, long ldc, int m, int n, float* bias)
     {
         var b = new ReadOnlySpan<float>(bias, n);
         for (int i = 0; i < m; i++)
@@ -213,7 +214,7 @@ internal static unsafe class Gemm
     }
 
     /// <summary>One thread's packing buffers, sized for the largest blocking and kept for the thread's life.</summary>
-    private sealed class PackBuffers
+    internal sealed class PackBuffers
     {
         [ThreadStatic] private static PackBuffers? _current;
 
