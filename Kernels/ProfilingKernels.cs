@@ -142,9 +142,9 @@ public sealed class ProfilingKernels(IKernels inner) : IKernels
         Time("layernorm", 0, () => inner.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols));
 
     // The fusions go under the category of the op whose pass they keep: GELU and layernorm.
-    public void GeluBiasBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dbias, int rows, int cols, bool accumulateDx, bool accumulateBias) =>
+    void IKernels.GeluBiasBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dbias, int rows, int cols, bool accumulateDx, bool accumulateBias) =>
         Time("gelu", 0, () => inner.GeluBiasBackward(x, dy, dx, dbias, rows, cols, accumulateDx, accumulateBias));
-    public void AddLayerNormForward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer sum, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps) =>
+    void IKernels.AddLayerNormForward(DeviceBuffer a, DeviceBuffer b, DeviceBuffer sum, DeviceBuffer gamma, DeviceBuffer beta, DeviceBuffer y, DeviceBuffer mean, DeviceBuffer rstd, int rows, int cols, float eps) =>
         Time("layernorm", 0, () => inner.AddLayerNormForward(a, b, sum, gamma, beta, y, mean, rstd, rows, cols, eps));
 
     // Attention FLOPs: forward 2·(QKᵀ + PV) = 4·n²·d per (batch, head); backward about twice that

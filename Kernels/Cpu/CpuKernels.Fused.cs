@@ -10,7 +10,7 @@ namespace ViTScratch.Kernels.Cpu;
 //   SumMid's order, so the results are the unfused bits.
 // - AddLayerNormForward: the residual add and the LayerNorm after it. Unfused, LayerNorm read the
 //   sum back from memory right after the add wrote it.
-public sealed partial class CpuKernels
+internal sealed partial class CpuKernels
 {
     public void GeluBiasBackward(DeviceBuffer x, DeviceBuffer dy, DeviceBuffer dx, DeviceBuffer dbias, int rows, int cols,
         bool accumulateDx, bool accumulateBias)

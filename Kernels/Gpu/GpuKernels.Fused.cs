@@ -13,7 +13,7 @@ namespace ViTScratch.Kernels.Gpu;
 // - AddLayerNormForward: LayerNormKernels.Forward's register path with the row loaded as a + b and
 //   the sum stored on the way; rows longer than RowMath.MaxCols (no ViT has them) take the add
 //   and then the plain LayerNorm.
-public sealed partial class GpuKernels
+internal sealed partial class GpuKernels
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _geluBias;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
