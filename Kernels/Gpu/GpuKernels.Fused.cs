@@ -65,7 +65,7 @@ internal sealed partial class GpuKernels
 }
 
 /// <summary>The kernels of GpuKernels.Fused.cs.</summary>
-public static class FusedKernels
+internal static class FusedKernels
 {
     private const int W = GpuKernels.WarpSize;
     private const int RowLanes = GpuKernels.GroupSize / GpuKernels.WarpSize;
