@@ -36,6 +36,7 @@ public class CpuAttentionTests
             data.Add(path, 5, 7, 33, 0.3f);
             data.Add(path, 2, 17, 32, 0f);
             data.Add(path, 1, 129, 16, 0.2f); // N above the 128-row query block: two blocks per pair
+            data.Add(path, 2, 32, 16, 0.2f);  // N a whole number of vectors (no padding) with dropout: the rows' loops must stop at N
         }
         data.Add("V256", 4, 300, 24, 0.1f);   // three query blocks, the last ragged
         data.Add("V256", 12, 65, 32, 0f);     // enough pairs to run on several cores
