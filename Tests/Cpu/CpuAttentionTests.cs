@@ -154,9 +154,11 @@ public class CpuAttentionTests
         foreach (float p in new[] { 0.1f, 0.5f, 0.9f })
             foreach (uint start in new[] { 0u, 77u, 4_294_966_999u }) // the last wraps around 2^32
             {
+                Array.Fill(dst, -7f); // the three floats past the row must stay as they are
                 unsafe { fixed (float* ptr = dst) DropoutRow.Fill(path, 42u, start, 997, p, 3f, ptr); }
                 for (int j = 0; j < 997; j++)
                     Assert.Equal(KernelMath.DropoutKeep(42u, unchecked(start + (uint)j), p) ? 3f : 0f, dst[j]);
+                Assert.Equal(new[] { -7f, -7f, -7f }, dst[997..]);
             }
     }
 
