@@ -9,6 +9,9 @@ namespace ViTScratch.Tests.Cpu;
 /// both ways (AVX 8 x 8 blocks and the plain loop the blocks fall back to), on ragged sizes with
 /// rows further apart than they are long, and the padded softmax row, whose padding columns must
 /// come out as exact zeros however large the row's real scores are.
+/// The transpose writes through a raw pointer, so its output sits between guard cells that must
+/// come back untouched: a loop bound one too far (a block or row past d, a column past np) writes
+/// there, where in the kernel it would land in the next scratch buffer.
 /// </summary>
 public unsafe class AttentionRowsTests
 {
@@ -26,21 +29,33 @@ public unsafe class AttentionRowsTests
     [InlineData(17, 32, "V512")] // np = 32: two blocks past the 16 real rows, one of them all padding
     [InlineData(24, 40, "V512")] // no ragged row, padding only
     [InlineData(3, 7)]           // no whole block at all
+    [InlineData(16, 13)]         // np = n, ragged columns: nothing between a row's end and the next row
+    [InlineData(32, 20, "V512")] // the same at the 512 padding
     public void TransposeMatchesTheDefinitionBothWays(int n, int d, string pathName = "V256")
     {
         var rnd = new Random(n * 100 + d);
         long ldx = d + 5;
         int np = AttentionRows.PaddedKeys(n, pathName == "V512" ? SimdPath.Vector512 : SimdPath.Vector256);
-        var x = new float[n * ldx];
+        // Spare rows after x: a wrong bound reads past it instead of past the array.
+        var x = new float[(n + 16) * ldx];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
+        int guard = 16 * np; // a whole block of 8 rows past d, and more
         foreach (bool blocked in new[] { false, true })
         {
-            var t = new float[d * np];
+            var t = new float[guard + d * np + guard];
             Array.Fill(t, float.NaN); // every element must be written
-            fixed (float* px = x, pt = t) AttentionRows.Transpose(px, n, d, ldx, pt, np, blocked);
+            const float Guard = -12345f;
+            t.AsSpan(0, guard).Fill(Guard);
+            t.AsSpan(guard + d * np).Fill(Guard);
+            fixed (float* px = x, pt = t) AttentionRows.Transpose(px, n, d, ldx, pt + guard, np, blocked);
             for (int c = 0; c < d; c++)
                 for (int j = 0; j < np; j++)
-                    Assert.Equal(j < n ? x[j * ldx + c] : 0f, t[c * np + j]);
+                    Assert.Equal(j < n ? x[j * ldx + c] : 0f, t[guard + c * np + j]);
+            for (int i = 0; i < guard; i++)
+            {
+                Assert.True(t[i] == Guard, $"blocked={blocked}: wrote {guard - i} floats before the output");
+                Assert.True(t[guard + d * np + i] == Guard, $"blocked={blocked}: wrote {i + 1} floats past the output");
+            }
         }
     }
 
@@ -56,7 +71,8 @@ public unsafe class AttentionRowsTests
         int np = AttentionRows.PaddedKeys(n, path);
         var rnd = new Random(n);
         var row = new float[np];
-        for (int j = 0; j < np; j++) row[j] = (float)(rnd.NextDouble() * 20 - 10); // padding holds garbage
+        for (int j = 0; j < np; j++) row[j] = (float)(rnd.NextDouble() * 20 - 10);
+        for (int j = n; j < np; j++) row[j] = (float)(rnd.NextDouble() * 20 + 10); // padding holds garbage above every score, which Max must not read
         var scores = row[..n];
         fixed (float* p = row)
         {

@@ -36,6 +36,7 @@ public class CpuAttentionTests
             data.Add(path, 5, 7, 33, 0.3f);
             data.Add(path, 2, 17, 32, 0f);
             data.Add(path, 1, 129, 16, 0.2f); // N above the 128-row query block: two blocks per pair
+            data.Add(path, 2, 32, 16, 0.2f);  // N a whole number of vectors (no padding) with dropout: the rows' loops must stop at N
         }
         data.Add("V256", 4, 300, 24, 0.1f);   // three query blocks, the last ragged
         data.Add("V256", 12, 65, 32, 0f);     // enough pairs to run on several cores
@@ -153,9 +154,30 @@ public class CpuAttentionTests
         foreach (float p in new[] { 0.1f, 0.5f, 0.9f })
             foreach (uint start in new[] { 0u, 77u, 4_294_966_999u }) // the last wraps around 2^32
             {
+                Array.Fill(dst, -7f); // the three floats past the row must stay as they are
                 unsafe { fixed (float* ptr = dst) DropoutRow.Fill(path, 42u, start, 997, p, 3f, ptr); }
                 for (int j = 0; j < 997; j++)
                     Assert.Equal(KernelMath.DropoutKeep(42u, unchecked(start + (uint)j), p) ? 3f : 0f, dst[j]);
+                Assert.Equal(new[] { -7f, -7f, -7f }, dst[997..]);
+            }
+    }
+
+    [Fact]
+    public void DropoutMaskRowMatchesScalarHashOverMillionsOfDraws()
+    {
+        // A hash that differs from KernelMath.Mix only in the low bits of the 24-bit draw (the
+        // final xorshift turned into an or, say) flips a keep decision only for draws just below
+        // the threshold: never in the thousand draws above, and at p = 0.5, whose threshold has no
+        // low bits, never at all; at p = 0.9 the first flip came at draw 320,759.
+        const int N = 1 << 20;
+        var dst = new float[N];
+        foreach (var path in new[] { SimdPath.Vector256, SimdPath.Vector512 })
+            foreach (float p in new[] { 0.1f, 0.5f, 0.9f })
+            {
+                unsafe { fixed (float* ptr = dst) DropoutRow.Fill(path, 7u, 1000u, N, p, 1f, ptr); }
+                for (int j = 0; j < N; j++)
+                    if (dst[j] != (KernelMath.DropoutKeep(7u, 1000u + (uint)j, p) ? 1f : 0f))
+                        Assert.Fail($"{path}, p = {p}: element {j} differs from KernelMath.DropoutKeep");
             }
     }
 
