@@ -30,7 +30,10 @@ public class StepCostTests
             Assert.Equal(batch * StepCost.LinearFlops(config, tokens), profiler.Categories["matmul"].Flops, 6);
             // The detail table names each kernel by its IKernels method: two layernorms in the patch
             // embedding (vit-pytorch's), one before each block's attention and MLP, one at the end.
-            Assert.Equal(2 + 2 * config.Depth + 1, profiler.Kernels["LayerNormForward"].Calls);
+            // Every norm that follows a residual add is fused with it (Engine/Fusions.cs): all but
+            // the first block's attention norm, 2·depth of them.
+            Assert.Equal(2 + 1, profiler.Kernels["LayerNormForward"].Calls);
+            Assert.Equal(2 * config.Depth, profiler.Kernels["AddLayerNormForward"].Calls);
             Assert.Equal(config.Depth, profiler.Kernels["AttentionForward"].Calls);
         }
     }
