@@ -100,7 +100,8 @@ declare -A BLOCK=(
     [LayerNormKernels.ForwardLong]=256
     [SoftmaxKernels.ForwardLong]=256
     [SoftmaxKernels.BackwardLong]=256
-    [OptimizerKernels.AdamW]=256 [OptimizerKernels.Sgd]=256 [OptimizerKernels.SumSquaresFinish]=32 [OptimizerKernels.SumSquaresPartials]=256
+    [OptimizerKernels.AdamW]=256 [OptimizerKernels.Sgd]=256 [OptimizerKernels.AdamWScalars]=256 [OptimizerKernels.SgdScalars]=256
+    [FusedKernels.GeluBiasBackward]=256 [FusedKernels.AddLayerNormForward]=256 [OptimizerKernels.SumSquaresFinish]=32 [OptimizerKernels.SumSquaresPartials]=256
     [ReduceKernels.SumColumns]=256 [ReduceKernels.SumRows]=256
     [SoftmaxKernels.Backward]=256 [SoftmaxKernels.CountCorrect]=256 [SoftmaxKernels.CrossEntropyBackward]=256
     [SoftmaxKernels.CrossEntropyForward]=256 [SoftmaxKernels.Forward]=256
