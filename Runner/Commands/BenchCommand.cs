@@ -170,31 +170,39 @@ public static class BenchCommand
     /// <summary>Images per second of the timed steps: the median, the slowest and the fastest, and the share of time spent waiting for a core.</summary>
     private sealed record Timing(double Median, double Low, double High, int Steps, double? Waiting);
 
+    // Each category's share of the step and its own efficiency: matmul and attention (flops counted)
+    // against the FMA peak, the memory-bound kernels (bytes counted: ProfilingKernels.Entry.Bytes)
+    // against a 64 MB copy, both measured now on this machine (CPU backends only).
     private static void PrintProfile(TextWriter stdout, ProfilingKernels profiler, int steps, string what)
     {
         double total = profiler.Categories.Values.Sum(e => e.Seconds);
+        bool cpu = profiler.Inner is CpuKernels;
+        double? peak = cpu ? FmaPeak.Measure(allWorkers: true) : null, copy = cpu ? CopyRate.Measure() : null;
         stdout.WriteLine($"{what}, by kernel category (each call synchronised; {steps} steps):");
-        stdout.WriteLine($"  {"category",-16} {"ms/step",9} {"share",7} {"calls",7} {"GFLOP/s",9}");
+        string roofs = cpu ? $"; roof: the FMA peak {peak:F0} GFLOP/s or a 64 MB copy {copy:F1} GB/s on {Environment.ProcessorCount} threads, measured now" : "";
+        stdout.WriteLine($"  {"category",-16} {"ms/step",9} {"share",7} {"calls",7} {"GFLOP/s",9} {"GB/s",7} {"of roof",8}{roofs}");
         foreach (var (name, e) in profiler.Categories.OrderByDescending(kv => kv.Value.Seconds))
-        {
-            string rate = e.Flops > 0 ? $"{e.Flops / e.Seconds / 1e9,9:F1}" : "";
-            stdout.WriteLine($"  {name,-16} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {rate}");
-        }
+            stdout.WriteLine($"  {name,-16} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {Rates(e, peak, copy)}");
         stdout.WriteLine($"  {"total",-16} {total / steps * 1000,9:F2}");
         double gemm = profiler.Categories.TryGetValue("matmul", out var m) ? m.Seconds : 0;
         stdout.WriteLine($"  {gemm / total * 100:F1}% of the time runs in matmul kernels");
-        if (m is not null && m.Flops > 0 && profiler.Inner is CpuKernels)
+        if (m is not null && m.Flops > 0 && peak is double p)
         {
-            // The roof this machine's cores give any kernel right now (the FMA loop of FmaPeak.cs).
-            double peak = FmaPeak.Measure(allWorkers: true), rate = m.Flops / m.Seconds / 1e9;
-            stdout.WriteLine($"  matmul at {rate:F1} GFLOP/s: {rate / peak * 100:F0}% of this CPU's FMA peak ({peak:F0} GFLOP/s on {Environment.ProcessorCount} threads, measured now)");
+            double rate = m.Flops / m.Seconds / 1e9;
+            stdout.WriteLine($"  matmul at {rate:F1} GFLOP/s: {rate / p * 100:F0}% of this CPU's FMA peak ({p:F0} GFLOP/s on {Environment.ProcessorCount} threads, measured now)");
         }
         stdout.WriteLine($"the {KernelRows} most expensive kernels (matmuls by shape, M x K · K x N, ᵀ = read transposed):");
         foreach (var (name, e) in profiler.Kernels.OrderByDescending(kv => kv.Value.Seconds).Take(KernelRows))
-        {
-            string rate = e.Flops > 0 ? $"{e.Flops / e.Seconds / 1e9,9:F1}" : "";
-            stdout.WriteLine($"  {name,-34} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {rate}");
-        }
+            stdout.WriteLine($"  {name,-34} {e.Seconds / steps * 1000,9:F2} {e.Seconds / total * 100,6:F1}% {e.Calls / steps,7} {Rates(e, peak, copy)}");
+    }
+
+    // "GFLOP/s GB/s of-roof" columns of one entry: the rate it has, and its share of that rate's roof.
+    private static string Rates(ProfilingKernels.Entry e, double? peak, double? copy)
+    {
+        double gflops = e.Flops / e.Seconds / 1e9, gbs = e.Bytes / e.Seconds / 1e9;
+        string flopCol = e.Flops > 0 ? $"{gflops,9:F1}" : new string(' ', 9), byteCol = e.Bytes > 0 ? $"{gbs,7:F1}" : new string(' ', 7);
+        string roof = e.Flops > 0 && peak is double p ? $"{gflops / p * 100,7:F0}%" : e.Bytes > 0 && copy is double c ? $"{gbs / c * 100,7:F0}%" : "";
+        return $"{flopCol} {byteCol} {roof}".TrimEnd();
     }
 
     private const int KernelRows = 20;

@@ -50,6 +50,32 @@ public class StepCostTests
         Assert.Equal(128 * 6 * 2.0 * 2 * 65 * 65 * 192 / 1e9, 128 * StepCost.AttentionFlops(c, 65) / 1e9, 9); // QKᵀ and PV, 6 layers
     }
 
+    // The memory-bound kernels' efficiency in `vit bench --profile` is bytes moved over a copy's
+    // rate; the bytes are the least each call must move, counted by hand here for a few kernels.
+    [Fact]
+    public void TheProfilerCountsTheBytesEachMemoryBoundKernelMustMove()
+    {
+        var profiler = new ProfilingKernels(BackendFactory.Create("cpu"));
+        IKernels k = profiler;
+        using var x = k.Allocate(600);
+        using var y = k.Allocate(600);
+        using var b = k.Allocate(30);
+        using var m = k.Allocate(600);
+        using var v = k.Allocate(600);
+        k.Fill(x, 1f, 600);                                  // written once: 600 floats
+        k.GeluForward(x, y, 600);                            // x read, y written: 1,200
+        k.AddBroadcast(x, b, y, 1, 20, 30, 1f);              // x read, y written, b (30) read: 1,230
+        k.SumMid(x, b, 1, 20, 30, 1f, accumulate: true);     // x read, b read and written: 660
+        k.AdamWStep(x, y, m, v, 600, new AdamWArgs(1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1), null, 0f); // 4 read, 3 written: 4,200
+        Assert.Equal(4 * 600.0, profiler.Kernels["Fill"].Bytes);
+        Assert.Equal(4 * 1200.0, profiler.Kernels["GeluForward"].Bytes);
+        Assert.Equal(4 * 1230.0, profiler.Kernels["AddBroadcast"].Bytes);
+        Assert.Equal(4 * 660.0, profiler.Kernels["SumMid"].Bytes);
+        Assert.Equal(4 * 4200.0, profiler.Kernels["AdamWStep"].Bytes);
+        Assert.Equal(4 * (600 + 1230 + 660.0), profiler.Categories["elementwise"].Bytes + profiler.Categories["data movement"].Bytes);
+        Assert.All(profiler.Kernels.Values, e => Assert.Equal(0, e.Flops)); // no flops counted for these
+    }
+
     [Fact]
     public void TheWaitingShareIsWaitOverRunnableTime()
     {
