@@ -14,6 +14,7 @@ namespace ViTScratch.Benchmarks;
 ///   add --inProcess to skip BenchmarkDotNet's per-run rebuild of a boilerplate project.
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-chunks                 (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-pack-a                 (A/B, interleaved)
+///   dotnet run -c Release --project Benchmarks -- --interleaved-small-gemm             (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-fusions [kernels|step]  (A/B, fused against unfused)
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
@@ -34,6 +35,7 @@ public static class Program
         // A/B comparisons that must interleave their two sides to survive the shared host's drift.
         if (args is [ChunksInterleaved.Flag]) { ChunksInterleaved.Run(); return; }
         if (args is [PackAInterleaved.Flag]) { PackAInterleaved.Run(); return; }
+        if (args is [SmallGemmSplitInterleaved.Flag]) { SmallGemmSplitInterleaved.Run(); return; }
         if (args is [FusionsInterleaved.Flag, ..])
         {
             try { FusionsInterleaved.Run(args); }

@@ -30,7 +30,12 @@ internal static unsafe class SmallGemm
             for (; j + 32 <= n; j += 32) Cols512(2, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
             for (; j + 16 <= n; j += 16) Cols512(1, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
         }
-        for (; j + 24 <= n; j += 24) Cols256x3(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
+        // Whole blocks of three vectors, except that a remainder of 32 columns (d = 32, the
+        // vit-micro head; also 56, 80, ...) goes as two blocks of two rather than three and one:
+        // the one-vector loop keeps 4 accumulators, too few to cover the FMA latency of two pipes.
+        int threeBlocks = (n - j) / 24;
+        if (threeBlocks > 0 && (n - j) % 24 == 8) threeBlocks--;
+        for (int t = 0; t < threeBlocks; t++, j += 24) Cols256x3(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
         for (; j + 16 <= n; j += 16) Cols256(2, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
         for (; j + 8 <= n; j += 8) Cols256(1, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
         for (; j < n; j++) ScalarColumn(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
