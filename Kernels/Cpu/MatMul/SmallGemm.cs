@@ -13,8 +13,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// per k step; A is only ever broadcast, one scalar at a time, so it may have any layout:
 /// A(i, p) = a[i*ars + p*acs]. A transposed A (Pᵀ dO, dSᵀ Q) is just acs = 1, ars = the row length.
 ///
-/// Register blocking: 4 rows of C x 3 vectors on AVX2 (12 accumulators; 2 vectors on AVX-512,
-/// where a vector is 16 wide), then 4 x 2 and 4 x 1 vector for leftover columns, and
+/// Register blocking: 4 rows of C x 3 vectors on AVX2 (12 accumulators; on AVX-512, where a vector
+/// is 16 wide and there are 32 registers, 8 rows x 2 vectors), then 4 x 2 and 4 x 1 vector for leftover columns, and
 /// plain scalar loops for the last columns that do not fill a vector (callers pad their B to a
 /// whole number of vectors where that matters, see CpuKernels.Attention.cs).
 /// </summary>
@@ -27,7 +27,7 @@ internal static unsafe class SmallGemm
         int j = 0;
         if (path == SimdPath.Vector512)
         {
-            for (; j + 32 <= n; j += 32) Cols512(2, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
+            for (; j + 32 <= n; j += 32) Cols512x8(m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
             for (; j + 16 <= n; j += 16) Cols512(1, m, k, a, ars, acs, b + j, ldb, c + j, ldc, alpha, accumulate);
         }
         // Whole blocks of three vectors, except that a remainder of 32 columns (d = 32, the
@@ -139,6 +139,51 @@ internal static unsafe class SmallGemm
             float* cr = c + i * ldc;
             Store(cr, c00, al, accumulate); if (two) Store(cr + 8, c01, al, accumulate);
         }
+    }
+
+    // 8 rows of C x 2 Vector512 columns (32): 16 accumulators, 2 B vectors and a broadcast of the
+    // 32 zmm registers; half the B loads per FMA of the 4-row block, and twice the independent
+    // chains. Against 4-row blocks, vit-micro's attention (forward + backward, d = 32) ran 1.07-1.22x
+    // faster, vit-tiny's (d = 64) 1.00-1.02x (interleaved, Zen 4, under load;
+    // docs/log/2026-performance-log.md). Leftover rows: Cols512(2).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Cols512x8(int m, int k, float* a, long ars, long acs,
+        float* b, long ldb, float* c, long ldc, float alpha, bool accumulate)
+    {
+        var al = Vector512.Create(alpha);
+        int i = 0;
+        for (; i + 8 <= m; i += 8)
+        {
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+            Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+            float* a0 = a + i * ars, a4 = a0 + 4 * ars;
+            long r1 = ars, r2 = 2 * ars, r3 = 3 * ars;
+            float* bp = b;
+            long o = 0;
+            for (int p = 0; p < k; p++, bp += ldb, o += acs)
+            {
+                var b0 = Vector512.Load(bp);
+                var b1 = Vector512.Load(bp + 16);
+                var x = Vector512.Create(a0[o]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a0[o + r1]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a0[o + r2]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a0[o + r3]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[o]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a4[o + r1]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+                x = Vector512.Create(a4[o + r2]); c60 = Vector512.FusedMultiplyAdd(x, b0, c60); c61 = Vector512.FusedMultiplyAdd(x, b1, c61);
+                x = Vector512.Create(a4[o + r3]); c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
+            }
+            float* cr = c + i * ldc;
+            Store(cr, c00, al, accumulate); Store(cr + 16, c01, al, accumulate); cr += ldc;
+            Store(cr, c10, al, accumulate); Store(cr + 16, c11, al, accumulate); cr += ldc;
+            Store(cr, c20, al, accumulate); Store(cr + 16, c21, al, accumulate); cr += ldc;
+            Store(cr, c30, al, accumulate); Store(cr + 16, c31, al, accumulate); cr += ldc;
+            Store(cr, c40, al, accumulate); Store(cr + 16, c41, al, accumulate); cr += ldc;
+            Store(cr, c50, al, accumulate); Store(cr + 16, c51, al, accumulate); cr += ldc;
+            Store(cr, c60, al, accumulate); Store(cr + 16, c61, al, accumulate); cr += ldc;
+            Store(cr, c70, al, accumulate); Store(cr + 16, c71, al, accumulate);
+        }
+        if (i < m) Cols512(2, m - i, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc, alpha, accumulate);
     }
 
     // The same with Vector512 (16 columns per vector).
