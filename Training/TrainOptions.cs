@@ -37,6 +37,14 @@ public sealed partial record TrainOptions
     public float EmbDropout { get; init; }
     /// <summary>Fraction of patch tokens left out of each training step (0 = off).</summary>
     public float PatchDropout { get; init; }
+    /// <summary>
+    /// The last N epochs train on every patch token: patch dropout is off for them (0 = never). The
+    /// model is evaluated on every token, so a run with heavy patch dropout ends with a short phase
+    /// at the low end of its cosine schedule that trains on what it will be tested on (FLIP's
+    /// "unmasked tuning", Li et al. 2023). Needs <see cref="PatchDropout"/> &gt; 0; an unmasked epoch
+    /// costs as much as one without patch dropout.
+    /// </summary>
+    public int UnmaskedEpochs { get; init; }
     /// <summary>Passes over the training split.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Images per optimizer step.</summary>

@@ -98,7 +98,8 @@ public sealed class Trainer : IDisposable
         _log.WriteLine($"model   {options.Model}: {_model.ParameterCount:N0} parameters ({config.NumPatches + 1} tokens of {config.Dim}, " +
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
-            (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step)" : ""));
+            (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step" +
+                (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs)" : ")") : ""));
         _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
@@ -204,6 +205,9 @@ public sealed class Trainer : IDisposable
         for (int epoch = _pos.Epoch; epoch < _o.Epochs; epoch++)
         {
             _model.Train();
+            // --unmasked-epochs: the last epochs see every patch. A function of the epoch alone,
+            // so a run resumed inside them (or before them) continues exactly.
+            _model.PatchDropout.Active = epoch < _o.Epochs - _o.UnmaskedEpochs;
             bool midEpoch = _pos.Epoch == epoch && _pos.Batch > 0;
             int nextBatch = midEpoch ? _pos.Batch : 0;
             double lossSum = midEpoch ? _pos.LossSum : 0, priorSeconds = midEpoch ? _pos.Seconds : 0;

@@ -43,9 +43,15 @@ public sealed class PatchDropout : Module
     /// <summary>This layer's dropout site (its mask stream).</summary>
     public int Site { get; }
 
-    /// <summary>x: [B, 1 + N, D] (cls first) → [B, 1 + Keep, D] in training, unchanged in evaluation.</summary>
+    /// <summary>
+    /// Whether training steps leave patches out (default true). The trainer turns it off for the
+    /// last epochs of a run with --unmasked-epochs; evaluation never leaves any out.
+    /// </summary>
+    public bool Active { get; set; } = true;
+
+    /// <summary>x: [B, 1 + N, D] (cls first) → [B, 1 + Keep, D] in training while <see cref="Active"/>, else unchanged.</summary>
     public Tensor Forward(Tensor x) =>
-        Training && Keep < NumPatches ? Ops.GatherTokens(x, KeptTokens(_seeds.SeedFor(Site))) : x;
+        Training && Active && Keep < NumPatches ? Ops.GatherTokens(x, KeptTokens(_seeds.SeedFor(Site))) : x;
 
     /// <summary>Token indices in x to keep, ascending: 0 (cls) and Keep of 1..N, drawn from <paramref name="seed"/>.</summary>
     public int[] KeptTokens(uint seed)

@@ -67,6 +67,8 @@ public sealed class TrainArgs
         Float("--emb-dropout", "dropout after the embedding", nameof(TrainOptions.EmbDropout), (o, v) => o with { EmbDropout = v }, "P");
         Float("--patch-dropout", "leave out this fraction of the patch tokens in each training step (CPU recipe 0.5, GPU recipe 0)",
             nameof(TrainOptions.PatchDropout), (o, v) => o with { PatchDropout = v }, "P");
+        Int("--unmasked-epochs", "train the last N epochs on every patch, patch dropout off (0 = never; FLIP's unmasked tuning, docs/recipes.md)",
+            nameof(TrainOptions.UnmaskedEpochs), (o, v) => o with { UnmaskedEpochs = v });
         Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });
         Int("--batch", "batch size (default 128)", nameof(TrainOptions.BatchSize), (o, v) => o with { BatchSize = v });
         Choice("--opt", "optimizer (default adamw)", nameof(TrainOptions.Optimizer), (o, v) => o with { Optimizer = v });

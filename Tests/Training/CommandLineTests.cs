@@ -84,6 +84,15 @@ public class CommandLineTests : IDisposable
         InProcessVit.AssertOneLineError(InProcessVit.Run("train", "--dim", "0"), "--dim must be between 1 and 8192, got 0"); // on purpose: an error
     }
 
+    // --unmasked-epochs turns patch dropout off for the last epochs: without patch dropout, or for
+    // more epochs than the run has, it is a one-line error naming the flag and the fix.
+    [Theory]
+    [InlineData("--unmasked-epochs 2 --patch-dropout 0 --epochs 10", "--unmasked-epochs 2 turns patch dropout off for the last epochs, but patch dropout is 0; give --patch-dropout P")]
+    [InlineData("--unmasked-epochs 11 --patch-dropout 0.5 --epochs 10", "--unmasked-epochs 11 is more than the run's 10 epochs; give at most --unmasked-epochs 10")]
+    [InlineData("--unmasked-epochs -1", "--unmasked-epochs must be between 0 and 100000, got -1")]
+    public void UnmaskedEpochsOutsideTheRunAreOneLine(string flags, string expected) =>
+        InProcessVit.AssertOneLineError(InProcessVit.Run(["train", .. flags.Split(' ')]), expected);
+
     [Fact]
     public void AResponseFileSuppliesFlags()
     {

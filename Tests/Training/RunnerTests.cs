@@ -104,6 +104,36 @@ public class RunnerTests : IDisposable
         Assert.Equal(first[0].TestLoss, second[0].TestLoss);
     }
 
+    // --unmasked-epochs: the last epochs train on every patch. With every epoch unmasked the run is
+    // the run without patch dropout, bit for bit (the layer keeps its dropout site, so no other
+    // seed moves); with the last epoch unmasked, the first epoch is the patch-dropout run's and
+    // the second is not.
+    [Fact]
+    public void UnmaskedEpochsTrainTheLastEpochsOnEveryPatch()
+    {
+        var masked = Train(Options("masked"));
+        var lastUnmasked = Train(Options("last") with { UnmaskedEpochs = 1 });
+        var allUnmasked = Train(Options("all") with { UnmaskedEpochs = 2 });
+        var noPatchDropout = Train(Options("none") with { PatchDropout = 0 });
+
+        Assert.Equal(masked[0].TrainLoss, lastUnmasked[0].TrainLoss);
+        Assert.Equal(masked[0].TestLoss, lastUnmasked[0].TestLoss);
+        Assert.NotEqual(masked[1].TrainLoss, lastUnmasked[1].TrainLoss);
+        Assert.NotEqual(masked[0].TrainLoss, noPatchDropout[0].TrainLoss); // patch dropout does change a step here
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(noPatchDropout[i].TrainLoss, allUnmasked[i].TrainLoss);
+            Assert.Equal(noPatchDropout[i].TestLoss, allUnmasked[i].TestLoss);
+        }
+
+        // Interrupted inside the unmasked epoch (step 4 of 6) and resumed: the same run.
+        var o = Options("resumed") with { UnmaskedEpochs = 1 };
+        Train(o, stopAfterStep: 4);
+        var resumed = Train(o, resume: Path.Combine(o.OutDir, "last.safetensors"));
+        Assert.Equal(lastUnmasked.Select(m => m.TrainLoss), resumed.Select(m => m.TrainLoss));
+        Assert.Equal(lastUnmasked.Select(m => m.TestLoss), resumed.Select(m => m.TestLoss));
+    }
+
     [Theory]
     [InlineData("crop,flip", 2, 2, true)]
     [InlineData("crop", 1, 1, false)]
