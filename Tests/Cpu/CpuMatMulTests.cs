@@ -94,6 +94,43 @@ public class CpuMatMulTests
         Assert.All(got, x => Assert.Equal(0f, x));
     }
 
+    // Gemm.Run with another K block (the harness Benchmarks --interleaved-kc times these): the same
+    // product within the bound of that block, and a blocking of the other path's tile refused.
+    [Theory]
+    [InlineData("V256", 128)]
+    [InlineData("V512", 128)]
+    [InlineData("V512", 384)]
+    public unsafe void AnotherKBlockStaysWithinItsBound(string path, int kc)
+    {
+        const int m = 37, n = 45, k = 700; // ragged against both tiles; 3-6 K blocks
+        var p = path == "V512" ? SimdPath.Vector512 : SimdPath.Vector256;
+        var bl = (p == SimdPath.Vector512 ? Gemm.Avx512 : Gemm.Avx2) with { KC = kc };
+        var rnd = new Random(kc + m);
+        float[] a = Random(rnd, (long)k * m), b = Random(rnd, (long)k * n), c = new float[m * n];
+        fixed (float* pa = a, pb = b, pc = c)
+            Gemm.Run(p, bl, m, n, k, pa, m, true, pb, n, false, pc, n, 1f, accumulate: false); // Aᵀ B, the weight-gradient form
+        double factor = (kc + (k + kc - 1) / kc + 4) * U;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0, mag = 0;
+                for (int q = 0; q < k; q++) { double t = (double)a[q * m + i] * b[q * n + j]; sum += t; mag += Math.Abs(t); }
+                Assert.True(Math.Abs(c[i * n + j] - sum) <= factor * mag, $"KC {kc} {path}: C[{i},{j}] = {c[i * n + j]}, want {sum}");
+            }
+    }
+
+    [Fact]
+    public unsafe void ABlockingOfTheOtherPathIsRefused()
+    {
+        float[] x = new float[64 * 64];
+        fixed (float* px = x)
+        {
+            float* p = px;
+            Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector256, Gemm.Avx512, 8, 8, 8, p, 8, false, p, 8, false, p + 64, 8, 1f, false));
+            Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { KC = 512 }, 8, 8, 8, p, 8, false, p, 8, false, p + 64, 8, 1f, false));
+        }
+    }
+
     internal static CpuKernels Kernels(string path) =>
         new() { SimdPath = path == "V512" ? SimdPath.Vector512 : SimdPath.Vector256 };
 

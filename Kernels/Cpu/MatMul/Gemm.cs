@@ -62,6 +62,16 @@ internal static unsafe class Gemm
     /// </summary>
     public static void Run(SimdPath path, int m, int n, int k,
         float* a, long lda, bool transA, float* b, long ldb, bool transB,
+        float* c, long ldc, float alpha, bool accumulate, float* bias = null) =>
+        Run(path, path == SimdPath.Vector512 ? Avx512 : Avx2, m, n, k, a, lda, transA, b, ldb, transB, c, ldc, alpha, accumulate, bias);
+
+    /// <summary>
+    /// <see cref="Run(SimdPath, int, int, int, float*, long, bool, float*, long, bool, float*, long, float, bool, float*)"/>
+    /// with another cache blocking of the same micro-kernel (MR and NR must be the path's): for the
+    /// A/B harnesses that choose the blocks (Benchmarks --interleaved-kc). KC at most 384.
+    /// </summary>
+    internal static void Run(SimdPath path, in Blocking bl, int m, int n, int k,
+        float* a, long lda, bool transA, float* b, long ldb, bool transB,
         float* c, long ldc, float alpha, bool accumulate, float* bias = null)
     {
         if (m <= 0 || n <= 0) return;
@@ -74,7 +84,8 @@ internal static unsafe class Gemm
             return;
         }
 
-        var bl = path == SimdPath.Vector512 ? Avx512 : Avx2;
+        if ((bl.MR, bl.NR) != Tile(path) || bl.KC > MaxBlockK || bl.MC > Math.Max(Avx2.MC, Avx512.MC) || bl.NC > Math.Max(Avx2.NC, Avx512.NC))
+            throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl} exceeds the pack buffers (KC {MaxBlockK}, MC {Math.Max(Avx2.MC, Avx512.MC)}, NC {Math.Max(Avx2.NC, Avx512.NC)})");
         var s = PackBuffers.For(bl);
         // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullUnpackedA.
         // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
