@@ -39,8 +39,9 @@ internal static unsafe class Gemm
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
     // weight gradients, K = 8320, 1.00-1.02x; an interleaved A/B recorded in
     // docs/log/2026-performance-log.md; the harness and its knob are gone), though a 384 x 16 B micro-panel (24 KB) and six A rows
-    // no longer both fit L1 with room to spare. AVX-512 keeps 256: it could not be timed on
-    // AVX-512 hardware.
+    // no longer both fit L1 with room to spare. AVX-512 keeps 256, timed on a Zen 4 (32 KB L1D,
+    // where the 256 x 32 B micro-panel alone fills L1): KC 128 ran 0.93-1.02x and 384 0.98-1.02x
+    // as fast on one thread (Benchmarks --interleaved-kc; docs/log/2026-performance-log.md).
     internal static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
 
