@@ -51,6 +51,14 @@ public static class Interleaved
         return b;
     }
 
+    /// <summary>A pinned array of n uniform values in [-0.5, 0.5), for harnesses that call kernels through pointers.</summary>
+    internal static float[] PinnedRandom(int n, Random rnd)
+    {
+        var x = GC.AllocateUninitializedArray<float>(n, pinned: true);
+        for (int i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
+        return x;
+    }
+
     private static double Median(double[] x)
     {
         Array.Sort(x);

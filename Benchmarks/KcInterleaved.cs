@@ -5,7 +5,7 @@ using ViTScratch.Kernels.Cpu.MatMul;
 namespace ViTScratch.Benchmarks;
 
 /// <summary>
-/// The K block (KC) of the AVX-512 GEMM: 256 (today's) against a smaller one, on one thread, on the
+/// The K block (KC) of the AVX-512 GEMM: 256 (today's) against another (128 by default), on one thread, on the
 /// per-thread slabs of vit-micro's and vit-tiny's training products at batch 128 (8320 = 128 x 65
 /// tokens): the weight gradients (A read transposed, K = 8320, C a slab of M x N/2 or M/2 x N as
 /// CpuKernels.MatMul cuts it for two cores) and forward products (M cut to 1040 rows to keep a
@@ -43,7 +43,7 @@ public static unsafe class KcInterleaved
         ];
         foreach (var (name, m, n, k, ta, tb) in shapes)
         {
-            float[] a = Fill(m * k, rnd), b = Fill(k * n, rnd), c = new float[m * n];
+            float[] a = Interleaved.PinnedRandom(m * k, rnd), b = Interleaved.PinnedRandom(k * n, rnd), c = new float[m * n];
             long lda = ta ? m : k, ldb = tb ? k : n;
             void Side(Gemm.Blocking bl)
             {
@@ -56,12 +56,5 @@ public static unsafe class KcInterleaved
         Interleaved.Compare($"AVX-512 GEMM, one thread: KC {now.KC} (now) against KC {kc}", $"KC {now.KC}", $"KC {kc}", rows, rounds: 31);
         // The single-core ceiling the GFLOP/s columns are read against, before and after the rounds.
         Console.WriteLine($"FMA loop on one core: {before:F1} / {FmaPeak.Measure(allWorkers: false):F1} GFLOP/s (before / after)");
-    }
-
-    private static float[] Fill(int n, Random rnd)
-    {
-        var x = GC.AllocateUninitializedArray<float>(n, pinned: true);
-        for (int i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
-        return x;
     }
 }

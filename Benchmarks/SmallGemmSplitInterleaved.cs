@@ -21,12 +21,7 @@ public static unsafe class SmallGemmSplitInterleaved
     {
         const int N = 65, D = 32, Np = 72, Calls = 512; // 512 = vit-micro's batch 128 x 4 heads
         var rnd = new Random(1);
-        float[] Fill(int n)
-        {
-            var x = GC.AllocateUninitializedArray<float>(n, pinned: true);
-            for (int i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() - 0.5);
-            return x;
-        }
+        float[] Fill(int n) => Interleaved.PinnedRandom(n, rnd);
         float[] p = Fill(N * Np), v = Fill(N * D), o = Fill(N * D);
         var path = SimdPath.Vector256;
         void Now()

@@ -85,7 +85,9 @@ internal static unsafe class Gemm
             return;
         }
 
-        if ((bl.MR, bl.NR) != Tile(path) || bl.KC > MaxBlockK || bl.MC > Math.Max(Avx2.MC, Avx512.MC) || bl.NC > Math.Max(Avx2.NC, Avx512.NC))
+        if ((bl.MR, bl.NR) != Tile(path))
+            throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl} has a {bl.MR} x {bl.NR} tile; the {path} micro-kernel's is {Tile(path)}");
+        if (bl.KC > MaxBlockK || bl.MC > Math.Max(Avx2.MC, Avx512.MC) || bl.NC > Math.Max(Avx2.NC, Avx512.NC))
             throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl} exceeds the pack buffers (KC {MaxBlockK}, MC {Math.Max(Avx2.MC, Avx512.MC)}, NC {Math.Max(Avx2.NC, Avx512.NC)})");
         var s = PackBuffers.For(bl);
         // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullUnpackedA.
