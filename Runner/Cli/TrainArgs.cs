@@ -20,6 +20,7 @@ public sealed class TrainArgs
 
     private readonly List<Row> _rows = new();
     public Option<string> Recipe { get; }
+    private readonly Option<int> _unmaskedEpochs;
     public Option<string> Dataset { get; }
     public Option<string> Out { get; }
 
@@ -67,7 +68,7 @@ public sealed class TrainArgs
         Float("--emb-dropout", "dropout after the embedding", nameof(TrainOptions.EmbDropout), (o, v) => o with { EmbDropout = v }, "P");
         Float("--patch-dropout", "leave out this fraction of the patch tokens in each training step (CPU recipe 0.5, GPU recipe 0)",
             nameof(TrainOptions.PatchDropout), (o, v) => o with { PatchDropout = v }, "P");
-        Int("--unmasked-epochs", "train the last N epochs on every patch, patch dropout off (0 = never; FLIP's unmasked tuning, docs/recipes.md)",
+        _unmaskedEpochs = Int("--unmasked-epochs", "train the last N epochs on every patch, patch dropout off (0 = never; FLIP's unmasked tuning, docs/recipes.md)",
             nameof(TrainOptions.UnmaskedEpochs), (o, v) => o with { UnmaskedEpochs = v });
         Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });
         Int("--batch", "batch size (default 128)", nameof(TrainOptions.BatchSize), (o, v) => o with { BatchSize = v });
@@ -112,6 +113,11 @@ public sealed class TrainArgs
             : Recipes.ForDataset(r.GetValue(Dataset) ?? "fashion-mnist");
         var o = recipe.Defaults with { Recipe = recipe.Name };
         foreach (var row in _rows) o = row.Apply(o, r);
+        // A recipe's unmasked epochs are the tail of its own schedule: when only --patch-dropout or
+        // --epochs is given, they follow (none without patch dropout, at most the run's epochs). An
+        // explicit --unmasked-epochs is taken as given and checked below.
+        if (!r.Given(_unmaskedEpochs))
+            o = o with { UnmaskedEpochs = o.PatchDropout == 0 ? 0 : Math.Min(o.UnmaskedEpochs, o.Epochs) };
         if (!r.Given(Out)) o = o with { OutDir = Path.Combine("runs", $"{o.Dataset}-{o.Model}") };
         // Every flag was range-checked as it was parsed against the same table; this adds the
         // augmentation list (an error naming --augment), before any data is loaded.

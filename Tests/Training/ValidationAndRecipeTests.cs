@@ -86,8 +86,8 @@ public class ValidationAndRecipeTests : IDisposable
         Assert.Equal(("fmnist-quick", "fashion-mnist", "vit-micro", 7, 32, 0.5f, 0.1f, "end"),
             (quick.Recipe, quick.Dataset, quick.Model, quick.Patch, quick.Epochs, quick.PatchDropout, quick.ValSplit, quick.EvalTest));
 
-        var best = Parse("--recipe", "fmnist-best", "--epochs", "5", "--val-split", "0.2");
-        Assert.Equal(Recipes.FmnistBest.Defaults with { Epochs = 5, ValSplit = 0.2f, Recipe = "fmnist-best", OutDir = best.OutDir, Device = "auto", Workers = 2 },
+        var best = Parse("--recipe", "fmnist-best", "--epochs", "50", "--val-split", "0.2");
+        Assert.Equal(Recipes.FmnistBest.Defaults with { Epochs = 50, ValSplit = 0.2f, Recipe = "fmnist-best", OutDir = best.OutDir, Device = "auto", Workers = 2 },
             best);
 
         var cifar = Parse("--recipe", "cifar10-gpu");
@@ -99,6 +99,24 @@ public class ValidationAndRecipeTests : IDisposable
         var err = new StringWriter();
         Assert.Equal(1, Program.Run(["train", "--recipe", "fmnist-huge"], new StringWriter(), err));
         Assert.Contains("--recipe must be one of", err.ToString());
+    }
+
+    // fmnist-best ends with unmasked epochs; they belong to its patch dropout and schedule, so a
+    // user who turns patch dropout off or shortens the run gets a valid run, not an error about a
+    // flag they never gave. An explicit --unmasked-epochs is still checked as given.
+    [Fact]
+    public void ARecipesUnmaskedEpochsFollowItsPatchDropoutAndLength()
+    {
+        int recipeTail = Recipes.FmnistBest.Defaults.UnmaskedEpochs;
+        Assert.True(recipeTail > 1);
+        Assert.Equal(recipeTail, TrainArgs.Parse("--recipe", "fmnist-best").UnmaskedEpochs);
+        Assert.Equal(0, TrainArgs.Parse("--recipe", "fmnist-best", "--patch-dropout", "0").UnmaskedEpochs);
+        Assert.Equal(recipeTail - 1, TrainArgs.Parse("--recipe", "fmnist-best", "--epochs", $"{recipeTail - 1}").UnmaskedEpochs);
+        Assert.Equal(2, TrainArgs.Parse("--recipe", "fmnist-best", "--unmasked-epochs", "2").UnmaskedEpochs);
+        var e = Assert.Throws<ViTScratchException>(() => TrainArgs.Parse("--recipe", "fmnist-best", "--patch-dropout", "0", "--unmasked-epochs", "2"));
+        Assert.Contains("--unmasked-epochs 2", e.Message);
+        e = Assert.Throws<ViTScratchException>(() => TrainArgs.Parse("--recipe", "fmnist-best", "--epochs", "3", "--unmasked-epochs", "5"));
+        Assert.Contains("at most --unmasked-epochs 3", e.Message);
     }
 
     // Item 4 of the recipes issue, as far as no CIFAR-10 copy can be fetched here: the cifar10-gpu
