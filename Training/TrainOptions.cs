@@ -45,6 +45,12 @@ public sealed partial record TrainOptions
     /// costs as much as one without patch dropout.
     /// </summary>
     public int UnmaskedEpochs { get; init; }
+    /// <summary>
+    /// The learning rate the unmasked epochs start from, cosine-decaying to <see cref="MinLr"/> by
+    /// the end of the run (0 = they follow the run's own schedule, which is near its floor there).
+    /// Needs <see cref="UnmaskedEpochs"/> &gt; 0.
+    /// </summary>
+    public float UnmaskedLr { get; init; }
     /// <summary>Passes over the training split.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Images per optimizer step.</summary>

@@ -88,7 +88,9 @@ public sealed class Trainer : IDisposable
         if (val is not null) _valLoader = new DataLoader(val, evalOptions);
 
         int steps = _trainLoader.BatchesPerEpoch;
-        _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr);
+        // --unmasked-lr: the unmasked epochs get a cosine of their own (a function of the step alone, so resume is exact).
+        _schedule = new LrSchedule(options.Lr, (int)Math.Round(options.WarmupEpochs * steps), options.Epochs * steps, options.MinLr,
+            RestartStep: (options.Epochs - options.UnmaskedEpochs) * steps, RestartLr: options.UnmaskedLr);
 
         if (checkpoint is not null) Resume(checkpoint, resumeFrom!);
         _tensorBoard = new TensorBoardLog(options.OutDir);

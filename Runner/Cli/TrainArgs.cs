@@ -21,6 +21,7 @@ public sealed class TrainArgs
     private readonly List<Row> _rows = new();
     public Option<string> Recipe { get; }
     private readonly Option<int> _unmaskedEpochs;
+    private readonly Option<float> _unmaskedLr;
     public Option<string> Dataset { get; }
     public Option<string> Out { get; }
 
@@ -70,6 +71,8 @@ public sealed class TrainArgs
             nameof(TrainOptions.PatchDropout), (o, v) => o with { PatchDropout = v }, "P");
         _unmaskedEpochs = Int("--unmasked-epochs", "train the last N epochs on every patch, patch dropout off (0 = never; FLIP's unmasked tuning, docs/recipes.md)",
             nameof(TrainOptions.UnmaskedEpochs), (o, v) => o with { UnmaskedEpochs = v });
+        _unmaskedLr = Float("--unmasked-lr", "start the unmasked epochs at this learning rate, cosine to --min-lr (0 = the run's own schedule, near its floor there)",
+            nameof(TrainOptions.UnmaskedLr), (o, v) => o with { UnmaskedLr = v });
         Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });
         Int("--batch", "batch size (default 128)", nameof(TrainOptions.BatchSize), (o, v) => o with { BatchSize = v });
         Choice("--opt", "optimizer (default adamw)", nameof(TrainOptions.Optimizer), (o, v) => o with { Optimizer = v });
@@ -118,6 +121,7 @@ public sealed class TrainArgs
         // explicit --unmasked-epochs is taken as given and checked below.
         if (!r.Given(_unmaskedEpochs))
             o = o with { UnmaskedEpochs = o.PatchDropout == 0 ? 0 : Math.Min(o.UnmaskedEpochs, o.Epochs) };
+        if (o.UnmaskedEpochs == 0 && !r.Given(_unmaskedLr)) o = o with { UnmaskedLr = 0 };
         if (!r.Given(Out)) o = o with { OutDir = Path.Combine("runs", $"{o.Dataset}-{o.Model}") };
         // Every flag was range-checked as it was parsed against the same table; this adds the
         // augmentation list (an error naming --augment), before any data is loaded.
@@ -142,10 +146,11 @@ public sealed class TrainArgs
         return option;
     }
 
-    private void Float(string name, string description, string property, Func<TrainOptions, float, TrainOptions> set, string helpName = "X")
+    private Option<float> Float(string name, string description, string property, Func<TrainOptions, float, TrainOptions> set, string helpName = "X")
     {
         var option = Flags.Float(name, description, TrainOptions.Limits[property], helpName);
         _rows.Add(new(option, (o, r) => r.Given(option) ? set(o, r.GetValue(option)) : o));
+        return option;
     }
 
     private Option<string> Choice(string name, string description, string property, Func<TrainOptions, string, TrainOptions> set, string? helpName = null)

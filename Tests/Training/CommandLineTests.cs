@@ -90,6 +90,7 @@ public class CommandLineTests : IDisposable
     [InlineData("--unmasked-epochs 2 --patch-dropout 0 --epochs 10", "--unmasked-epochs 2 turns patch dropout off for the last epochs, but patch dropout is 0; give --patch-dropout P")]
     [InlineData("--unmasked-epochs 11 --patch-dropout 0.5 --epochs 10", "--unmasked-epochs 11 is more than the run's 10 epochs; give at most --unmasked-epochs 10")]
     [InlineData("--unmasked-epochs -1", "--unmasked-epochs must be between 0 and 100000, got -1")]
+    [InlineData("--unmasked-lr 0.0001 --patch-dropout 0.5 --epochs 10", "--unmasked-lr 0.0001 sets the learning rate of the unmasked epochs, but there are none; give --unmasked-epochs N")]
     public void UnmaskedEpochsOutsideTheRunAreOneLine(string flags, string expected) =>
         InProcessVit.AssertOneLineError(InProcessVit.Run(["train", .. flags.Split(' ')]), expected);
 

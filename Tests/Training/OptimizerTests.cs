@@ -133,5 +133,19 @@ public class OptimizerTests : IDisposable
         Assert.Equal(0.25f + 0.75f * 0.5f * (1 + MathF.Cos(MathF.PI * 0.25f)), new LrSchedule(1f, 0, 100, MinLr: 0.25f).At(25), 5);
     }
 
+    // --unmasked-lr: after RestartStep a second cosine from RestartLr to MinLr; before it, the
+    // schedule is the one without a restart, step for step.
+    [Fact]
+    public void ARestartRunsItsOwnCosineAfterItsStep()
+    {
+        var plain = new LrSchedule(1f, WarmupSteps: 10, TotalSteps: 110, MinLr: 0.01f);
+        var restarted = plain with { RestartStep = 90, RestartLr = 0.2f };
+        for (int step = 1; step <= 90; step++) Assert.Equal(plain.At(step), restarted.At(step));
+        Assert.Equal(0.01f + 0.19f * 0.5f * (1 + MathF.Cos(MathF.PI / 20)), restarted.At(91), 6);
+        Assert.Equal(0.01f + 0.19f * 0.5f, restarted.At(100), 6); // halfway through the 20 restarted steps
+        Assert.Equal(0.01f, restarted.At(110), 6);
+        Assert.Equal(0.2f * 0.5f * (1 + MathF.Cos(MathF.PI / 50)), new LrSchedule(1f, 0, 50, RestartLr: 0.2f).At(1), 6); // restart at step 0: every step
+    }
+
     public void Dispose() => _dev.Dispose();
 }

@@ -134,6 +134,27 @@ public class RunnerTests : IDisposable
         Assert.Equal(lastUnmasked.Select(m => m.TestLoss), resumed.Select(m => m.TestLoss));
     }
 
+    // --unmasked-lr restarts the learning rate for the unmasked epochs only: the masked epoch is
+    // the run without it, bit for bit; the unmasked one trains at the restarted rate (a different
+    // result); and a run interrupted inside the restart resumes exactly.
+    [Fact]
+    public void UnmaskedLrRestartsTheScheduleForTheUnmaskedEpochsOnly()
+    {
+        var plain = Train(Options("plain") with { UnmaskedEpochs = 1 });
+        var o = Options("restarted") with { UnmaskedEpochs = 1, UnmaskedLr = 0.05f };
+        var restarted = Train(o);
+        Assert.Equal(plain[0].TrainLoss, restarted[0].TrainLoss);
+        Assert.Equal(plain[0].TestLoss, restarted[0].TestLoss);
+        Assert.Equal(plain[0].Lr, restarted[0].Lr);
+        Assert.NotEqual(plain[1].TrainLoss, restarted[1].TrainLoss);
+
+        var resumedOptions = o with { OutDir = o.OutDir + "-resumed" };
+        Train(resumedOptions, stopAfterStep: 4);
+        var resumed = Train(resumedOptions, resume: Path.Combine(resumedOptions.OutDir, "last.safetensors"));
+        Assert.Equal(restarted.Select(m => m.TrainLoss), resumed.Select(m => m.TrainLoss));
+        Assert.Equal(restarted.Select(m => m.TestLoss), resumed.Select(m => m.TestLoss));
+    }
+
     [Theory]
     [InlineData("crop,flip", 2, 2, true)]
     [InlineData("crop", 1, 1, false)]
