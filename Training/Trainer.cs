@@ -101,7 +101,8 @@ public sealed class Trainer : IDisposable
             $"depth {config.Depth}, {config.Heads} heads of {config.DimHead}, mlp {config.MlpDim})");
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
             (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step" +
-                (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs)" : ")") : ""));
+                (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs" +
+                    (options.UnmaskedLr > 0 ? $", lr restarted at {options.UnmaskedLr:G3} for them)" : ")") : ")") : ""));
         _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 

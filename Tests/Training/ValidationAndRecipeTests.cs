@@ -108,9 +108,14 @@ public class ValidationAndRecipeTests : IDisposable
     public void ARecipesUnmaskedEpochsFollowItsPatchDropoutAndLength()
     {
         int recipeTail = Recipes.FmnistBest.Defaults.UnmaskedEpochs;
-        Assert.True(recipeTail > 1);
-        Assert.Equal(recipeTail, TrainArgs.Parse("--recipe", "fmnist-best").UnmaskedEpochs);
-        Assert.Equal(0, TrainArgs.Parse("--recipe", "fmnist-best", "--patch-dropout", "0").UnmaskedEpochs);
+        float recipeLr = Recipes.FmnistBest.Defaults.UnmaskedLr;
+        Assert.True(recipeTail > 1 && recipeLr > 0);
+        Assert.Equal((recipeTail, recipeLr), (TrainArgs.Parse("--recipe", "fmnist-best").UnmaskedEpochs, TrainArgs.Parse("--recipe", "fmnist-best").UnmaskedLr));
+        var unmaskedOff = TrainArgs.Parse("--recipe", "fmnist-best", "--patch-dropout", "0");
+        Assert.Equal((0, 0f), (unmaskedOff.UnmaskedEpochs, unmaskedOff.UnmaskedLr)); // the restart goes with the epochs it restarts
+        Assert.Equal(0f, TrainArgs.Parse("--recipe", "fmnist-best", "--unmasked-epochs", "0").UnmaskedLr);
+        Assert.Contains("--unmasked-lr", Assert.Throws<ViTScratchException>(() =>
+            TrainArgs.Parse("--recipe", "fmnist-best", "--unmasked-epochs", "0", "--unmasked-lr", "0.001")).Message);
         Assert.Equal(recipeTail - 1, TrainArgs.Parse("--recipe", "fmnist-best", "--epochs", $"{recipeTail - 1}").UnmaskedEpochs);
         Assert.Equal(2, TrainArgs.Parse("--recipe", "fmnist-best", "--unmasked-epochs", "2").UnmaskedEpochs);
         var e = Assert.Throws<ViTScratchException>(() => TrainArgs.Parse("--recipe", "fmnist-best", "--patch-dropout", "0", "--unmasked-epochs", "2"));
