@@ -15,14 +15,16 @@ public sealed record LrSchedule(float BaseLr, int WarmupSteps, int TotalSteps, f
     public float At(int step)
     {
         if (RestartLr > 0 && step > RestartStep)
-        {
-            double tail = Math.Clamp((double)(step - RestartStep) / Math.Max(1, TotalSteps - RestartStep), 0, 1);
-            return (float)(MinLr + (RestartLr - MinLr) * 0.5 * (1 + Math.Cos(Math.PI * tail)));
-        }
+            return CosineFrom(RestartLr, step - RestartStep, TotalSteps - RestartStep);
         if (step <= WarmupSteps && WarmupSteps > 0) return BaseLr * step / WarmupSteps;
         if (!Cosine) return BaseLr;
-        int decaySteps = Math.Max(1, TotalSteps - WarmupSteps);
-        double progress = Math.Clamp((double)(step - WarmupSteps) / decaySteps, 0, 1);
-        return (float)(MinLr + (BaseLr - MinLr) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
+        return CosineFrom(BaseLr, step - WarmupSteps, TotalSteps - WarmupSteps);
+    }
+
+    // From `peak` down to MinLr over `steps` steps (at least one); `done` of them taken.
+    private float CosineFrom(float peak, int done, int steps)
+    {
+        double progress = Math.Clamp((double)done / Math.Max(1, steps), 0, 1);
+        return (float)(MinLr + (peak - MinLr) * 0.5 * (1 + Math.Cos(Math.PI * progress)));
     }
 }
