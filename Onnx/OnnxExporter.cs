@@ -25,7 +25,9 @@ namespace ViTScratch.Onnx;
 /// to_qkv → Split q | k | v → heads by Reshape/Transpose → Softmax(q kᵀ · d^-½) v → merge →
 /// to_out, and the MLP's GELU in its exact form x · ½(1 + Erf(x / √2)); the final
 /// LayerNormalization; pooling by Gather of token 0 (cls) or ReduceMean over tokens (mean); the
-/// head as Gemm. A Linear on [B, N, D] is MatMul + Add with the weight stored transposed
+/// head as Gemm. With <see cref="OnnxModelInfo.TestTimeAugmentation"/> "flip", the images and
+/// their mirror images (Slice with step −1 along x) are Concatenated into one batch of 2·B, and
+/// the logits Reshaped to [2, B, classes] and ReduceMean-ed over the two views. A Linear on [B, N, D] is MatMul + Add with the weight stored transposed
 /// ([in, out], named "&lt;state_dict name&gt;.T"); the other initializers keep vit-pytorch's
 /// state_dict names and shapes.
 /// </remarks>
@@ -58,8 +60,10 @@ public static class OnnxExporter
         Check(c, info);
         var g = new OnnxGraph();
         g.Input(Value(InputName, BatchDim, c.Channels, c.ImageSize, c.ImageSize));
+        bool flip = info.TestTimeAugmentation == "flip";
+        var images = flip ? BothViews(g) : InputName;                                             // [V·B, C, H, W], V views
 
-        var x = Embed(g, model);
+        var x = Embed(g, model, images);
         for (int i = 0; i < c.Depth; i++)
             x = Block(g, model.Transformer.Layers[i], $"transformer.layers.{i}", x);
         x = Norm(g, model.Transformer.Norm, "transformer.norm", x);
@@ -67,7 +71,12 @@ public static class OnnxExporter
             ? g.Node("ReduceMean", "pool_mean", [x], Ints("axes", 1), Int("keepdims", 0))                            // [B, D]
             : g.Node("Gather", "pool_cls", [x, g.Int64s("const/token_0", [0], scalar: true)], Int("axis", 1)); // [B, D]
         var head = model.Head;
-        var logits = g.Node("Gemm", OutputName, [pooled, Weight(g, head.Weight), Weight(g, head.Bias!)], Int("transB", 1));
+        var logits = g.Node("Gemm", flip ? "tta/logits_of_views" : OutputName, [pooled, Weight(g, head.Weight), Weight(g, head.Bias!)], Int("transB", 1));
+        if (flip)
+        {
+            var byView = g.Node("Reshape", "tta/by_view", [logits, g.Int64s("const/views", [2, -1, c.NumClasses])]); // [2, B, classes]
+            logits = g.Node("ReduceMean", OutputName, [byView], Ints("axes", 0), Int("keepdims", 0));                   // [B, classes]
+        }
         if (logits != OutputName) throw new InvalidOperationException("the logits value was renamed");
         g.Output(Value(OutputName, BatchDim, c.NumClasses));
 
@@ -78,7 +87,8 @@ public static class OnnxExporter
             ProducerName = "ViTScratch",
             ProducerVersion = typeof(OnnxExporter).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "",
             DocString = $"Vision Transformer (vit-pytorch layout): {InputName} [batch, {c.Channels}, {c.ImageSize}, {c.ImageSize}] normalised as metadata " +
-                        $"'{OnnxModelInfo.NormalizationKey}' says -> {OutputName} [batch, {c.NumClasses}] in the order of metadata '{OnnxModelInfo.ClassNamesKey}'",
+                        $"'{OnnxModelInfo.NormalizationKey}' says -> {OutputName} [batch, {c.NumClasses}] in the order of metadata '{OnnxModelInfo.ClassNamesKey}'" +
+                        (flip ? "; each image's logits are the mean of its own and its mirror image's (metadata 'test_time_augmentation')" : ""),
             Graph = g.Proto,
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
@@ -102,22 +112,32 @@ public static class OnnxExporter
             throw new ViTScratchException($"ONNX export: normalisation has {info.Mean.Count} means and {info.Std.Count} stds for a {c.Channels}-channel model");
         if (info.Mean.Any(m => !float.IsFinite(m)) || info.Std.Any(s => !float.IsFinite(s) || s <= 0))
             throw new ViTScratchException("ONNX export: the normalisation mean must be finite and the std finite and positive");
+        if (info.TestTimeAugmentation is not ("none" or "flip"))
+            throw new ViTScratchException($"ONNX export: test-time augmentation '{info.TestTimeAugmentation}' is not none or flip");
+    }
+
+    // images [B, C, H, W] → [2B, C, H, W]: the images, then their mirror images (x reversed).
+    private static string BothViews(OnnxGraph g)
+    {
+        var mirror = g.Node("Slice", "tta/mirror", [InputName, g.Int64s("const/last", [-1]), g.Int64s("const/before_first", [long.MinValue]),
+            g.Int64s("const/axis_x", [3]), g.Int64s("const/step_back", [-1])]);
+        return g.Node("Concat", "tta/views", [InputName, mirror], Int("axis", 0));
     }
 
     // images [B, C, H, W] → tokens [B, N + 1, D]: patches, their embedding, cls token, positions.
-    private static string Embed(OnnxGraph g, ViT m)
+    private static string Embed(OnnxGraph g, ViT m, string images)
     {
         var c = m.Config;
         int p = c.PatchSize, gh = c.ImageSize / p;
         // Reshape's 0 copies the input's size on that axis: here and below, the dynamic batch.
-        var x = g.Node("Reshape", "patches/split", [InputName, g.Int64s("const/patch_grid", [0, c.Channels, gh, p, gh, p])]);
+        var x = g.Node("Reshape", "patches/split", [images, g.Int64s("const/patch_grid", [0, c.Channels, gh, p, gh, p])]);
         x = g.Node("Transpose", "patches/order", [x], Ints("perm", 0, 2, 4, 3, 5, 1));   // [B, h, w, p1, p2, C]
         x = g.Node("Reshape", "patches", [x, g.Int64s("const/patch_tokens", [0, c.NumPatches, c.PatchDim])]); // [B, N, p·p·C]
         x = Norm(g, m.PatchNorm, "to_patch_embedding.1", x);
         x = Dense(g, m.PatchLinear, "to_patch_embedding.2", x);                         // [B, N, D]
         x = Norm(g, m.EmbeddingNorm, "to_patch_embedding.3", x);
 
-        var batch = g.Node("Shape", "batch_size", [InputName], Int("start", 0), Int("end", 1));   // [1]: B
+        var batch = g.Node("Shape", "batch_size", [images], Int("start", 0), Int("end", 1));   // [1]: B
         var clsShape = g.Node("Concat", "cls_shape", [batch, g.Int64s("const/cls_rest", [1, c.Dim])], Int("axis", 0));
         var cls = g.Node("Expand", "cls_tokens", [Weight(g, m.ClsToken), clsShape]);              // [B, 1, D]
         x = g.Node("Concat", "tokens", [cls, x], Int("axis", 1));                                 // [B, N + 1, D]

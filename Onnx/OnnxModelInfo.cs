@@ -14,7 +14,13 @@ namespace ViTScratch.Onnx;
 /// <param name="Mean">Per-channel mean of pixel / 255 on the training data.</param>
 /// <param name="Std">Per-channel standard deviation of pixel / 255 on the training data.</param>
 /// <param name="Dataset">The dataset the model was trained on, when known.</param>
-public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyList<float> Mean, IReadOnlyList<float> Std, string? Dataset = null)
+/// <param name="TestTimeAugmentation">
+/// "none", or "flip": the graph judges each image by the mean of its logits and its mirror image's
+/// (left-right), as `vit eval` and `vit predict` do for a run trained with <c>--tta flip</c>; the
+/// input and output stay [batch, ...], the graph runs the model on 2·batch images inside.
+/// </param>
+public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyList<float> Mean, IReadOnlyList<float> Std, string? Dataset = null,
+    string TestTimeAugmentation = "none")
 {
     /// <summary>metadata_props key of the class names (JSON array).</summary>
     public const string ClassNamesKey = "class_names";
@@ -26,6 +32,8 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
     public const string NormalizationKey = "normalization";
     /// <summary>metadata_props key of the dataset name.</summary>
     public const string DatasetKey = "dataset";
+    /// <summary>metadata_props key of the test-time augmentation inside the graph ("none" or "flip").</summary>
+    public const string TestTimeAugmentationKey = "test_time_augmentation";
 
     /// <summary>The formula <see cref="NormalizationKey"/> holds, for people reading the metadata.</summary>
     public const string NormalizationFormula = "images[n, c, y, x] = (pixel / 255 - normalization_mean[c]) / normalization_std[c], pixel in 0..255";
@@ -39,6 +47,7 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
             [MeanKey] = FloatList(Mean),
             [StdKey] = FloatList(Std),
             [NormalizationKey] = NormalizationFormula,
+            [TestTimeAugmentationKey] = TestTimeAugmentation,
         };
         if (Dataset is not null) meta[DatasetKey] = Dataset;
         return meta;
@@ -61,7 +70,8 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
             }
         }
         return new OnnxModelInfo(Parse<string[]>(ClassNamesKey), Parse<float[]>(MeanKey), Parse<float[]>(StdKey),
-            metadata.TryGetValue(DatasetKey, out var d) ? d : null);
+            metadata.TryGetValue(DatasetKey, out var d) ? d : null,
+            metadata.TryGetValue(TestTimeAugmentationKey, out var tta) ? tta : "none"); // files written before the key: none
     }
 
     // "R" writes the shortest text that parses back to the same float.

@@ -37,6 +37,7 @@ public sealed partial record TrainOptions
         [nameof(Optimizer)] = ["adamw", "sgd"],
         [nameof(Device)] = BackendFactory.Names,
         [nameof(EvalTest)] = ["end", "epoch", "never"],
+        [nameof(Tta)] = ["none", "flip"],
         [nameof(Channels)] = ["1", "3"],
         [nameof(Precision)] = PrecisionNames,
     };
@@ -80,7 +81,7 @@ public sealed partial record TrainOptions
     private IEnumerable<(string Name, string Value)> Names() =>
     [
         (nameof(Dataset), Dataset), (nameof(Model), Model), (nameof(Pool), Pool), (nameof(Optimizer), Optimizer),
-        (nameof(Device), Device), (nameof(EvalTest), EvalTest), (nameof(Channels), Channels.ToString(CultureInfo.InvariantCulture)),
+        (nameof(Device), Device), (nameof(EvalTest), EvalTest), (nameof(Tta), Tta), (nameof(Channels), Channels.ToString(CultureInfo.InvariantCulture)),
         (nameof(Precision), Precision),
     ];
 

@@ -111,6 +111,13 @@ public sealed partial record TrainOptions
     public int SplitSeed { get; init; }
     /// <summary>When the test split is evaluated: "end" (once, on best.safetensors), "epoch" (also after every epoch, for the curves), or "never".</summary>
     public string EvalTest { get; init; } = "end";
+    /// <summary>
+    /// Test-time augmentation of every evaluation (validation, test, `vit eval`, `vit predict`):
+    /// "none", or "flip": the logits of each image and of its mirror image (left-right), averaged,
+    /// so a model trained with flips is judged on both views. It doubles the cost of evaluation, not
+    /// of training.
+    /// </summary>
+    public string Tta { get; init; } = "none";
     /// <summary>An image folder's side length after decoding (shorter side scaled to it, centre-cropped) and its channel count (1 = grey, 3 = RGB).</summary>
     public int ImageSize { get; init; } = 32;
     /// <summary>Channels of an image folder's images after decoding.</summary>

@@ -246,8 +246,8 @@ public sealed class Trainer : IDisposable
                         cancel.ThrowIfCancellationRequested();
                     }
                 }
-                if (_valLoader is not null) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel);
-                if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel);
+                if (_valLoader is not null) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel, tta: _o.Tta);
+                if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel, tta: _o.Tta);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -323,7 +323,7 @@ public sealed class Trainer : IDisposable
         var withVal = _metrics.Where(m => m.HasVal).ToList();
         var chosen = withVal.Count > 0 ? withVal.MaxBy(m => m.ValAccuracy)! : _metrics[^1];
         var model = TrainingCheckpoint.LoadModel(path, _device);
-        var (loss, acc) = Evaluate(model, _testLoader!, cancel);
+        var (loss, acc) = Evaluate(model, _testLoader!, cancel, tta: _o.Tta);
         var result = new TestResult(Path.GetFileName(path), chosen.Epoch, withVal.Count > 0 ? "val" : "last epoch",
             chosen.ValAccuracy, loss, acc, _testLoader!.Dataset.Count);
         WriteSideFile(TestResult.FileName, () => AtomicFile.WriteAllText(RunFile(TestResult.FileName), result.ToJson()));
@@ -409,8 +409,13 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Mean cross-entropy (no smoothing) and accuracy of <paramref name="model"/> on every image of the loader.</summary>
-    /// <remarks>With <paramref name="perClass"/>, also counts each class's images and correct answers (it reads the logits back to the host).</remarks>
-    public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default, PerClassCounts? perClass = null)
+    /// <remarks>
+    /// With <paramref name="perClass"/>, also counts each class's images and correct answers (it reads the logits back to the host).
+    /// With <paramref name="tta"/> "flip", each image is judged by the mean of its logits and its mirror image's
+    /// (<see cref="TrainOptions.Tta"/>); the loss is the cross-entropy of those mean logits.
+    /// </remarks>
+    public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default,
+        PerClassCounts? perClass = null, string tta = "none")
     {
         var device = model.Device;
         model.Eval();
@@ -422,9 +427,8 @@ public sealed class Trainer : IDisposable
                 using (batch)
                 using (new TensorScope())
                 {
-                    var images = Tensor.Input(device, batch.ImagesSpan, batch.Shape);
                     var labels = Tensor.Input(device, batch.LabelsAAsFloats(), batch.Count);
-                    var logits = model.Forward(images);
+                    var logits = Logits(model, batch.ImagesSpan, batch.Shape, tta);
                     lossSum += Ops.Sum(Ops.CrossEntropy(logits, labels)).Item();
                     Ops.CountCorrect(logits, labels, counter);
                     perClass?.Add(logits.ToArray(), batch.LabelsASpan, batch.Count);
@@ -432,6 +436,24 @@ public sealed class Trainer : IDisposable
                 }
         model.Train();
         return (lossSum / Math.Max(seen, 1), counter.Item() / Math.Max(seen, 1));
+    }
+
+    /// <summary>
+    /// The logits an evaluation judges <paramref name="images"/> by: the model's, or with
+    /// <paramref name="tta"/> "flip" the mean of the model's logits for the images and for their
+    /// mirror images (<see cref="TrainOptions.Tta"/>). Call it in eval mode under <see cref="Tensor.NoGrad"/>.
+    /// </summary>
+    // images: [B, C, H, W] on the host -> logits: [B, classes] on the model's device
+    public static Tensor Logits(ViT model, ReadOnlySpan<float> images, int[] shape, string tta)
+    {
+        if (tta == "none") return model.Forward(Tensor.Input(model.Device, images, shape));
+        if (tta != "flip") throw new ArgumentException($"unknown test-time augmentation '{tta}' (none or flip)", nameof(tta));
+        var mirrored = new float[images.Length];
+        SampleTransforms.MirrorLeftRight(images, mirrored, shape[3]);
+        // The mirror image first, so what a forward leaves behind (the captured attention maps) is the image's own.
+        var logitsMirrored = model.Forward(Tensor.Input(model.Device, mirrored, shape));
+        var logits = model.Forward(Tensor.Input(model.Device, images, shape));
+        return Ops.Scale(Ops.Add(logits, logitsMirrored), 0.5f);
     }
 
     private void SaveLast()

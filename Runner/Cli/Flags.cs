@@ -70,6 +70,10 @@ internal static class Flags
         ? Choice("--device", DeviceHelp + " (default auto; a resumed run keeps its own unless given)", TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME")
         : Choice("--device", DeviceHelp, TrainOptions.Choices[nameof(TrainOptions.Device)], "NAME", "auto");
 
+    /// <summary>`--tta` of `vit eval` and `vit predict`: by default the test-time augmentation the checkpoint's run was judged with.</summary>
+    public static Option<string> Tta() => Choice("--tta", "test-time augmentation: none, or flip (average the logits of the image and its " +
+        "mirror image); default: what the checkpoint's run was validated with (its --tta)", TrainOptions.Choices[nameof(TrainOptions.Tta)], "MODE");
+
     /// <summary>`--cuda-graph`, the same for `vit train` and `vit bench`.</summary>
     public static Option<bool> CudaGraph() => Switch("--cuda-graph",
         "capture one training step into a CUDA graph and replay it with one launch per step (cuda; not yet measured on a GPU). " +

@@ -64,6 +64,8 @@ public sealed class TrainArgs
         Int("--split-seed", "seed of that split (default 0, whatever --seed is)", nameof(TrainOptions.SplitSeed), (o, v) => o with { SplitSeed = v });
         Choice("--eval-test", "end (default: once, on best.safetensors, after the last epoch), epoch (also after every epoch; " +
             "never used to choose), never", nameof(TrainOptions.EvalTest), (o, v) => o with { EvalTest = v }, "WHEN");
+        Choice("--tta", "test-time augmentation of validation and test: none (default) or flip (average the logits of each image " +
+            "and its mirror image)", nameof(TrainOptions.Tta), (o, v) => o with { Tta = v }, "MODE");
         Choice("--pool", "pooling before the head (default cls)", nameof(TrainOptions.Pool), (o, v) => o with { Pool = v });
         Float("--dropout", "dropout in the blocks", nameof(TrainOptions.Dropout), (o, v) => o with { Dropout = v }, "P");
         Float("--emb-dropout", "dropout after the embedding", nameof(TrainOptions.EmbDropout), (o, v) => o with { EmbDropout = v }, "P");

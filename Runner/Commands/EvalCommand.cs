@@ -20,10 +20,11 @@ public static class EvalCommand
         var precision = Flags.Precision();
         var batch = Flags.Int("--batch", "images per forward", TrainOptions.Limits[nameof(TrainOptions.BatchSize)], fallback: 256);
         var limit = Flags.Int("--limit", "evaluate only the first N test images (0 = all)", TrainOptions.Limits[nameof(TrainOptions.TestLimit)]);
-        var command = new Command("eval", Description) { checkpoint, dataset, data, download, device, precision, batch, limit };
+        var tta = Flags.Tta();
+        var command = new Command("eval", Description) { checkpoint, dataset, data, download, device, precision, batch, limit, tta };
         command.SetAction(r => Run(r.Required(checkpoint, "eval", "the .safetensors file to evaluate"), r.GetValue(dataset), r.GetValue(data),
             r.GetValue(download), r.GetValue(device)!, r.GetValue(precision)!, r.GetValue(batch),
-            r.GetValue(limit), r.InvocationConfiguration.Output));
+            r.GetValue(limit), r.GetValue(tta), r.InvocationConfiguration.Output));
         return command;
     }
 
@@ -33,9 +34,10 @@ public static class EvalCommand
         "on other data on purpose, with a warning when it differs.";
 
     private static int Run(string path, string? datasetFlag, string? dataDir, bool download, string deviceName, string precision, int batch, int limit,
-        TextWriter stdout)
+        string? ttaFlag, TextWriter stdout)
     {
         var file = TrainingCheckpoint.Read(path);
+        string tta = ttaFlag ?? TtaOf(file, path);
         using var device = Device.Create(deviceName);
         device.Kernels.Precision = TrainOptions.MathPrecisionOf(precision);
         var model = TrainingCheckpoint.LoadModel(file, path, device);
@@ -44,8 +46,9 @@ public static class EvalCommand
         if (limit > 0 && limit < test.Count) test = test.Take(limit);
         using var loader = new DataLoader(test, DataLoaderOptions.ForEvaluation(batch));
         var perClass = new PerClassCounts(test.ClassCount);
-        var (loss, acc) = Trainer.Evaluate(model, loader, perClass: perClass);
-        stdout.WriteLine($"{dataset} test set ({test.Count} images): loss {loss:F4}, accuracy {acc * 100:F2}%");
+        var (loss, acc) = Trainer.Evaluate(model, loader, perClass: perClass, tta: tta);
+        stdout.WriteLine($"{dataset} test set ({test.Count} images{(tta == "flip" ? ", each averaged with its mirror image (--tta flip)" : "")}): " +
+                         $"loss {loss:F4}, accuracy {acc * 100:F2}%");
         // Per class, by name, where a table of them is still readable.
         if (test.ClassCount <= 30)
         {
@@ -101,6 +104,10 @@ public static class EvalCommand
         file.Metadata.ContainsKey("train_options")
             ? TrainingCheckpoint.ReadOptions(file, path).Dataset
             : throw new ViTScratchException($"checkpoint '{path}' does not say which dataset it was trained on; pass --dataset");
+
+    /// <summary>The test-time augmentation a checkpoint's run was validated with ("none" for weights-only files and runs before --tta).</summary>
+    internal static string TtaOf(Model.Checkpoints.SafeTensorsFile file, string path) =>
+        file.Metadata.ContainsKey("train_options") ? TrainingCheckpoint.ReadOptions(file, path).Tta : "none";
 
     internal static string? DataDirOf(Model.Checkpoints.SafeTensorsFile file, string path) =>
         file.Metadata.ContainsKey("train_options") ? TrainingCheckpoint.ReadOptions(file, path).DataDir : null;

@@ -18,9 +18,10 @@ public static class ExportCommand
         var force = Flags.Switch("--force", "replace an existing --out");
         var dataset = Flags.Text("--dataset", "the dataset of a weights-only file that does not record it", "NAME");
         dataset.CompletionSources.Add(TrainOptions.Choices[nameof(TrainOptions.Dataset)].ToArray());
-        var command = new Command("export", Description) { checkpoint, output, force, dataset };
+        var tta = Flags.Tta();
+        var command = new Command("export", Description) { checkpoint, output, force, dataset, tta };
         command.SetAction(r => Run(r.Required(checkpoint, "export", "the .safetensors file to export"), r.Required(output, "export", "the .onnx file to write"),
-            r.GetValue(force), r.GetValue(dataset), r.InvocationConfiguration.Output));
+            r.GetValue(force), r.GetValue(dataset), r.GetValue(tta), r.InvocationConfiguration.Output));
         return command;
     }
 
@@ -28,9 +29,10 @@ public static class ExportCommand
         "write a checkpoint's model as an ONNX graph (opset 17) for ONNX Runtime and other runtimes: input " +
         "\"images\" [batch, C, H, W] float32, normalised as the metadata's normalization says; output " +
         "\"logits\" [batch, classes]; the batch size is free. Class names, normalisation mean/std and the " +
-        "model config are in the file's metadata_props.";
+        "model config are in the file's metadata_props. A run validated with --tta flip exports a graph that averages " +
+        "each image with its mirror image, as `vit eval` judged it (--tta none: the plain model).";
 
-    private static int Run(string path, string outPath, bool force, string? datasetFlag, TextWriter stdout)
+    private static int Run(string path, string outPath, bool force, string? datasetFlag, string? ttaFlag, TextWriter stdout)
     {
         // Checked before the (slower) load, so a mistyped --out fails at once.
         if (Directory.Exists(outPath))
@@ -47,11 +49,13 @@ public static class ExportCommand
             throw new ViTScratchException($"checkpoint '{path}' takes {cfg.ImageSize}x{cfg.ImageSize}x{cfg.Channels} images and has {cfg.NumClasses} classes, " +
                 $"but dataset {info.Dataset} has {info.ImageSize}x{info.ImageSize}x{info.Channels} images and {info.ClassNames.Length} classes; pass the --dataset it was trained on");
 
-        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Dataset));
+        string tta = ttaFlag ?? EvalCommand.TtaOf(file, path);
+        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Dataset, tta));
         AtomicFile.Write(outPath, s => OnnxExporter.Write(proto, s));
         long bytes = new FileInfo(outPath).Length;
         stdout.WriteLine($"wrote {outPath} ({bytes / 1e6:F1} MB, ONNX opset {OnnxExporter.Opset}): {OnnxExporter.InputName} [batch, {cfg.Channels}, {cfg.ImageSize}, {cfg.ImageSize}] " +
-                         $"-> {OnnxExporter.OutputName} [batch, {cfg.NumClasses}], {cfg.Depth} layers, {ViTScratch.Model.ViTConfig.PoolName(cfg.Pool)} pooling");
+                         $"-> {OnnxExporter.OutputName} [batch, {cfg.NumClasses}], {cfg.Depth} layers, {ViTScratch.Model.ViTConfig.PoolName(cfg.Pool)} pooling" +
+                         (tta == "flip" ? ", each image averaged with its mirror image (--tta flip)" : ""));
         return 0;
     }
 

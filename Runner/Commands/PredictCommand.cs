@@ -30,19 +30,23 @@ public static class PredictCommand
         var device = Flags.Device();
         var maxPixels = Flags.Long("--max-pixels", "refuse larger images before decoding them",
             new OptionLimit("max-pixels", 1, long.MaxValue), fallback: ImageFiles.DefaultMaxPixels);
+        var tta = Flags.Tta();
         var command = new Command("predict", "the top-5 classes of an image file or a test-set image (--index N), and optionally its attention map")
-            { image, checkpoint, index, map, data, device, maxPixels };
+            { image, checkpoint, index, map, data, device, maxPixels, tta };
         command.SetAction(r => Run(r.Required(checkpoint, "predict", "the .safetensors file of a trained model"), r.GetValue(image),
-            r.Given(index) ? r.GetValue(index) : null, r.GetValue(map), r.GetValue(data), r.GetValue(device)!, r.GetValue(maxPixels), r.InvocationConfiguration.Output));
+            r.Given(index) ? r.GetValue(index) : null, r.GetValue(map), r.GetValue(data), r.GetValue(device)!, r.GetValue(maxPixels),
+            r.GetValue(tta), r.InvocationConfiguration.Output));
         return command;
     }
 
-    private static int Run(string path, string? imagePath, int? index, string? mapPath, string? dataDir, string deviceName, long maxPixels, TextWriter stdout)
+    private static int Run(string path, string? imagePath, int? index, string? mapPath, string? dataDir, string deviceName, long maxPixels,
+        string? ttaFlag, TextWriter stdout)
     {
         if ((index is null) == (imagePath is null))
             throw new ViTScratchException("vit predict: give either an image file or --index N (one of them)");
 
         var file = TrainingCheckpoint.Read(path);
+        string tta = ttaFlag ?? EvalCommand.TtaOf(file, path);
         using var device = Device.Create(deviceName);
         var model = TrainingCheckpoint.LoadModel(file, path, device);
         var cfg = model.Config;
@@ -79,11 +83,12 @@ public static class PredictCommand
         model.Eval();
         model.CaptureAttention = mapPath is not null;
         float[] logits;
+        // The attention maps are the last forward's: Trainer.Logits runs the image itself last.
         using (Tensor.NoGrad())
-            logits = model.Forward(Tensor.FromArray(device, input, 1, cfg.Channels, cfg.ImageSize, cfg.ImageSize)).ToArray();
+            logits = Trainer.Logits(model, input, [1, cfg.Channels, cfg.ImageSize, cfg.ImageSize], tta).ToArray();
 
         var probs = Softmax(logits);
-        stdout.WriteLine($"{what}:");
+        stdout.WriteLine(tta == "flip" ? $"{what} (averaged with its mirror image, --tta flip):" : $"{what}:");
         foreach (var (p, c) in probs.Select((p, c) => (p, c)).OrderByDescending(t => t.p).Take(5))
             stdout.WriteLine($"  {p * 100,6:F2}%  {info.ClassNames[c]}");
 

@@ -45,6 +45,36 @@ public sealed class OnnxExportTests : ModelTestBase
         CheckAgainstOnnxRuntime(config);
     }
 
+    // test_time_augmentation "flip": the graph's logits are the mean of the model's logits for the
+    // images and for their mirror images, computed here from two plain forwards and a mirror by index.
+    [Fact]
+    public void OnnxRuntimeAveragesTheMirrorImageWithFlip()
+    {
+        var config = new ViTConfig(ImageSize: 12, PatchSize: 4, NumClasses: 5, Dim: 24, Depth: 2, Heads: 3, MlpDim: 48, Channels: 3, DimHead: 8);
+        var vit = new ViT(config, Dev, seed: 7);
+        Randomize(vit);
+        vit.Eval();
+        var bytes = OnnxExporter.Export(vit, Info(config) with { TestTimeAugmentation = "flip" }).ToByteArray();
+        using var session = new InferenceSession(bytes);
+        Assert.Equal("flip", OnnxModelInfo.FromMetadata(session.ModelMetadata.CustomMetadataMap).TestTimeAugmentation);
+        int side = config.ImageSize;
+        foreach (int batch in new[] { 1, 3 })
+        {
+            var images = RandomValues(batch * config.Channels * side * side);
+            var mirrored = new float[images.Length];
+            for (int i = 0; i < images.Length; i++) mirrored[i] = images[i - i % side + side - 1 - i % side];
+            var plain = Logits(vit, ViTScratch.Engine.Tensor.FromArray(Dev, images, batch, config.Channels, side, side));
+            var mirror = Logits(vit, ViTScratch.Engine.Tensor.FromArray(Dev, mirrored, batch, config.Channels, side, side));
+            var (theirs, shape) = RunOnnx(session, images, batch, config);
+            Assert.Equal([batch, config.NumClasses], shape);
+            for (int i = 0; i < theirs.Length; i++)
+                Assert.True(MathF.Abs((plain[i] + mirror[i]) / 2 - theirs[i]) <= Tolerance, $"logit {i}: {theirs[i]} vs mean of {plain[i]} and {mirror[i]}");
+            Assert.True(plain.Zip(mirror, (a, b) => MathF.Abs(a - b)).Max() > 10 * Tolerance, "the mirror image changed nothing: the test cannot tell");
+        }
+        Assert.Contains("test-time augmentation 'rotate'", Assert.Throws<ViTScratchException>(
+            () => OnnxExporter.Export(vit, Info(config) with { TestTimeAugmentation = "rotate" })).Message);
+    }
+
     [Fact]
     public void MetadataAndSignatureRoundTripThroughOnnxRuntime()
     {
@@ -60,6 +90,7 @@ public sealed class OnnxExportTests : ModelTestBase
         Assert.Equal(info.Mean, read.Mean);  // exact: "R" formatting round-trips floats
         Assert.Equal(info.Std, read.Std);
         Assert.Equal("my-pets", read.Dataset);
+        Assert.Equal("none", read.TestTimeAugmentation);
         Assert.Equal(config, ViTConfig.FromMetadata(meta.CustomMetadataMap));
         Assert.Equal("ViTScratch", meta.ProducerName);
 

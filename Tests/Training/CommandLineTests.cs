@@ -25,7 +25,7 @@ public class CommandLineTests : IDisposable
         "--depth", "--heads", "--dim-head", "--mlp-dim", "--recipe", "--val-split", "--split-seed", "--eval-test", "--pool", "--dropout",
         "--emb-dropout", "--patch-dropout", "--epochs", "--batch", "--opt", "--lr", "--wd", "--momentum", "--nesterov", "--warmup",
         "--min-lr", "--label-smoothing", "--clip", "--augment", "--crop-padding", "--randaugment-n", "--randaugment-m", "--device",
-        "--seed", "--workers", "--train-limit", "--test-limit", "--out", "--force", "--resume", "--precision",
+        "--seed", "--workers", "--train-limit", "--test-limit", "--out", "--force", "--resume", "--precision", "--tta",
     ];
 
     [Fact]
@@ -69,6 +69,8 @@ public class CommandLineTests : IDisposable
     [InlineData(new[] { "bench", "--patch-dropout", "0.99" }, "vit bench: --patch-dropout must be between 0 and 0.95, got 0.99")]
     [InlineData(new[] { "bench", "--steps", "0" }, "vit bench: --steps must be between 1 and 1000, got 0")]
     [InlineData(new[] { "predict", "--checkpoint", "x", "--index", "-1" }, "vit predict: --index must be between 0 and")]
+    [InlineData(new[] { "train", "--tta", "rotate" }, "vit train: --tta must be one of none, flip; got 'rotate'")]
+    [InlineData(new[] { "eval", "--checkpoint", "x", "--tta", "crop" }, "vit eval: --tta must be one of none, flip; got 'crop'")]
     public void AnOutOfRangeValueGivesOneLineNamingTheFlag(string[] args, string expected) =>
         InProcessVit.AssertOneLineError(InProcessVit.Run(args), expected);
 
@@ -80,6 +82,8 @@ public class CommandLineTests : IDisposable
         var e = Assert.Throws<ViTScratchException>(() => new TrainOptions { ValSplit = 0.95f }.Validate("config.json"));
         Assert.Equal("config.json: the training options are out of range: ValSplit must be between 0 and 0.9, got 0.95", e.Message);
         Assert.Throws<ViTScratchException>(() => new TrainOptions { Precision = "fp16" }.Validate("x"));
+        Assert.Throws<ViTScratchException>(() => new TrainOptions { Tta = "rotate" }.Validate("x"));
+        Assert.Equal("flip", TrainArgs.Parse("--tta", "flip").Tta);
         new TrainOptions { Dim = 0, Heads = 0 }.Validate("x"); // 0 in code or a saved run: the preset's size
         InProcessVit.AssertOneLineError(InProcessVit.Run("train", "--dim", "0"), "--dim must be between 1 and 8192, got 0"); // on purpose: an error
     }

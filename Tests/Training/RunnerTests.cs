@@ -95,6 +95,35 @@ public class RunnerTests : IDisposable
         Assert.Equal("", stderr.ToString());
     }
 
+    // --tta flip: validation and test are judged with the mirror images, and `vit eval` / `vit
+    // predict` do the same for the run's checkpoint unless told otherwise.
+    [Fact]
+    public void EvalAndPredictFollowTheRunsTestTimeAugmentation()
+    {
+        var o = Options("tta") with { Epochs = 1, Tta = "flip", ValSplit = 0.25f };
+        var metrics = Train(o);
+        string best = Path.Combine(o.OutDir, "best.safetensors");
+        string Eval(params string[] extra)
+        {
+            var stdout = new StringWriter();
+            Assert.Equal(0, Program.Run(["eval", "--checkpoint", best, "--device", "cpu", .. extra], stdout, new StringWriter()));
+            return stdout.ToString().Split('\n')[0];
+        }
+        string flip = Eval(), none = Eval("--tta", "none");
+        Assert.Contains("mirror image (--tta flip)", flip);
+        Assert.DoesNotContain("mirror", none);
+        // The run's own test figure of that epoch is the flip evaluation's.
+        Assert.Contains($"accuracy {metrics[0].TestAccuracy * 100:F2}%", flip);
+
+        var predicted = new StringWriter();
+        Assert.Equal(0, Program.Run(["predict", "--checkpoint", best, "--index", "0", "--device", "cpu"], predicted, new StringWriter()));
+        Assert.Contains("averaged with its mirror image", predicted.ToString());
+
+        var exported = new StringWriter();
+        Assert.Equal(0, Program.Run(["export", "--checkpoint", best, "--out", _dir.Combine("tta.onnx")], exported, new StringWriter()));
+        Assert.Contains("each image averaged with its mirror image (--tta flip)", exported.ToString());
+    }
+
     [Fact]
     public void SameSeedSameRunOnTheCpu()
     {

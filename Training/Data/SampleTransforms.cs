@@ -55,4 +55,20 @@ internal static class SampleTransforms
             }
         }
     }
+
+    /// <summary>
+    /// Mirrors images left-right: every row of <paramref name="width"/> values of
+    /// <paramref name="images"/> (any number of images and channels, rows back to back) is written
+    /// reversed into <paramref name="output"/>. The flip of test-time augmentation.
+    /// </summary>
+    public static void MirrorLeftRight(ReadOnlySpan<float> images, Span<float> output, int width)
+    {
+        if (output.Length != images.Length || images.Length % width != 0)
+            throw new ArgumentException($"{images.Length} values into {output.Length} are not whole rows of {width}");
+        for (int row = 0; row < images.Length; row += width)
+        {
+            images.Slice(row, width).CopyTo(output.Slice(row, width));
+            output.Slice(row, width).Reverse();
+        }
+    }
 }
