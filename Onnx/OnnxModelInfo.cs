@@ -14,14 +14,16 @@ namespace ViTScratch.Onnx;
 /// <param name="Mean">Per-channel mean of pixel / 255 on the training data.</param>
 /// <param name="Std">Per-channel standard deviation of pixel / 255 on the training data.</param>
 /// <param name="Dataset">The dataset the model was trained on, when known.</param>
-/// <param name="TestTimeAugmentation">
-/// "none", or "flip": the graph judges each image by the mean of its logits and its mirror image's
-/// (left-right), as `vit eval` and `vit predict` do for a run trained with <c>--tta flip</c>; the
-/// input and output stay [batch, ...], the graph runs the model on 2·batch images inside.
-/// </param>
-public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyList<float> Mean, IReadOnlyList<float> Std, string? Dataset = null,
-    string TestTimeAugmentation = "none")
+public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyList<float> Mean, IReadOnlyList<float> Std, string? Dataset = null)
 {
+    /// <summary>
+    /// "none", or "flip": the graph judges each image by the mean of its logits and its mirror
+    /// image's (left-right), as `vit eval` and `vit predict` do for a run trained with
+    /// <c>--tta flip</c>; the input and output stay [batch, ...], the graph runs the model on
+    /// 2·batch images inside.
+    /// </summary>
+    public string TestTimeAugmentation { get; init; } = "none";
+
     /// <summary>metadata_props key of the class names (JSON array).</summary>
     public const string ClassNamesKey = "class_names";
     /// <summary>metadata_props key of the per-channel mean.</summary>
@@ -69,9 +71,11 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
                 throw new ViTScratchException($"ONNX metadata '{key}' is not a JSON list ({e.Message})", e);
             }
         }
+        string tta = metadata.TryGetValue(TestTimeAugmentationKey, out var t) ? t : "none"; // files written before the key: none
+        if (tta is not ("none" or "flip"))
+            throw new ViTScratchException($"ONNX metadata '{TestTimeAugmentationKey}' is '{ViTScratchException.Printable(tta)}', not none or flip; was the file written by `vit export`?");
         return new OnnxModelInfo(Parse<string[]>(ClassNamesKey), Parse<float[]>(MeanKey), Parse<float[]>(StdKey),
-            metadata.TryGetValue(DatasetKey, out var d) ? d : null,
-            metadata.TryGetValue(TestTimeAugmentationKey, out var tta) ? tta : "none"); // files written before the key: none
+            metadata.TryGetValue(DatasetKey, out var d) ? d : null) { TestTimeAugmentation = tta };
     }
 
     // "R" writes the shortest text that parses back to the same float.

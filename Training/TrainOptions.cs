@@ -112,7 +112,8 @@ public sealed partial record TrainOptions
     /// <summary>When the test split is evaluated: "end" (once, on best.safetensors), "epoch" (also after every epoch, for the curves), or "never".</summary>
     public string EvalTest { get; init; } = "end";
     /// <summary>
-    /// Test-time augmentation of every evaluation (validation, test, `vit eval`, `vit predict`):
+    /// Test-time augmentation of every evaluation (validation, test, and by default `vit eval`,
+    /// `vit predict` and `vit export` of the run's checkpoints):
     /// "none", or "flip": the logits of each image and of its mirror image (left-right), averaged,
     /// so a model trained with flips is judged on both views. It doubles the cost of evaluation, not
     /// of training.

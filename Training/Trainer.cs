@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using ViTScratch.Engine;
@@ -102,7 +103,8 @@ public sealed class Trainer : IDisposable
         _log.WriteLine($"train   {options.Optimizer} lr {options.Lr:G3} wd {options.WeightDecay:G3}, {options.Epochs} epochs x {steps} steps of {options.BatchSize}, augment {options.Augment}" +
             (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step" +
                 (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs" +
-                    (options.UnmaskedLr > 0 ? $", lr restarted at {options.UnmaskedLr:G3} for them)" : ")") : ")") : ""));
+                    (options.UnmaskedLr > 0 ? $", lr restarted at {options.UnmaskedLr:G3} for them)" : ")") : ")") : "") +
+            (options.Tta == "flip" ? "; validation and test average each image with its mirror image (--tta flip)" : ""));
         _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
@@ -325,7 +327,7 @@ public sealed class Trainer : IDisposable
         var model = TrainingCheckpoint.LoadModel(path, _device);
         var (loss, acc) = Evaluate(model, _testLoader!, cancel, tta: _o.Tta);
         var result = new TestResult(Path.GetFileName(path), chosen.Epoch, withVal.Count > 0 ? "val" : "last epoch",
-            chosen.ValAccuracy, loss, acc, _testLoader!.Dataset.Count);
+            chosen.ValAccuracy, loss, acc, _testLoader!.Dataset.Count) { Tta = _o.Tta };
         WriteSideFile(TestResult.FileName, () => AtomicFile.WriteAllText(RunFile(TestResult.FileName), result.ToJson()));
         _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"test    {result.Checkpoint} (epoch {result.Epoch}, chosen on {result.SelectedOn}): loss {loss:F4}, accuracy {acc * 100:F2}% on {result.Images} test images, measured once"));
@@ -417,6 +419,7 @@ public sealed class Trainer : IDisposable
     public static (double Loss, double Accuracy) Evaluate(ViT model, DataLoader loader, CancellationToken cancel = default,
         PerClassCounts? perClass = null, string tta = "none")
     {
+        CheckTta(tta);
         var device = model.Device;
         model.Eval();
         var counter = Tensor.Zeros(device, 1);
@@ -444,16 +447,38 @@ public sealed class Trainer : IDisposable
     /// mirror images (<see cref="TrainOptions.Tta"/>). Call it in eval mode under <see cref="Tensor.NoGrad"/>.
     /// </summary>
     // images: [B, C, H, W] on the host -> logits: [B, classes] on the model's device
-    public static Tensor Logits(ViT model, ReadOnlySpan<float> images, int[] shape, string tta)
+    internal static Tensor Logits(ViT model, ReadOnlySpan<float> images, int[] shape, string tta)
     {
+        CheckTta(tta);
         if (tta == "none") return model.Forward(Tensor.Input(model.Device, images, shape));
-        if (tta != "flip") throw new ArgumentException($"unknown test-time augmentation '{tta}' (none or flip)", nameof(tta));
-        var mirrored = new float[images.Length];
-        SampleTransforms.MirrorLeftRight(images, mirrored, shape[3]);
-        // The mirror image first, so what a forward leaves behind (the captured attention maps) is the image's own.
-        var logitsMirrored = model.Forward(Tensor.Input(model.Device, mirrored, shape));
+        // The mirror image first, in a scope of its own that keeps only its logits ([B, classes],
+        // through the host): the two forwards' intermediates never coexist, so evaluating with the
+        // flip needs no more memory than without it (in one scope, a 3-epoch fmnist-best run's
+        // peak resident memory went from 0.91 to 1.41 GB). And what a forward leaves behind (the
+        // captured attention maps) is then the image's own.
+        float[] mirroredLogits;
+        using (new TensorScope())
+        {
+            var mirrored = ArrayPool<float>.Shared.Rent(images.Length);
+            try
+            {
+                SampleTransforms.MirrorLeftRight(images, mirrored.AsSpan(0, images.Length), shape[3]);
+                mirroredLogits = model.Forward(Tensor.Input(model.Device, mirrored.AsSpan(0, images.Length), shape)).ToArray();
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(mirrored);
+            }
+        }
         var logits = model.Forward(Tensor.Input(model.Device, images, shape));
+        var logitsMirrored = Tensor.Input(model.Device, mirroredLogits, logits.Shape);
         return Ops.Scale(Ops.Add(logits, logitsMirrored), 0.5f);
+    }
+
+    private static void CheckTta(string tta)
+    {
+        if (tta is not ("none" or "flip"))
+            throw new ArgumentException($"unknown test-time augmentation '{tta}' (none or flip)", nameof(tta));
     }
 
     private void SaveLast()

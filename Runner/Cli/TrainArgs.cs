@@ -22,6 +22,7 @@ public sealed class TrainArgs
     public Option<string> Recipe { get; }
     private readonly Option<int> _unmaskedEpochs;
     private readonly Option<float> _unmaskedLr;
+    private readonly Option<string> _tta;
     public Option<string> Dataset { get; }
     public Option<string> Out { get; }
 
@@ -64,8 +65,9 @@ public sealed class TrainArgs
         Int("--split-seed", "seed of that split (default 0, whatever --seed is)", nameof(TrainOptions.SplitSeed), (o, v) => o with { SplitSeed = v });
         Choice("--eval-test", "end (default: once, on best.safetensors, after the last epoch), epoch (also after every epoch; " +
             "never used to choose), never", nameof(TrainOptions.EvalTest), (o, v) => o with { EvalTest = v }, "WHEN");
-        Choice("--tta", "test-time augmentation of validation and test: none (default) or flip (average the logits of each image " +
-            "and its mirror image)", nameof(TrainOptions.Tta), (o, v) => o with { Tta = v }, "MODE");
+        _tta = Choice("--tta", "test-time augmentation of validation and test, and the default of vit eval, predict and export for the run: " +
+            "none (default; a recipe may set it) or flip (average the logits of each image and its mirror image)",
+            nameof(TrainOptions.Tta), (o, v) => o with { Tta = v }, "MODE");
         Choice("--pool", "pooling before the head (default cls)", nameof(TrainOptions.Pool), (o, v) => o with { Pool = v });
         Float("--dropout", "dropout in the blocks", nameof(TrainOptions.Dropout), (o, v) => o with { Dropout = v }, "P");
         Float("--emb-dropout", "dropout after the embedding", nameof(TrainOptions.EmbDropout), (o, v) => o with { EmbDropout = v }, "P");
@@ -124,10 +126,23 @@ public sealed class TrainArgs
         if (!r.Given(_unmaskedEpochs))
             o = o with { UnmaskedEpochs = o.PatchDropout == 0 ? 0 : Math.Min(o.UnmaskedEpochs, o.Epochs) };
         if (o.UnmaskedEpochs == 0 && !r.Given(_unmaskedLr)) o = o with { UnmaskedLr = 0 };
+        // A recipe's flip at evaluation belongs to its flips in training: an --augment without them
+        // (or a dataset whose default has none) turns it off unless --tta is given.
+        if (o.Tta == "flip" && !r.Given(_tta) && !TrainsWithFlips(o)) o = o with { Tta = "none" };
         if (!r.Given(Out)) o = o with { OutDir = Path.Combine("runs", $"{o.Dataset}-{o.Model}") };
         // Every flag was range-checked as it was parsed against the same table; this adds the
         // augmentation list (an error naming --augment), before any data is loaded.
         return o.Validate("vit train");
+    }
+
+    // Whether the training images are flipped: "flip" in --augment, or "default" on a dataset whose
+    // own augmentation flips (CIFAR, image folders; not the digits and garments of the MNISTs).
+    private static bool TrainsWithFlips(TrainOptions o)
+    {
+        var aug = o.AugmentSet();
+        if (aug.Contains("flip")) return true;
+        if (!aug.Contains("default")) return false;
+        return Training.Data.DatasetCatalog.CanonicalName(o.Dataset) == "folder" || Training.Data.DatasetCatalog.Info(o.Dataset).DefaultHorizontalFlip;
     }
 
     /// <summary>`vit train`'s options from a command line (for tests and tools): parse errors are one-line exceptions.</summary>

@@ -106,8 +106,31 @@ public static class EvalCommand
             : throw new ViTScratchException($"checkpoint '{path}' does not say which dataset it was trained on; pass --dataset");
 
     /// <summary>The test-time augmentation a checkpoint's run was validated with ("none" for weights-only files and runs before --tta).</summary>
-    internal static string TtaOf(Model.Checkpoints.SafeTensorsFile file, string path) =>
-        file.Metadata.ContainsKey("train_options") ? TrainingCheckpoint.ReadOptions(file, path).Tta : "none";
+    /// <remarks>
+    /// Reads that one field, not the whole options: a checkpoint whose other options today's rules
+    /// would refuse (it cannot be resumed) can still be evaluated, predicted with and exported.
+    /// </remarks>
+    internal static string TtaOf(Model.Checkpoints.SafeTensorsFile file, string path)
+    {
+        if (!file.Metadata.TryGetValue("train_options", out var json)) return "none";
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && doc.RootElement.TryGetProperty(nameof(TrainOptions.Tta), out var tta) && tta.ValueKind == System.Text.Json.JsonValueKind.String)
+            {
+                string value = tta.GetString()!;
+                return TrainOptions.Choices[nameof(TrainOptions.Tta)].Contains(value) ? value
+                    : throw new ViTScratchException($"checkpoint '{path}' records test-time augmentation '{ViTScratchException.Printable(value)}', " +
+                                                    "which this version does not know; give --tta none or --tta flip");
+            }
+            return "none";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return "none"; // unreadable options: the other readers of the file name that problem when it matters
+        }
+    }
 
     internal static string? DataDirOf(Model.Checkpoints.SafeTensorsFile file, string path) =>
         file.Metadata.ContainsKey("train_options") ? TrainingCheckpoint.ReadOptions(file, path).DataDir : null;

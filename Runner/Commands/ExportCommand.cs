@@ -50,7 +50,7 @@ public static class ExportCommand
                 $"but dataset {info.Dataset} has {info.ImageSize}x{info.ImageSize}x{info.Channels} images and {info.ClassNames.Length} classes; pass the --dataset it was trained on");
 
         string tta = ttaFlag ?? EvalCommand.TtaOf(file, path);
-        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Dataset, tta));
+        var proto = OnnxExporter.Export(model, new OnnxModelInfo(info.ClassNames, info.Mean, info.Std, info.Dataset) { TestTimeAugmentation = tta });
         AtomicFile.Write(outPath, s => OnnxExporter.Write(proto, s));
         long bytes = new FileInfo(outPath).Length;
         stdout.WriteLine($"wrote {outPath} ({bytes / 1e6:F1} MB, ONNX opset {OnnxExporter.Opset}): {OnnxExporter.InputName} [batch, {cfg.Channels}, {cfg.ImageSize}, {cfg.ImageSize}] " +

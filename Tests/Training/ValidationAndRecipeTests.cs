@@ -101,6 +101,20 @@ public class ValidationAndRecipeTests : IDisposable
         Assert.Contains("--recipe must be one of", err.ToString());
     }
 
+    // fmnist-best judges validation and test with the flip it trains with; an --augment without
+    // flips (or a dataset default without them) takes the flip at evaluation away too, unless --tta
+    // is given.
+    [Fact]
+    public void ARecipesFlipAtEvaluationFollowsItsFlipsInTraining()
+    {
+        Assert.Equal("flip", TrainArgs.Parse("--recipe", "fmnist-best").Tta);
+        Assert.Equal("none", TrainArgs.Parse("--recipe", "fmnist-best", "--augment", "none").Tta);
+        Assert.Equal("none", TrainArgs.Parse("--recipe", "fmnist-best", "--augment", "default").Tta); // Fashion-MNIST's default: no flips
+        Assert.Equal("flip", TrainArgs.Parse("--recipe", "fmnist-best", "--augment", "crop,flip").Tta);
+        Assert.Equal("flip", TrainArgs.Parse("--recipe", "fmnist-best", "--augment", "none", "--tta", "flip").Tta); // asked for
+        Assert.Equal("none", TrainArgs.Parse("--recipe", "fmnist-quick").Tta);
+    }
+
     // fmnist-best ends with unmasked epochs; they belong to its patch dropout and schedule, so a
     // user who turns patch dropout off or shortens the run gets a valid run, not an error about a
     // flag they never gave. An explicit --unmasked-epochs is still checked as given.

@@ -63,6 +63,7 @@ internal static class SampleTransforms
     /// </summary>
     public static void MirrorLeftRight(ReadOnlySpan<float> images, Span<float> output, int width)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         if (output.Length != images.Length || images.Length % width != 0)
             throw new ArgumentException($"{images.Length} values into {output.Length} are not whole rows of {width}");
         for (int row = 0; row < images.Length; row += width)

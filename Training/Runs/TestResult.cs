@@ -9,6 +9,9 @@ namespace ViTScratch.Training.Runs;
 /// </summary>
 public sealed record TestResult(string Checkpoint, int Epoch, string SelectedOn, double ValAccuracy, double TestLoss, double TestAccuracy, int Images)
 {
+    /// <summary>The test-time augmentation the figures were measured with (<see cref="TrainOptions.Tta"/>; "none" in files written before it existed).</summary>
+    public string Tta { get; init; } = "none";
+
     /// <summary>The file in the run directory that holds it.</summary>
     public const string FileName = "result.json";
 
