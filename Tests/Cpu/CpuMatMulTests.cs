@@ -131,6 +131,73 @@ public class CpuMatMulTests
         }
     }
 
+    // The refusals name what is wrong: the tile against the micro-kernel's, the largest blocks the
+    // pack buffers hold (MC: the larger of the two paths' 120 and 128).
+    [Fact]
+    public unsafe void ARefusedBlockingSaysWhy()
+    {
+        float[] x = new float[64 * 64];
+        fixed (float* p = x)
+        {
+            float* q = p;
+            var tile = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector256, Gemm.Avx512, 8, 8, 8, q, 8, false, q, 8, false, q + 64, 8, 1f, false));
+            Assert.Contains("has a 8 x 32 tile; the Vector256 micro-kernel's is (6, 16)", tile.Message);
+            var big = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { MC = 129 }, 8, 8, 8, q, 8, false, q, 8, false, q + 64, 8, 1f, false));
+            Assert.Contains("exceeds the pack buffers (KC 384, MC 128, NC 2048)", big.Message);
+        }
+    }
+
+    // The per-thread pack buffers: A, B and the edge tile 64-byte aligned, in that order, inside
+    // the storage, without overlap, each as large as the largest blocking the checks above let
+    // through needs (A: the larger MC x KC 384; B: KC 384 x the larger NC; the tile: the larger
+    // MR x NR). A region cut short or shifted writes past its neighbour or the array, silently.
+    [Fact]
+    public unsafe void PackBuffersFitTheirStorage()
+    {
+        var s = Gemm.PackBuffers.For(Gemm.Avx512);
+        const int maxKc = 384;
+        long aNeed = (long)Math.Max(Gemm.Avx2.MC, Gemm.Avx512.MC) * maxKc;
+        long bNeed = (long)maxKc * Math.Max(Gemm.Avx2.NC, Gemm.Avx512.NC);
+        long tileNeed = Math.Max(Gemm.Avx2.MR * Gemm.Avx2.NR, Gemm.Avx512.MR * Gemm.Avx512.NR);
+        foreach (var region in new[] { (nint)s.A, (nint)s.B, (nint)s.Tile }) Assert.Equal(0, region % 64);
+        Assert.True(s.A >= s.StorageStart, "A starts before the storage");
+        Assert.True(s.B - s.A >= aNeed, $"A holds {s.B - s.A} floats, needs {aNeed}");
+        Assert.True(s.Tile - s.B >= bNeed, $"B holds {s.Tile - s.B} floats, needs {bNeed}");
+        Assert.True(s.StorageEnd - s.Tile >= tileNeed, $"the tile holds {s.StorageEnd - s.Tile} floats, needs {tileNeed}");
+        Assert.Same(s, Gemm.PackBuffers.For(Gemm.Avx2)); // one set per thread, for both blockings
+    }
+
+    // Empty products: no rows, no columns or no batches leave C as it was; K = 0 is an empty sum,
+    // so `=` writes zeros, `+=` adds nothing, and a bias still lands on every row.
+    [Theory]
+    [InlineData("V256")]
+    [InlineData("V512")]
+    public unsafe void EmptyProductsAndEmptySums(string path)
+    {
+        var kern = Kernels(path);
+        float[] start = [1, 2, 3, 4, 5, 6];
+        foreach (var shape in new[] { MatMulShape.Single(0, 3, 4), MatMulShape.Single(2, 0, 4), new MatMulShape(0, 2, 3, 4, false, false, 8, 12, 6) })
+        {
+            var c = Upload(kern, start, 0);
+            kern.MatMul(Upload(kern, new float[8], 0), Upload(kern, new float[12], 0), c, shape, 1f, accumulate: false);
+            var got = new float[6];
+            kern.Download(c, got);
+            Assert.Equal(start, got);
+        }
+        var p = path == "V512" ? SimdPath.Vector512 : SimdPath.Vector256;
+        float[] bias = [10, 20, 30];
+        fixed (float* pb = bias)
+            foreach (bool accumulate in new[] { false, true })
+                foreach (bool withBias in new[] { false, true })
+                {
+                    float[] cs = (float[])start.Clone();
+                    fixed (float* pc = cs)
+                        Gemm.Run(p, 2, 3, 0, null, 0, false, null, 0, false, pc, 3, 1f, accumulate, withBias ? pb : null);
+                    for (int i = 0; i < 6; i++)
+                        Assert.Equal((accumulate ? start[i] : 0) + (withBias ? bias[i % 3] : 0), cs[i]);
+                }
+    }
+
     internal static CpuKernels Kernels(string path) =>
         new() { SimdPath = path == "V512" ? SimdPath.Vector512 : SimdPath.Vector256 };
 
@@ -147,7 +214,7 @@ public class CpuMatMulTests
         var got = new float[lenC];
         kern.Download(bufC, got);
 
-        int block = Gemm.BlockK(kern.SimdPath);
+        int block = (kern.SimdPath == SimdPath.Vector512 ? Gemm.Avx512 : Gemm.Avx2).KC;
         int kc = Math.Min(s.K, block), blocks = (s.K + block - 1) / block;
         double factor = (kc + blocks + 4) * U;
         for (int bt = 0; bt < s.Batch; bt++)

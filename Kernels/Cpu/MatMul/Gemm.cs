@@ -48,9 +48,6 @@ internal static unsafe class Gemm
     // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
     private const int MaxBlockK = 384;
 
-    /// <summary>The K block (KC) <paramref name="path"/> uses by default.</summary>
-    public static int BlockK(SimdPath path) => path == SimdPath.Vector512 ? Avx512.KC : Avx2.KC;
-
     /// <summary>The row and column granularity of <paramref name="path"/>: split work across threads on multiples of these.</summary>
     public static (int MR, int NR) Tile(SimdPath path) => path == SimdPath.Vector512
         ? (MicroKernel512.MR, MicroKernel512.NR)
@@ -234,6 +231,10 @@ internal static unsafe class Gemm
 
         private readonly float[] _storage; // pinned (POH), never moves
         public readonly float* A, B, Tile;
+
+        /// <summary>The storage's first float and one past its last: the three regions must lie within (PackBuffersFitTheirStorage).</summary>
+        internal float* StorageStart => (float*)Unsafe.AsPointer(ref _storage[0]);
+        internal float* StorageEnd => StorageStart + _storage.Length;
 
         private PackBuffers(int aLen, int bLen, int tileLen)
         {
