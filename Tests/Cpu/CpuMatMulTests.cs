@@ -10,7 +10,7 @@ namespace ViTScratch.Tests.Cpu;
 /// (Vector512 runs emulated, slowly but exactly, where the CPU lacks AVX-512).
 ///
 /// Tolerance. Each output is a float32 sum of K products. The kernel runs one FMA chain per K
-/// block of at most KC terms (Gemm.BlockK: 384 on the AVX2 path, 256 on AVX-512; one rounding per
+/// block of at most KC terms (the path blocking's KC: 384 on the AVX2 path, 256 on AVX-512; one rounding per
 /// term), adds each block into C (one rounding per block), and rounds once more for alpha and once
 /// for `+=`. Its error is therefore bounded, to first order, by
 /// (min(K, KC) + ceil(K / KC) + 2) u (|alpha| sum_k |a_ik b_kj| + |C0_ij|),
