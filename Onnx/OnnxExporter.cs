@@ -112,7 +112,7 @@ public static class OnnxExporter
             throw new ViTScratchException($"ONNX export: normalisation has {info.Mean.Count} means and {info.Std.Count} stds for a {c.Channels}-channel model");
         if (info.Mean.Any(m => !float.IsFinite(m)) || info.Std.Any(s => !float.IsFinite(s) || s <= 0))
             throw new ViTScratchException("ONNX export: the normalisation mean must be finite and the std finite and positive");
-        if (info.TestTimeAugmentation is not ("none" or "flip"))
+        if (!OnnxModelInfo.TestTimeAugmentations.Contains(info.TestTimeAugmentation))
             throw new ViTScratchException($"ONNX export: test-time augmentation '{info.TestTimeAugmentation}' is not none or flip");
     }
 

@@ -34,6 +34,9 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
     public const string NormalizationKey = "normalization";
     /// <summary>metadata_props key of the dataset name.</summary>
     public const string DatasetKey = "dataset";
+    /// <summary>The values <see cref="TestTimeAugmentation"/> may take.</summary>
+    public static IReadOnlyList<string> TestTimeAugmentations { get; } = ["none", "flip"];
+
     /// <summary>metadata_props key of the test-time augmentation inside the graph ("none" or "flip").</summary>
     public const string TestTimeAugmentationKey = "test_time_augmentation";
 
@@ -72,7 +75,7 @@ public sealed record OnnxModelInfo(IReadOnlyList<string> ClassNames, IReadOnlyLi
             }
         }
         string tta = metadata.TryGetValue(TestTimeAugmentationKey, out var t) ? t : "none"; // files written before the key: none
-        if (tta is not ("none" or "flip"))
+        if (!TestTimeAugmentations.Contains(tta))
             throw new ViTScratchException($"ONNX metadata '{TestTimeAugmentationKey}' is '{ViTScratchException.Printable(tta)}', not none or flip; was the file written by `vit export`?");
         return new OnnxModelInfo(Parse<string[]>(ClassNamesKey), Parse<float[]>(MeanKey), Parse<float[]>(StdKey),
             metadata.TryGetValue(DatasetKey, out var d) ? d : null) { TestTimeAugmentation = tta };

@@ -477,7 +477,7 @@ public sealed class Trainer : IDisposable
 
     private static void CheckTta(string tta)
     {
-        if (tta is not ("none" or "flip"))
+        if (!TrainOptions.Choices[nameof(TrainOptions.Tta)].Contains(tta))
             throw new ArgumentException($"unknown test-time augmentation '{tta}' (none or flip)", nameof(tta));
     }
 
