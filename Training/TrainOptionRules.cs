@@ -58,7 +58,7 @@ public sealed partial record TrainOptions
         new(nameof(WarmupEpochs), 0, 100_000), new(nameof(LabelSmoothing), 0, 1), new(nameof(ClipNorm), 0, 1e6),
         new(nameof(CropPadding), 0, 64), new(nameof(RandAugmentOps), 0, 16), new(nameof(RandAugmentMagnitude), 0, 10),
         new(nameof(ErasingProbability), 0, 1),
-        new(nameof(ValSplit), 0, 0.9), new(nameof(SplitSeed), 0, int.MaxValue),
+        new(nameof(ValSplit), 0, 0.9), new(nameof(ValEvery), 1, 100_000), new(nameof(SplitSeed), 0, int.MaxValue),
         new(nameof(ImageSize), 4, 1024), new(nameof(CacheMb), 0, 1 << 30),
         new(nameof(Seed), 0, int.MaxValue), new(nameof(Workers), 0, 64),
         new(nameof(TrainLimit), 0, int.MaxValue), new(nameof(TestLimit), 0, int.MaxValue),
@@ -73,7 +73,7 @@ public sealed partial record TrainOptions
         (nameof(WeightDecay), WeightDecay), (nameof(Momentum), Momentum), (nameof(WarmupEpochs), WarmupEpochs),
         (nameof(LabelSmoothing), LabelSmoothing), (nameof(ClipNorm), ClipNorm), (nameof(CropPadding), CropPadding),
         (nameof(RandAugmentOps), RandAugmentOps), (nameof(RandAugmentMagnitude), RandAugmentMagnitude), (nameof(ErasingProbability), ErasingProbability),
-        (nameof(ValSplit), ValSplit),
+        (nameof(ValSplit), ValSplit), (nameof(ValEvery), ValEvery),
         (nameof(SplitSeed), SplitSeed), (nameof(ImageSize), ImageSize), (nameof(CacheMb), CacheMb), (nameof(Seed), Seed),
         (nameof(Workers), Workers), (nameof(TrainLimit), TrainLimit), (nameof(TestLimit), TestLimit),
     ];

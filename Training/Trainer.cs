@@ -104,7 +104,9 @@ public sealed class Trainer : IDisposable
             (options.PatchDropout > 0 ? $", patch dropout {options.PatchDropout:G3} ({_model.PatchDropout.Keep} of {config.NumPatches} patches per step" +
                 (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs" +
                     (options.UnmaskedLr > 0 ? $", lr restarted at {options.UnmaskedLr:G3} for them)" : ")") : ")") : "") +
-            (options.Tta == "flip" ? "; validation and test average each image with its mirror image (--tta flip)" : ""));
+            (options.Tta == "flip" ? "; validation and test average each image with its mirror image (--tta flip)" : "") +
+            (val is not null && options.ValEvery > 1 ? $"; validation every {options.ValEvery} epochs, " +
+                (options.UnmaskedEpochs > 0 ? "after each unmasked epoch " : "") + "and after the last" : ""));
         _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
     }
 
@@ -248,7 +250,7 @@ public sealed class Trainer : IDisposable
                         cancel.ThrowIfCancellationRequested();
                     }
                 }
-                if (_valLoader is not null) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel, tta: _o.Tta);
+                if (_valLoader is not null && _o.ValidatesAfter(epoch)) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel, tta: _o.Tta);
                 if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel, tta: _o.Tta);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)

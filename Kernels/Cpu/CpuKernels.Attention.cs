@@ -180,7 +180,7 @@ internal sealed partial class CpuKernels
     /// Per-thread row buffers, pinned and grown, never shrunk: the score blocks S and G (rows x np each),
     /// one mask row, and the transposed keys and values Kt, Vt (d x np each).
     /// </summary>
-    private static unsafe class AttentionRowBuffers
+    internal static unsafe class AttentionRowBuffers
     {
         [ThreadStatic] private static float[]? _storage;
 

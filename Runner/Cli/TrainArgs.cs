@@ -62,6 +62,8 @@ public sealed class TrainArgs
         Int("--mlp-dim", "width of the MLP", nameof(TrainOptions.MlpDim), (o, v) => o with { MlpDim = v });
         Float("--val-split", "hold out this fraction of the training set, stratified by class, to choose best.safetensors " +
             "(recipes: 0.1; 0 = none, best = last)", nameof(TrainOptions.ValSplit), (o, v) => o with { ValSplit = v }, "F");
+        Int("--val-every", "validate after every N-th epoch, and always after the last and each unmasked epoch " +
+            "(default 1; best.safetensors is chosen among the validated epochs)", nameof(TrainOptions.ValEvery), (o, v) => o with { ValEvery = v });
         Int("--split-seed", "seed of that split (default 0, whatever --seed is)", nameof(TrainOptions.SplitSeed), (o, v) => o with { SplitSeed = v });
         Choice("--eval-test", "end (default: once, on best.safetensors, after the last epoch), epoch (also after every epoch; " +
             "never used to choose), never", nameof(TrainOptions.EvalTest), (o, v) => o with { EvalTest = v }, "WHEN");

@@ -12,25 +12,24 @@ public static class Curves
     public static void Save(string path, IReadOnlyList<EpochMetrics> rows, string title)
     {
         if (rows.Count == 0) return;
-        double[] epochs = rows.Select(r => (double)r.Epoch).ToArray();
         bool val = rows.Any(r => r.HasVal), test = rows.Any(r => r.HasTest);
         var multi = new Multiplot();
         multi.AddPlots(2);
         multi.Layout = new ScottPlot.MultiplotLayouts.Columns();
 
         var loss = multi.GetPlot(0);
-        Line(loss, epochs, rows.Select(r => r.TrainLoss), "train");
-        if (val) Line(loss, epochs, rows.Select(r => r.ValLoss), "val");
-        if (test) Line(loss, epochs, rows.Select(r => r.TestLoss), "test");
+        Line(loss, rows, r => r.TrainLoss, "train");
+        if (val) Line(loss, rows.Where(r => r.HasVal), r => r.ValLoss, "val");
+        if (test) Line(loss, rows.Where(r => r.HasTest), r => r.TestLoss, "test");
         loss.Title($"{title}: loss");
         loss.XLabel("epoch");
         EpochTicks(loss);
         loss.ShowLegend(Alignment.UpperRight);
 
         var acc = multi.GetPlot(1);
-        Line(acc, epochs, rows.Select(r => r.TrainAccuracy * 100), "train");
-        if (val) Line(acc, epochs, rows.Select(r => r.ValAccuracy * 100), "val");
-        if (test) Line(acc, epochs, rows.Select(r => r.TestAccuracy * 100), "test");
+        Line(acc, rows, r => r.TrainAccuracy * 100, "train");
+        if (val) Line(acc, rows.Where(r => r.HasVal), r => r.ValAccuracy * 100, "val");
+        if (test) Line(acc, rows.Where(r => r.HasTest), r => r.TestAccuracy * 100, "test");
         if (val)
         {
             var best = rows.Where(r => r.HasVal).MaxBy(r => r.ValAccuracy)!;
@@ -51,9 +50,12 @@ public static class Curves
     private static void EpochTicks(Plot plot) =>
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
 
-    private static void Line(Plot plot, double[] xs, IEnumerable<double> ys, string label)
+    // Only the epochs that have the value: with --val-every N the val line joins the validated
+    // epochs instead of breaking at the others.
+    private static void Line(Plot plot, IEnumerable<EpochMetrics> rows, Func<EpochMetrics, double> y, string label)
     {
-        var s = plot.Add.Scatter(xs, ys.ToArray());
+        var points = rows.ToList();
+        var s = plot.Add.Scatter(points.Select(r => (double)r.Epoch).ToArray(), points.Select(y).ToArray());
         s.LegendText = label;
         s.LineWidth = 2;
     }

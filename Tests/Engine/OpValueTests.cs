@@ -25,6 +25,7 @@ public class OpValueTests : EngineTestBase
             Tol.Check($"Sub by {ShapeOf.Format(b.Shape)}", expected, Ops.Sub(a, b).ToArray(), i => Tol.U * Math.Abs(expected[i]));
         }
         Check(bias); Check(same); Check(scalar);
+        Check(Rand(1, 2, 3, 4)); // a's shape behind a leading 1: a broadcast as long as a (found by mutation testing: `<=` → `<`)
     }
 
     // Ops.Dropout must drop: its gradient check passes for any mask, and a dropout that returned its

@@ -68,6 +68,37 @@ public class ModelBehaviourTests : ModelTestBase
         Assert.Throws<ViTScratchException>(() => new PatchDropout(1f, 16, new DropoutSeeds(3)));
     }
 
+    // Three refusals and an edge that mutation testing found untested: a rate of 1 (everything
+    // dropped, a 1/(1 - p) scale of infinity) must be refused by both dropouts, and a patch dropout
+    // that drops nothing keeps every token (one more shuffle step than kept slots divided by zero).
+    [Fact]
+    public void DropoutRatesOfOneAreRefusedAndNothingDroppedKeepsEveryToken()
+    {
+        var seeds = new DropoutSeeds(3);
+        Assert.Contains("must be in [0, 1)", Assert.Throws<ViTScratchException>(() => new Dropout(1f, seeds)).Message);
+        Assert.Contains("must be in [0, 1)", Assert.Throws<ViTScratchException>(() => new PatchDropout(1f, 16, seeds)).Message);
+        Assert.Equal(0.999f, new Dropout(0.999f, seeds).P);
+        var keepAll = new PatchDropout(0.01f, 16, seeds); // round(0.99 · 16) = 16
+        Assert.Equal(16, keepAll.Keep);
+        Assert.Equal(Enumerable.Range(0, 17), keepAll.KeptTokens(5));
+    }
+
+    // The model names a wrong image shape in one line, even when only one of channels, height or
+    // width is off (an `||` → `&&` in the check passed those; found by mutation testing).
+    [Theory]
+    [InlineData(1, 3, 8, 8, false)]
+    [InlineData(1, 2, 8, 8, true)]  // channels
+    [InlineData(1, 3, 4, 8, true)]  // height (still a whole number of patches)
+    [InlineData(1, 3, 8, 12, true)] // width
+    public void AnImageWrongInOneDimensionIsNamed(int batch, int channels, int height, int width, bool refused)
+    {
+        var vit = new ViT(TinyConfig(), Dev, seed: 4);
+        var images = Tensor.FromArray(Dev, RandomValues(batch * channels * height * width), batch, channels, height, width);
+        if (!refused) { Assert.Equal(10, Logits(vit, images).Length); return; }
+        var e = Assert.Throws<ViTScratchException>(() => Logits(vit, images));
+        Assert.Contains($"images have shape [{batch}, {channels}, {height}, {width}] but this model takes [B, 3, 8, 8]", e.Message);
+    }
+
     [Fact]
     public void PatchDropoutActsOnlyInTraining()
     {

@@ -26,6 +26,7 @@ public class CommandLineTests : IDisposable
         "--emb-dropout", "--patch-dropout", "--epochs", "--batch", "--opt", "--lr", "--wd", "--momentum", "--nesterov", "--warmup",
         "--min-lr", "--label-smoothing", "--clip", "--augment", "--crop-padding", "--randaugment-n", "--randaugment-m", "--device",
         "--seed", "--workers", "--train-limit", "--test-limit", "--out", "--force", "--resume", "--precision", "--tta",
+        "--val-every",
     ];
 
     [Fact]
@@ -70,6 +71,7 @@ public class CommandLineTests : IDisposable
     [InlineData(new[] { "bench", "--steps", "0" }, "vit bench: --steps must be between 1 and 1000, got 0")]
     [InlineData(new[] { "predict", "--checkpoint", "x", "--index", "-1" }, "vit predict: --index must be between 0 and")]
     [InlineData(new[] { "train", "--tta", "rotate" }, "vit train: --tta must be one of none, flip; got 'rotate'")]
+    [InlineData(new[] { "train", "--val-every", "0" }, "vit train: --val-every must be between 1 and 100000, got 0")]
     [InlineData(new[] { "eval", "--checkpoint", "x", "--tta", "crop" }, "vit eval: --tta must be one of none, flip; got 'crop'")]
     public void AnOutOfRangeValueGivesOneLineNamingTheFlag(string[] args, string expected) =>
         InProcessVit.AssertOneLineError(InProcessVit.Run(args), expected);

@@ -78,6 +78,45 @@ public class ValidationAndRecipeTests : IDisposable
         Assert.Contains($"accuracy {result.TestAccuracy * 100:F2}%", stdout.ToString());
     }
 
+    // --val-every N validates every N-th epoch, each unmasked epoch and the last: here epochs 3
+    // (the 3rd), 4 (unmasked) and 5 (unmasked, the last) of 5, not 1 and 2. Validation draws no
+    // random numbers, so the training is the every-epoch run's, bit for bit, and so are the
+    // validated epochs' figures; best.safetensors is the best of the validated epochs, and the
+    // epochs in between have no val figure in metrics.csv (an empty cell) or the curves.
+    [Fact]
+    public void ValEveryValidatesEveryNthEpochTheUnmaskedOnesAndTheLast()
+    {
+        TinyFashionMnist.Write(_dir.Combine("data"));
+        var o = new TrainOptions
+        {
+            Dataset = "fashion-mnist", DataDir = _dir.Combine("data"), Model = "vit-micro", Patch = 7, Epochs = 5, BatchSize = 16,
+            Lr = 3e-3f, Device = "cpu", Workers = 1, ValSplit = 0.25f, PatchDropout = 0.5f, UnmaskedEpochs = 2, EvalTest = "never",
+        };
+        Assert.Equal([2, 3, 4], Enumerable.Range(0, 5).Where((o with { ValEvery = 3 }).ValidatesAfter));
+        Assert.Equal([1, 3, 4], Enumerable.Range(0, 5).Where((o with { ValEvery = 2, UnmaskedEpochs = 0 }).ValidatesAfter));
+        Assert.Equal([0, 1, 2, 3, 4], Enumerable.Range(0, 5).Where(o.ValidatesAfter)); // the default, 1
+
+        IReadOnlyList<EpochMetrics> Run(TrainOptions options)
+        {
+            using var trainer = new Trainer(options, TextWriter.Null,
+                observer: new ConsoleTrainingObserver(TextWriter.Null, options.OutDir, "test")); // it draws curves.png
+            Assert.True(trainer.Run(CancellationToken.None));
+            return trainer.Metrics.ToList();
+        }
+        var every = Run(o with { OutDir = _dir.Combine("every") });
+        var sparse = Run(o with { ValEvery = 3, OutDir = _dir.Combine("sparse") });
+
+        Assert.Equal([3, 4, 5], sparse.Where(r => r.HasVal).Select(r => r.Epoch));
+        Assert.Equal(every.Select(r => r.TrainLoss), sparse.Select(r => r.TrainLoss));
+        Assert.Equal(every.Where(r => r.Epoch >= 3).Select(r => (r.ValLoss, r.ValAccuracy)), sparse.Where(r => r.HasVal).Select(r => (r.ValLoss, r.ValAccuracy)));
+        var chosen = sparse.Where(r => r.HasVal).MaxBy(r => r.ValAccuracy)!;
+        Assert.Equal(chosen.Epoch, TrainingCheckpoint.ReadPosition(SafeTensors.Read(_dir.Combine("sparse", "best.safetensors")), "best").Epoch);
+        var csv = File.ReadAllLines(_dir.Combine("sparse", "metrics.csv"));
+        int valColumn = Array.IndexOf(csv[0].Split(','), "val_acc");
+        Assert.Equal(["", "", "x", "x", "x"], csv.Skip(1).Select(l => l.Split(',')[valColumn] == "" ? "" : "x"));
+        Assert.True(new FileInfo(_dir.Combine("sparse", "curves.png")).Length > 1000);
+    }
+
     [Fact]
     public void ARecipeSetsEveryDefaultAndEachFlagOverridesItsPart()
     {
