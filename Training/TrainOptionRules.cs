@@ -52,7 +52,7 @@ public sealed partial record TrainOptions
         new(nameof(DimHead), 1, 1024, ZeroMeansPreset: true),
         new(nameof(MlpDim), 1, 32768, ZeroMeansPreset: true),
         new(nameof(Dropout), 0, 0.95), new(nameof(EmbDropout), 0, 0.95), new(nameof(PatchDropout), 0, 0.95),
-        new(nameof(UnmaskedEpochs), 0, 100_000), new(nameof(UnmaskedLr), 0, 100),
+        new(nameof(UnmaskedEpochs), 0, 100_000), new(nameof(UnmaskedLr), 0, 100), new(nameof(Ema), 0, 0.99999), new(nameof(EmaEpochs), 0, 100_000),
         new(nameof(Epochs), 1, 100_000), new(nameof(BatchSize), 1, 65_536),
         new(nameof(Lr), 0, 100), new(nameof(MinLr), 0, 100), new(nameof(WeightDecay), 0, 10), new(nameof(Momentum), 0, 0.9999),
         new(nameof(WarmupEpochs), 0, 100_000), new(nameof(LabelSmoothing), 0, 1), new(nameof(ClipNorm), 0, 1e6),
@@ -69,7 +69,7 @@ public sealed partial record TrainOptions
     [
         (nameof(Patch), Patch), (nameof(Dim), Dim), (nameof(Depth), Depth), (nameof(Heads), Heads), (nameof(DimHead), DimHead),
         (nameof(MlpDim), MlpDim), (nameof(Dropout), Dropout), (nameof(EmbDropout), EmbDropout), (nameof(PatchDropout), PatchDropout),
-        (nameof(UnmaskedEpochs), UnmaskedEpochs), (nameof(UnmaskedLr), UnmaskedLr), (nameof(Epochs), Epochs), (nameof(BatchSize), BatchSize), (nameof(Lr), Lr), (nameof(MinLr), MinLr),
+        (nameof(UnmaskedEpochs), UnmaskedEpochs), (nameof(UnmaskedLr), UnmaskedLr), (nameof(Ema), Ema), (nameof(EmaEpochs), EmaEpochs), (nameof(Epochs), Epochs), (nameof(BatchSize), BatchSize), (nameof(Lr), Lr), (nameof(MinLr), MinLr),
         (nameof(WeightDecay), WeightDecay), (nameof(Momentum), Momentum), (nameof(WarmupEpochs), WarmupEpochs),
         (nameof(LabelSmoothing), LabelSmoothing), (nameof(ClipNorm), ClipNorm), (nameof(CropPadding), CropPadding),
         (nameof(RandAugmentOps), RandAugmentOps), (nameof(RandAugmentMagnitude), RandAugmentMagnitude), (nameof(ErasingProbability), ErasingProbability),
@@ -107,6 +107,11 @@ public sealed partial record TrainOptions
                                           "give --unmasked-epochs N, or drop --unmasked-lr");
         if (UnmaskedEpochs > Epochs)
             throw new ViTScratchException($"{source}: --unmasked-epochs {UnmaskedEpochs} is more than the run's {Epochs} epochs; give at most --unmasked-epochs {Epochs}");
+        if (EmaEpochs > 0 && Ema == 0)
+            throw new ViTScratchException($"{source}: --ema-epochs {EmaEpochs} says how many epochs the weight average spans, but there is no average; " +
+                                          "give --ema DECAY (e.g. 0.998), or drop --ema-epochs");
+        if (EmaEpochs > Epochs)
+            throw new ViTScratchException($"{source}: --ema-epochs {EmaEpochs} is more than the run's {Epochs} epochs; give at most --ema-epochs {Epochs} (or 0: the whole run)");
         if (CudaGraphProblem() is string graph) throw new ViTScratchException($"{source}: {graph}");
         return this;
     }

@@ -51,6 +51,22 @@ public sealed partial record TrainOptions
     /// Needs <see cref="UnmaskedEpochs"/> &gt; 0.
     /// </summary>
     public float UnmaskedLr { get; init; }
+    /// <summary>
+    /// Decay of an exponential moving average of the weights (0 = off; timm's "model EMA", Polyak
+    /// averaging in its exponential form): after every optimizer step the average moves a fraction
+    /// 1 − decay of the way to the weights, so it spans about 1/(1 − decay) steps. Validation,
+    /// best.safetensors, the test and every use of the run's checkpoints (`vit eval`, `predict`,
+    /// `export`, PyTorch) take the average; the optimizer still steps the weights themselves, which
+    /// train exactly as without it. See <see cref="Optim.WeightAverage"/>.
+    /// </summary>
+    public float Ema { get; init; }
+    /// <summary>
+    /// Average only the last N epochs' steps (0 = the whole run): the average starts as a copy of
+    /// the weights at the first step of those epochs. Needs <see cref="Ema"/> &gt; 0.
+    /// </summary>
+    public int EmaEpochs { get; init; }
+    /// <summary>The 0-based epoch whose first step starts the weight average (<see cref="Ema"/>), or -1 when there is none.</summary>
+    public int EmaStartEpoch() => Ema == 0 ? -1 : EmaEpochs == 0 ? 0 : Epochs - EmaEpochs;
     /// <summary>Passes over the training split.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Images per optimizer step.</summary>

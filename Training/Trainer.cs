@@ -29,6 +29,8 @@ public sealed class Trainer : IDisposable
     private readonly DataLoader? _valLoader; // null without --val-split
     private readonly ViT _model;
     private readonly Optimizer _optimizer;
+    private readonly WeightAverage? _average; // --ema
+    private readonly int _averageFrom;        // the average takes in every step after this one (int.MaxValue: none)
     private readonly LrSchedule _schedule;
     private readonly List<EpochMetrics> _metrics = new();
     private readonly DataProvenance _data;
@@ -82,6 +84,10 @@ public sealed class Trainer : IDisposable
             : new AdamW(parameters, options.WeightDecay, maxGradNorm: options.ClipNorm);
 
         _trainLoader = new DataLoader(train, TrainLoaderOptions(options, info, train.Count));
+        // --ema: a second model of the same configuration holds the average (its own initial
+        // values are overwritten at its first step); its start is a function of the step alone.
+        if (options.Ema > 0) _average = new WeightAverage(new ViT(config, _device, options.Seed), _optimizer, options.Ema);
+        _averageFrom = _average is null ? int.MaxValue : options.EmaStartEpoch() * _trainLoader.BatchesPerEpoch;
         var evalOptions = DataLoaderOptions.ForEvaluation(256);
         // One worker is plenty to copy cached images; a streamed split needs them all to decode.
         evalOptions.Workers = test?.CachedCount < test?.Count || val?.CachedCount < val?.Count ? options.Workers : Math.Min(options.Workers, 1);
@@ -105,6 +111,8 @@ public sealed class Trainer : IDisposable
                 (options.UnmaskedEpochs > 0 ? $"; every patch in the last {options.UnmaskedEpochs} epochs" +
                     (options.UnmaskedLr > 0 ? $", lr restarted at {options.UnmaskedLr:G3} for them)" : ")") : ")") : "") +
             (options.Tta == "flip" ? "; validation and test average each image with its mirror image (--tta flip)" : "") +
+            (_average is null ? "" : $"; validation, checkpoints and test take the weights' moving average (--ema {options.Ema:G4}, " +
+                (options.EmaEpochs > 0 ? $"over the last {options.EmaEpochs} epochs)" : "over the whole run)")) +
             (val is not null && options.ValEvery > 1 ? $"; validation every {options.ValEvery} epochs, " +
                 (options.UnmaskedEpochs > 0 ? "after each unmasked epoch " : "") + "and after the last" : ""));
         _log.WriteLine($"device  {_device.Name}{(options.CudaGraph ? (_device.Name == "cuda" ? ", step captured as a CUDA graph" : ", step in CUDA-graph form (not captured on " + _device.Name + ")") : "")}   run directory {Path.GetFullPath(options.OutDir)}");
@@ -116,6 +124,7 @@ public sealed class Trainer : IDisposable
     // For tests: the loaders, whose options carry a hook that can stall or interrupt a batch.
     internal DataLoader TrainLoader => _trainLoader;
     internal DataLoader TestLoader => _testLoader!;
+    internal DataLoader? ValLoader => _valLoader;
 
     /// <summary>Raised after every optimizer step with the global step number (progress hooks, tests).</summary>
     public event Action<int>? StepCompleted;
@@ -178,7 +187,25 @@ public sealed class Trainer : IDisposable
         if (stored != _model.Config)
             throw new ViTScratchException($"checkpoint '{checkpointPath}': its model metadata ({stored}) is not the model its training options build " +
                 $"({_model.Config}); the file is corrupt or was edited");
-        _model.LoadStateDict(file.Tensors.Where(t => !t.Name.StartsWith(TrainingCheckpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList(), checkpointPath);
+        // With --ema, once the average has started, the file's model tensors are the average and
+        // the trained weights are stored beside them (TrainingCheckpoint.WeightsPrefix).
+        var modelTensors = file.Tensors.Where(t => !t.Name.StartsWith(TrainingCheckpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList();
+        var weights = file.Tensors.Where(t => t.Name.StartsWith(TrainingCheckpoint.WeightsPrefix, StringComparison.Ordinal))
+            .Select(t => t with { Name = t.Name[TrainingCheckpoint.WeightsPrefix.Length..] }).ToList();
+        bool averaging = _pos.Step > _averageFrom;
+        if (averaging && weights.Count == 0)
+            throw new ViTScratchException($"checkpoint '{checkpointPath}': its position (step {_pos.Step}) is inside the run's weight average (--ema from step {_averageFrom + 1}), " +
+                "but it holds no average; the file is corrupt or its options were edited");
+        if (!averaging && weights.Count > 0)
+            throw new ViTScratchException($"checkpoint '{checkpointPath}': it holds a weight average, but its options " +
+                (_average is null ? "have no --ema" : $"start the average at step {_averageFrom + 1}, after its position (step {_pos.Step})") +
+                "; the file is corrupt or its options were edited");
+        if (averaging)
+        {
+            _model.LoadStateDict(weights, checkpointPath);
+            _average!.Model.LoadStateDict(modelTensors, checkpointPath);
+        }
+        else _model.LoadStateDict(modelTensors, checkpointPath);
         TrainingCheckpoint.LoadOptimizer(file, _optimizer);
         // The epochs done so far: from the checkpoint itself, so a lost or stale metrics.csv cannot
         // change them; older checkpoints without them fall back to metrics.csv.
@@ -236,6 +263,7 @@ public sealed class Trainer : IDisposable
                         step++;
                         lr = _schedule.At(step);
                         float loss = _o.CudaGraph ? GraphStep(batch, step, lr, counter) : TrainStep(batch, step, lr, counter);
+                        if (step > _averageFrom) _average!.Update(start: step == _averageFrom + 1);
                         lossSum += (double)loss * batch.Count;
                         seen += batch.Count;
                         nextBatch = batch.Index + 1;
@@ -250,8 +278,8 @@ public sealed class Trainer : IDisposable
                         cancel.ThrowIfCancellationRequested();
                     }
                 }
-                if (_valLoader is not null && _o.ValidatesAfter(epoch)) (valLoss, valAcc) = Evaluate(_model, _valLoader, cancel, tta: _o.Tta);
-                if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(_model, _testLoader, cancel, tta: _o.Tta);
+                if (_valLoader is not null && _o.ValidatesAfter(epoch)) (valLoss, valAcc) = Evaluate(JudgedModel(step), _valLoader, cancel, tta: _o.Tta);
+                if (_o.EvalTest == "epoch" && _testLoader is not null) (testLoss, testAcc) = Evaluate(JudgedModel(step), _testLoader, cancel, tta: _o.Tta);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -483,6 +511,9 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"unknown test-time augmentation '{tta}' (none or flip)", nameof(tta));
     }
 
+    // The model an evaluation after step `step` judges: the weight average once it has started (--ema), else the trained model.
+    private ViT JudgedModel(int step) => step > _averageFrom ? _average!.Model : _model;
+
     private void SaveLast()
     {
         string path = RunFile("last.safetensors");
@@ -494,7 +525,7 @@ public sealed class Trainer : IDisposable
         };
         try
         {
-            TrainingCheckpoint.Save(path, _model, _optimizer, _o, _pos, extra);
+            TrainingCheckpoint.Save(path, _model, _optimizer, _o, _pos, extra, _pos.Step > _averageFrom ? _average : null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException
                                   || e is ViTScratchException { InnerException: IOException or UnauthorizedAccessException })

@@ -72,7 +72,7 @@ internal sealed class WorkerPool
     /// </summary>
     public bool TryRun<TState>(int count, int chunks, in TState state, ParBody<TState> body)
     {
-        chunks = Math.Min(Math.Min(chunks, count), MaxChunks);
+        chunks = ClampChunks(chunks, count);
         if (chunks <= 0) return true; // nothing to do
         if (Threads == 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
 
@@ -105,6 +105,12 @@ internal sealed class WorkerPool
 
     private static long Pack(uint generation, int chunks, int next) => (long)generation << 32 | (long)chunks << 16 | (uint)next;
 
+    /// <summary>How many chunks a job of <paramref name="count"/> items asked for <paramref name="chunks"/> runs in.</summary>
+    internal static int ClampChunks(int chunks, int count) => Math.Min(Math.Min(chunks, count), MaxChunks);
+
+    /// <summary>Where chunk <paramref name="chunk"/> of <paramref name="chunks"/> near-equal contiguous chunks of [0, count) starts.</summary>
+    internal static int ChunkStart(int count, int chunk, int chunks) => (int)((long)count * chunk / chunks);
+
     private bool WorkAvailable()
     {
         long t = Volatile.Read(ref _ticket);
@@ -128,7 +134,7 @@ internal sealed class WorkerPool
     private void RunChunk(int chunk, int chunks)
     {
         int count = _count;
-        int start = (int)((long)count * chunk / chunks), end = (int)((long)count * (chunk + 1) / chunks);
+        int start = ChunkStart(count, chunk, chunks), end = ChunkStart(count, chunk + 1, chunks);
         try
         {
             if (Volatile.Read(ref _error) is null) _job!.Run(start, end); // after a failure, skip the rest

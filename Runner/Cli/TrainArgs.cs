@@ -23,6 +23,7 @@ public sealed class TrainArgs
     private readonly Option<int> _unmaskedEpochs;
     private readonly Option<float> _unmaskedLr;
     private readonly Option<string> _tta;
+    private readonly Option<int> _emaEpochs;
     public Option<string> Dataset { get; }
     public Option<string> Out { get; }
 
@@ -79,6 +80,10 @@ public sealed class TrainArgs
             nameof(TrainOptions.UnmaskedEpochs), (o, v) => o with { UnmaskedEpochs = v });
         _unmaskedLr = Float("--unmasked-lr", "start the unmasked epochs at this learning rate, cosine to --min-lr (0 = the run's own schedule, near its floor there)",
             nameof(TrainOptions.UnmaskedLr), (o, v) => o with { UnmaskedLr = v });
+        Float("--ema", "keep a moving average of the weights with this decay (e.g. 0.998: about the last 500 steps; 0 = none, the default); " +
+            "validation, best.safetensors and the test take the average", nameof(TrainOptions.Ema), (o, v) => o with { Ema = v }, "DECAY");
+        _emaEpochs = Int("--ema-epochs", "average only the last N epochs (0 = the whole run, the default)",
+            nameof(TrainOptions.EmaEpochs), (o, v) => o with { EmaEpochs = v });
         Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });
         Int("--batch", "batch size (default 128)", nameof(TrainOptions.BatchSize), (o, v) => o with { BatchSize = v });
         Choice("--opt", "optimizer (default adamw)", nameof(TrainOptions.Optimizer), (o, v) => o with { Optimizer = v });
@@ -128,6 +133,8 @@ public sealed class TrainArgs
         if (!r.Given(_unmaskedEpochs))
             o = o with { UnmaskedEpochs = o.PatchDropout == 0 ? 0 : Math.Min(o.UnmaskedEpochs, o.Epochs) };
         if (o.UnmaskedEpochs == 0 && !r.Given(_unmaskedLr)) o = o with { UnmaskedLr = 0 };
+        // The same for a recipe's averaged tail: none without --ema, at most the run's epochs.
+        if (!r.Given(_emaEpochs)) o = o with { EmaEpochs = o.Ema == 0 ? 0 : Math.Min(o.EmaEpochs, o.Epochs) };
         // A recipe's flip at evaluation belongs to its flips in training: an --augment without them
         // (or a dataset whose default has none) turns it off unless --tta is given.
         if (o.Tta == "flip" && !r.Given(_tta) && !TrainsWithFlips(o)) o = o with { Tta = "none" };

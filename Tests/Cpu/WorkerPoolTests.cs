@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using ViTScratch.Kernels;
 using ViTScratch.Kernels.Cpu;
 using ViTScratch.Tests.TestSupport;
@@ -170,4 +171,59 @@ public class WorkerPoolTests
     }
 
     private readonly record struct RowJob(int[] Visits, int Offset);
+
+    private readonly record struct ChunkJob(ConcurrentBag<(int Start, int End)> Chunks);
+    private readonly record struct NestedChunkJob(ConcurrentBag<(int Start, int End)> Chunks, int Count);
+
+    // The chunk boundaries decide some bits (a kernel's SIMD body and its scalar tail can round
+    // differently), so a pool that is busy (here: a call from inside a body) must hand the caller
+    // the chunks the pool would have run, not one chunk of everything.
+    [Theory]
+    [InlineData(7)]
+    [InlineData(100_003)]
+    public void ABusyPoolRunsTheSameChunksOnTheCaller(int count)
+    {
+        var free = new ConcurrentBag<(int, int)>();
+        Par.For(count, Parallel, new ChunkJob(free), static (in ChunkJob j, int s, int e) => j.Chunks.Add((s, e)));
+        var busy = new ConcurrentBag<(int, int)>();
+        Par.For(2, Parallel, new NestedChunkJob(busy, count), static (in NestedChunkJob j, int s, int e) =>
+        {
+            if (s == 0) Par.For(j.Count, Parallel, new ChunkJob(j.Chunks), static (in ChunkJob c, int s2, int e2) => c.Chunks.Add((s2, e2)));
+        });
+        Assert.Equal(free.Order(), busy.Order());
+        Assert.Equal(Math.Min(Par.Workers, count), free.Count);
+    }
+
+    private readonly record struct ScaleJob(CpuKernels K, DeviceBuffer X, DeviceBuffer Y, int N);
+
+    // y += 0.3·x is a fused multiply-add in the vector body and a multiply and an add in the scalar
+    // tail, so it gives other bits at a chunk boundary when the chunks change: the same kernel called
+    // with the pool busy must give the bits it gives on a free pool (24 lengths, two boundary
+    // elements each, so a change of chunking cannot pass by chance).
+    [Fact]
+    public void AKernelGivesTheSameBitsWhenThePoolIsBusy()
+    {
+        var r = TestRandom.For("busy pool scale");
+        for (int n = 100_003; n < 100_003 + 48; n += 2)
+        {
+            float[] x = r.Floats(n), y0 = r.Floats(n);
+            float[] Run(bool busy)
+            {
+                var k = new CpuKernels();
+                DeviceBuffer xb = k.Allocate(n), yb = k.Allocate(n);
+                k.Upload(x, xb);
+                k.Upload(y0, yb);
+                if (busy)
+                    Par.For(2, Parallel, new ScaleJob(k, xb, yb, n), static (in ScaleJob j, int s, int e) =>
+                    {
+                        if (s == 0) j.K.Scale(j.X, j.Y, j.N, 0.3f, accumulate: true);
+                    });
+                else k.Scale(xb, yb, n, 0.3f, accumulate: true);
+                var result = new float[n];
+                k.Download(yb, result);
+                return result;
+            }
+            Assert.Equal(Run(busy: false), Run(busy: true));
+        }
+    }
 }

@@ -26,7 +26,7 @@ public class CommandLineTests : IDisposable
         "--emb-dropout", "--patch-dropout", "--epochs", "--batch", "--opt", "--lr", "--wd", "--momentum", "--nesterov", "--warmup",
         "--min-lr", "--label-smoothing", "--clip", "--augment", "--crop-padding", "--randaugment-n", "--randaugment-m", "--device",
         "--seed", "--workers", "--train-limit", "--test-limit", "--out", "--force", "--resume", "--precision", "--tta",
-        "--val-every",
+        "--val-every", "--ema", "--ema-epochs",
     ];
 
     [Fact]

@@ -63,6 +63,12 @@ public abstract class Optimizer
     /// <summary>The parameters and gradients as two flat buffers, the decayed parameters first.</summary>
     private protected FlatParameters Flat { get; }
 
+    /// <summary>The parameter tensors in the order of the flat buffers (what <see cref="WeightAverage"/> packs its copy in).</summary>
+    internal IReadOnlyList<Tensor> PackedTensors => Flat.Tensors;
+
+    /// <summary>Every parameter value, in <see cref="PackedTensors"/> order.</summary>
+    internal DeviceBuffer PackedValues => Flat.Data;
+
     /// <summary>One stretch of the flat buffers with one weight-decay setting, sliced once (a step allocates nothing).</summary>
     private protected sealed record ParamRange(int Offset, int Length, bool Decays, DeviceBuffer Data, DeviceBuffer Grad);
 

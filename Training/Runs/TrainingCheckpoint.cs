@@ -27,11 +27,25 @@ public static class TrainingCheckpoint
     public const string OptimizerPrefix = "optimizer.";
     private const string OptionsKey = "train_options";
 
-    /// <summary>Writes a training checkpoint atomically; <paramref name="extraMetadata"/> adds keys (the data record, the metrics so far).</summary>
+    /// <summary>
+    /// Where the trained weights go when the file's model tensors are their average (--ema): under
+    /// the optimizer's prefix, so every reader of models (vit eval, predict, export, PyTorch's
+    /// safetensors) takes the average and only a resume reads them back.
+    /// </summary>
+    public const string WeightsPrefix = OptimizerPrefix + "weights.";
+
+    /// <summary>
+    /// Writes a training checkpoint atomically; <paramref name="extraMetadata"/> adds keys (the data
+    /// record, the metrics so far). With <paramref name="average"/> (a run with --ema, once its
+    /// average has started), the model tensors are the average's and <paramref name="model"/>'s own
+    /// weights go under <see cref="WeightsPrefix"/>.
+    /// </summary>
     public static void Save(string path, ViT model, Optimizer optimizer, TrainOptions options, TrainingPosition pos,
-        IReadOnlyDictionary<string, string>? extraMetadata = null)
+        IReadOnlyDictionary<string, string>? extraMetadata = null, WeightAverage? average = null)
     {
-        var tensors = model.StateDict();
+        var tensors = average is null ? model.StateDict() : average.Model.StateDict();
+        if (average is not null)
+            foreach (var t in model.StateDict()) tensors.Add(t with { Name = WeightsPrefix + t.Name });
         foreach (var (name, (shape, values)) in optimizer.SaveState())
             tensors.Add(new SafeTensor(OptimizerPrefix + name, shape, values));
         var meta = model.Config.ToMetadata();
