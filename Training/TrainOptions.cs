@@ -66,7 +66,7 @@ public sealed partial record TrainOptions
     /// </summary>
     public int EmaEpochs { get; init; }
     /// <summary>The 0-based epoch whose first step starts the weight average (<see cref="Ema"/>), or -1 when there is none.</summary>
-    public int EmaStartEpoch() => Ema == 0 ? -1 : EmaEpochs == 0 ? 0 : Epochs - EmaEpochs;
+    public int EmaStartEpoch() => Ema == 0 ? -1 : Math.Max(0, Epochs - (EmaEpochs == 0 ? Epochs : EmaEpochs));
     /// <summary>Passes over the training split.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Images per optimizer step.</summary>
@@ -166,11 +166,21 @@ public sealed partial record TrainOptions
     /// <summary>As config.json and checkpoints store it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>Reads and validates stored options; <paramref name="source"/> names the file in errors.</summary>
-    public static TrainOptions FromJson(string json, string source)
+    /// <summary>
+    /// Reads and validates stored options; <paramref name="source"/> names the file in errors.
+    /// With <paramref name="refuseUnknown"/> (a resume), an option this build does not know is an
+    /// error: the file was written by a newer vit, and training on without that setting (an older
+    /// build would, say, take a weight average for the weights) is another run than the one asked for.
+    /// </summary>
+    public static TrainOptions FromJson(string json, string source, bool refuseUnknown = false)
     {
         try
         {
+            if (refuseUnknown && System.Text.Json.Nodes.JsonNode.Parse(json) is System.Text.Json.Nodes.JsonObject stored)
+                foreach (var (name, _) in stored)
+                    if (typeof(TrainOptions).GetProperty(name) is null)
+                        throw new ViTScratchException($"{source}: its training options set '{ViTScratchException.Printable(name, 60)}', which this build of vit does not know; " +
+                            "the run was written by a newer vit, and resuming it here would drop that setting: resume it with the version that wrote it");
             return (JsonSerializer.Deserialize<TrainOptions>(json, Json) ?? throw new JsonException("empty")).Validate(source);
         }
         catch (JsonException e)

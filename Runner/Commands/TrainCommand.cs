@@ -52,7 +52,7 @@ public static class TrainCommand
                     $"(only {string.Join(", ", flags.ResumeFlags.Select(f => f.Name))} and --download may change); start a new run with --out DIR to change it");
             resumeFrom = Directory.Exists(target) ? Path.Combine(target, "last.safetensors") : target;
             var file = TrainingCheckpoint.Read(resumeFrom);
-            options = TrainingCheckpoint.ReadOptions(file, resumeFrom);
+            options = TrainingCheckpoint.ReadOptions(file, resumeFrom, forResume: true);
             // The run's data: where the checkpoint says it was read from (an absolute path, so the
             // working directory does not matter), unless --data re-targets it on purpose.
             string? dataFlag = a.GetValue(flags.Data);

@@ -101,10 +101,13 @@ public class WeightAverageTests : IDisposable
         }
     }
 
-    // Interrupted in the middle of an averaged epoch, the run saves the weights and their average
-    // and continues to the uninterrupted run's files, bit for bit.
-    [Fact]
-    public void ARunResumedInsideTheAverageContinuesExactly()
+    // Interrupted at the last step before the average (the resume's first step starts it: how a
+    // run is branched with a new average) or in the middle of an averaged epoch (the file holds the
+    // weights and their average), the run continues to the uninterrupted run's file, bit for bit.
+    [Theory]
+    [InlineData(4, false)]
+    [InlineData(6, true)]
+    public void ARunResumedBeforeOrInsideTheAverageContinuesExactly(int stopAfter, bool holdsAverage)
     {
         var full = Options("full");
         using (var trainer = new Trainer(full, TextWriter.Null)) Assert.True(trainer.Run(CancellationToken.None));
@@ -113,12 +116,12 @@ public class WeightAverageTests : IDisposable
         using (var cancel = new CancellationTokenSource())
         using (var trainer = new Trainer(cut, TextWriter.Null))
         {
-            trainer.StepCompleted += step => { if (step == 6) cancel.Cancel(); }; // epoch 2, two steps into the average
+            trainer.StepCompleted += step => { if (step == stopAfter) cancel.Cancel(); };
             Assert.False(trainer.Run(cancel.Token));
         }
         var mid = Last(cut);
-        Assert.Equal(6, TrainingCheckpoint.ReadPosition(mid, "mid").Step);
-        Assert.Contains(mid.Tensors, t => t.Name.StartsWith(TrainingCheckpoint.WeightsPrefix, StringComparison.Ordinal));
+        Assert.Equal(stopAfter, TrainingCheckpoint.ReadPosition(mid, "mid").Step);
+        Assert.Equal(holdsAverage, mid.Tensors.Any(t => t.Name.StartsWith(TrainingCheckpoint.WeightsPrefix, StringComparison.Ordinal)));
         using (var trainer = new Trainer(cut, TextWriter.Null, resumeFrom: Path.Combine(cut.OutDir, "last.safetensors")))
             Assert.True(trainer.Run(CancellationToken.None));
 
@@ -130,28 +133,48 @@ public class WeightAverageTests : IDisposable
     }
 
     // A checkpoint whose options and contents disagree about the average is refused in one line,
-    // before anything is loaded: options edited to average a stretch the file holds no average of.
-    [Fact]
-    public void ACheckpointInsideTheAverageWithoutOneIsRefused()
+    // before anything is loaded: options edited to average a stretch the file holds no average of,
+    // or to drop the average the file holds (which would train on from the average as if it were
+    // the weights).
+    [Theory]
+    [InlineData(false, 0.9, 2, "is inside the run's weight average (--ema from step 5), but it holds no average")]
+    [InlineData(true, 0.0, 0, "it holds a weight average, but its options have no --ema")]
+    [InlineData(true, 0.9, 1, "it holds a weight average, but its options start the average at step 9, after its position (step 6)")]
+    public void ACheckpointWhoseOptionsDisagreeAboutTheAverageIsRefused(bool averaged, double ema, int emaEpochs, string expected)
     {
-        var plain = Options("plain", ema: 0, emaEpochs: 0);
+        var o = averaged ? Options("run") : Options("run", ema: 0, emaEpochs: 0);
         using (var cancel = new CancellationTokenSource())
-        using (var trainer = new Trainer(plain, TextWriter.Null))
+        using (var trainer = new Trainer(o, TextWriter.Null))
         {
             trainer.StepCompleted += step => { if (step == 6) cancel.Cancel(); };
             Assert.False(trainer.Run(cancel.Token));
         }
-        var file = Last(plain);
+        var file = Last(o);
         var meta = new Dictionary<string, string>(file.Metadata);
         var options = JsonNode.Parse(meta["train_options"])!.AsObject();
-        options["Ema"] = 0.9;
-        options["EmaEpochs"] = 2;
+        options["Ema"] = ema;
+        options["EmaEpochs"] = emaEpochs;
         meta["train_options"] = options.ToJsonString();
         string edited = _dir.Combine("edited.safetensors");
         SafeTensors.Write(edited, file.Tensors.ToList(), meta);
         var e = Assert.Throws<ViTScratchException>(() => new Trainer(TrainingCheckpoint.ReadOptions(SafeTensors.Read(edited), edited) with { OutDir = _dir.Combine("edited") },
             TextWriter.Null, resumeFrom: edited));
-        Assert.Contains("is inside the run's weight average (--ema from step 5), but it holds no average", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    // fmnist-best's average belongs to its schedule's tail: --ema 0 takes the span away with it,
+    // a shorter run shortens it, and neither is an error about a flag the user never gave.
+    [Fact]
+    public void ARecipesAverageFollowsItsDecayAndLength()
+    {
+        var recipe = TrainArgs.Parse("--recipe", "fmnist-best");
+        Assert.Equal((0.998f, 4), (recipe.Ema, recipe.EmaEpochs));
+        var off = TrainArgs.Parse("--recipe", "fmnist-best", "--ema", "0");
+        Assert.Equal((0f, 0, -1), (off.Ema, off.EmaEpochs, off.EmaStartEpoch()));
+        var shorter = TrainArgs.Parse("--recipe", "fmnist-best", "--epochs", "3");
+        Assert.Equal((3, 0), (shorter.EmaEpochs, shorter.EmaStartEpoch()));
+        Assert.Equal(0, (Options("x") with { EmaEpochs = 0 }).EmaStartEpoch()); // 0: the whole run
+        Assert.Equal(0, (Options("x") with { EmaEpochs = 7 }).EmaStartEpoch()); // unchecked options longer than the run: from its start
     }
 
     [Theory]
@@ -168,7 +191,9 @@ public class WeightAverageTests : IDisposable
         using var device = Device.Create("cpu");
         var model = new ViT(config, device, 0);
         var optimizer = new AdamW(OptimParam.From(model));
-        Assert.Throws<ViTScratchException>(() => new WeightAverage(new ViT(config with { Dim = 64 }, device, 0), optimizer, 0.9f));
+        Assert.Contains("has no parameter", Assert.Throws<ViTScratchException>(() => new WeightAverage(new ViT(config with { Dim = 64 }, device, 0), optimizer, 0.9f)).Message);
+        Assert.Contains("parameters and the optimizer steps",
+            Assert.Throws<ViTScratchException>(() => new WeightAverage(new ViT(config with { Depth = 2 }, device, 0), optimizer, 0.9f)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new WeightAverage(new ViT(config, device, 0), optimizer, 1f));
     }
 

@@ -76,10 +76,14 @@ public static class TrainingCheckpoint
     /// <summary>The model of a checkpoint, its config checked against its tensors before it is built (see ViT.Load).</summary>
     public static ViT LoadModel(SafeTensorsFile file, string path, Device device) => ViT.Load(file, path, device, ignorePrefix: OptimizerPrefix);
 
-    /// <summary>The training options stored in a checkpoint, validated.</summary>
-    public static TrainOptions ReadOptions(SafeTensorsFile file, string path) =>
+    /// <summary>
+    /// The training options stored in a checkpoint, validated. <paramref name="forResume"/> refuses
+    /// options this build does not know (a checkpoint of a newer vit); reading its dataset or
+    /// test-time augmentation for an evaluation does not.
+    /// </summary>
+    public static TrainOptions ReadOptions(SafeTensorsFile file, string path, bool forResume = false) =>
         file.Metadata.TryGetValue(OptionsKey, out var json)
-            ? TrainOptions.FromJson(json, path)
+            ? TrainOptions.FromJson(json, path, refuseUnknown: forResume)
             : throw new ViTScratchException($"checkpoint '{path}' holds weights only, not a training state; it cannot be resumed");
 
     /// <summary>
