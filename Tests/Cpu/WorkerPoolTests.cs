@@ -172,6 +172,31 @@ public class WorkerPoolTests
 
     private readonly record struct RowJob(int[] Visits, int Offset);
 
+    private readonly record struct MeetJob(int[] Started, bool[] SawBoth);
+
+    // Right results alone cannot show that the workers take part: the caller claims chunks too, and
+    // would run every chunk itself if no worker ever woke. Here each of two chunks waits (up to 5 s)
+    // for the other to start, so both must run at once, on two threads: once while the workers
+    // spin after the previous job, and once after they have gone to sleep and must be woken.
+    [Fact]
+    public void TheWorkersRunChunksBesideTheCaller()
+    {
+        if (Par.Workers < 2) return; // one core: there is no second thread to meet
+        foreach (int pauseMs in new[] { 0, 200 })
+        {
+            Thread.Sleep(pauseMs); // 200 ms: far past the workers' 50 µs of spinning
+            var job = new MeetJob(new int[1], new bool[2]);
+            Par.For(2, Parallel, job, static (in MeetJob j, int start, int end) =>
+            {
+                Interlocked.Increment(ref j.Started[0]);
+                var deadline = DateTime.UtcNow.AddSeconds(5);
+                while (Volatile.Read(ref j.Started[0]) < 2 && DateTime.UtcNow < deadline) Thread.SpinWait(64);
+                j.SawBoth[start] = Volatile.Read(ref j.Started[0]) == 2;
+            });
+            Assert.True(job.SawBoth[0] && job.SawBoth[1], $"after a pause of {pauseMs} ms the two chunks did not run at the same time: no worker took one");
+        }
+    }
+
     private readonly record struct ChunkJob(ConcurrentBag<(int Start, int End)> Chunks);
     private readonly record struct NestedChunkJob(ConcurrentBag<(int Start, int End)> Chunks, int Count);
 
