@@ -81,7 +81,7 @@ public sealed class TrainArgs
         _unmaskedLr = Float("--unmasked-lr", "start the unmasked epochs at this learning rate, cosine to --min-lr (0 = the run's own schedule, near its floor there)",
             nameof(TrainOptions.UnmaskedLr), (o, v) => o with { UnmaskedLr = v });
         Float("--ema", "keep a moving average of the weights with this decay (e.g. 0.998: about the last 500 steps; 0 = none, the default); " +
-            "validation, best.safetensors and the test take the average", nameof(TrainOptions.Ema), (o, v) => o with { Ema = v }, "DECAY");
+            "once it starts, validation, best.safetensors and the test take the average", nameof(TrainOptions.Ema), (o, v) => o with { Ema = v }, "DECAY");
         _emaEpochs = Int("--ema-epochs", "average only the last N epochs (0 = the whole run, the default)",
             nameof(TrainOptions.EmaEpochs), (o, v) => o with { EmaEpochs = v });
         Int("--epochs", "epochs to train", nameof(TrainOptions.Epochs), (o, v) => o with { Epochs = v });

@@ -22,8 +22,8 @@ namespace ViTScratch.Training.Optim;
 /// update is two elementwise passes over all parameters (scale by decay, then add (1 − decay) ·
 /// weights), whatever the number of parameter tensors: for vit-micro's 0.54 M parameters five
 /// streams of 2.2 MB (read and write, then two reads and a write), against a CPU training step of
-/// about 160 ms. It needs one more copy of
-/// the parameters (and, from the packing, of their gradients, which stay zero).
+/// about 160 ms. It needs one more copy of the parameters (and, from the packing, of their
+/// gradients, which stay zero).
 /// </summary>
 public sealed class WeightAverage
 {
