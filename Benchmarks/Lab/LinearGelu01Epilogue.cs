@@ -80,7 +80,7 @@ internal static unsafe class LinearGelu01Epilogue
                         if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
                     float* cb = c + ic * ldc + jc;
-                    Gemm.MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, cb, ldc, 1f, pc > 0, s.Tile, pc == 0);
+                    Gemm.MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, false, s.B, cb, ldc, 1f, pc > 0, s.Tile, pc == 0);
                     if (pc + kc < k) continue;
                     Gemm.AddBias(path, cb, ldc, mc, nc, bias + jc);
                     for (int i = 0; i < mc; i++)                      // the epilogue: GELU of the L2-hot block

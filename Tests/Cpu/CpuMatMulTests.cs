@@ -131,6 +131,39 @@ public class CpuMatMulTests
         }
     }
 
+    // The AVX-512 path reads a transposed A in place (Gemm.Avx512.TransposedAInPlace) and packs it
+    // otherwise: the same micro-kernel arithmetic on the same values in the same order, so the same
+    // bits, with ragged rows (the last group packed), ragged and half-width columns (the edge tile),
+    // several K blocks and `+=` (bias included). AVX2 has no such kernel and refuses the blocking.
+    [Theory]
+    [InlineData(8, 32, 256, false)]
+    [InlineData(129, 45, 700, false)]
+    [InlineData(37, 16, 513, true)]
+    [InlineData(264, 96, 300, true)]
+    public unsafe void ATransposedAReadInPlaceGivesThePackedBits(int m, int n, int k, bool accumulate)
+    {
+        var rnd = new Random(m + n + k);
+        float[] a = Random(rnd, (long)k * m), b = Random(rnd, (long)k * n), bias = Random(rnd, n), start = Random(rnd, (long)m * n);
+        float[] inPlace = (float[])start.Clone(), packed = (float[])start.Clone();
+        Assert.True(Gemm.Avx512.TransposedAInPlace);
+        fixed (float* pa = a, pb = b, pbias = bias, pi = inPlace, pp = packed)
+        {
+            Gemm.Run(SimdPath.Vector512, Gemm.Avx512, m, n, k, pa, m, true, pb, n, false, pi, n, 0.7f, accumulate, pbias);
+            Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { TransposedAInPlace = false }, m, n, k, pa, m, true, pb, n, false, pp, n, 0.7f, accumulate, pbias);
+        }
+        for (int i = 0; i < inPlace.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(inPlace[i]) == BitConverter.SingleToInt32Bits(packed[i]),
+                $"C[{i / n},{i % n}]: {inPlace[i]} in place, {packed[i]} packed");
+        Assert.NotEqual(start, inPlace);
+        float[] x = new float[64 * 64];
+        fixed (float* px = x)
+        {
+            float* q = px;
+            var refused = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector256, Gemm.Avx2 with { TransposedAInPlace = true }, 8, 8, 8, q, 8, true, q, 8, false, q + 64, 8, 1f, false));
+            Assert.Contains("only the Vector512 micro-kernel reads a transposed A in place", refused.Message);
+        }
+    }
+
     // The refusals name what is wrong: the tile against the micro-kernel's, the largest blocks the
     // pack buffers hold (MC: the larger of the two paths' 120 and 128).
     [Fact]

@@ -18,8 +18,15 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// along k, so the micro-kernel broadcasts straight from six row pointers (MicroKernel256.FullUnpackedA)
 /// and only a ragged last group of fewer than MR rows is packed (zero-padded). Measured on the
 /// vit-micro shapes (K = 49..384, Benchmarks/SmallKMatMulBenchmarks.cs), packing A there cost
-/// 10-20% of the multiply. A transposed A (the weight gradient, K = 2176) is still packed: read in
-/// place, its six values per k step sit one row of lda apart and the panel spans too many lines.
+/// 10-20% of the multiply. A transposed A (the weight gradient: A is the layer's input [K, M], K =
+/// batch x tokens) already holds the MR values of one k side by side, lda apart from one k to the
+/// next: the packed panel's order with a longer step. The AVX-512 kernel reads it in place
+/// (MicroKernel512.FullStridedA), same arithmetic, same bits: on a Zen 5 the weight gradients ran
+/// 4-12% faster than with A packed, because packing copied each value of A, fetched from memory,
+/// for only N / NR uses (Benchmarks --interleaved-inplace). On the AVX2 path it made no
+/// difference (0.98-1.02x), so A is packed there. B is always packed: read in place, a B
+/// micro-panel's rows, ldb apart, fall into a few of L1's sets and evict one another (in-place B
+/// and A made the weight gradients up to 1.17x slower than both packed).
 ///
 /// KC bounds the micro-panels so that one B micro-panel and the A micro-panel it meets stay close
 /// to L1 size (6 x 384 + 384 x 16 floats = 33 KB on AVX2); MC bounds the packed A block to a
@@ -33,7 +40,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// </summary>
 internal static unsafe class Gemm
 {
-    internal readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC);
+    /// <param name="TransposedAInPlace">read a transposed A in place instead of packing it (AVX-512 only: see the summary)</param>
+    internal readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC, bool TransposedAInPlace = false);
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
@@ -43,7 +51,7 @@ internal static unsafe class Gemm
     // where the 256 x 32 B micro-panel alone fills L1): KC 128 ran 0.93-1.02x and 384 0.98-1.02x
     // as fast on one thread (Benchmarks --interleaved-kc; docs/log/2026-performance-log.md).
     internal static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
-    internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048);
+    internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048, TransposedAInPlace: true);
 
     // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
     private const int MaxBlockK = 384;
@@ -86,10 +94,13 @@ internal static unsafe class Gemm
             throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl} has a {bl.MR} x {bl.NR} tile; the {path} micro-kernel's is {Tile(path)}");
         if (bl.KC > MaxBlockK || bl.MC > Math.Max(Avx2.MC, Avx512.MC) || bl.NC > Math.Max(Avx2.NC, Avx512.NC))
             throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl} exceeds the pack buffers (KC {MaxBlockK}, MC {Math.Max(Avx2.MC, Avx512.MC)}, NC {Math.Max(Avx2.NC, Avx512.NC)})");
+        if (bl.TransposedAInPlace && path != SimdPath.Vector512)
+            throw new ArgumentOutOfRangeException(nameof(bl), $"blocking {bl}: only the {SimdPath.Vector512} micro-kernel reads a transposed A in place");
         var s = PackBuffers.For(bl);
-        // A row-major A (not transA) is read in place by the AVX2 kernel: see MicroKernel256.FullUnpackedA.
-        // Only a ragged last group of rows (< MR) is still packed, so the kernel can zero-pad it.
-        bool direct = !transA && path == SimdPath.Vector256;
+        // A read in place instead of packed: a row-major A by the AVX2 kernel (MicroKernel256.FullUnpackedA),
+        // a transposed A by the AVX-512 one (MicroKernel512.FullStridedA). Only a ragged last group
+        // of rows (< MR) is still packed, so the kernel can zero-pad it.
+        bool direct = transA ? bl.TransposedAInPlace : path == SimdPath.Vector256;
         int ahead = Packing.RowsAhead;       // rows of a k-major source prefetched while packing
         for (int jc = 0; jc < n; jc += bl.NC)
         {
@@ -107,13 +118,13 @@ internal static unsafe class Gemm
                         Packing.PackA(a, lda, transA, ic, mc, pc, kc, bl.MR, s.A, Block8x8.IsSupported, ahead);
                     else
                     {
-                        aDirect = a + ic * lda + pc;
+                        aDirect = transA ? a + pc * lda + ic : a + ic * lda + pc;
                         int full = mc / bl.MR * bl.MR;
-                        if (full < mc) Packing.PackA(a, lda, false, ic + full, mc - full, pc, kc, bl.MR, s.A);
+                        if (full < mc) Packing.PackA(a, lda, transA, ic + full, mc - full, pc, kc, bl.MR, s.A);
                     }
                     // C is cold in the first K block only: later blocks find it where the first left it.
                     bool prefetchC = pc == 0;
-                    MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
+                    MacroKernel(path, bl, mc, nc, kc, s.A, aDirect, lda, transA, s.B, c + ic * ldc + jc, ldc, alpha, acc, s.Tile, prefetchC);
                     // The bias goes on after the last K block, while this mc x nc block of C is
                     // still in L2: fusing it here saved the Linear layer a separate pass over C.
                     if (bias != null && pc + kc >= k) AddBias(path, c + ic * ldc + jc, ldc, mc, nc, bias + jc);
@@ -123,10 +134,11 @@ internal static unsafe class Gemm
     }
 
     // Every micro-tile of one A block times one packed B block. A is either packed (aDirect null:
-    // panel ir at pa + ir kc) or read in place at aDirect + ir lda, with only its ragged last panel
-    // packed at pa.
+    // panel ir at pa + ir kc) or read in place, with only its ragged last panel packed at pa:
+    // row-major at aDirect + ir lda, or transposed (aTransposed) at aDirect + ir, lda apart from
+    // one k to the next.
     internal static void MacroKernel(SimdPath path, in Blocking bl, int mc, int nc, int kc,
-        float* pa, float* aDirect, long lda, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile, bool prefetchC)
+        float* pa, float* aDirect, long lda, bool aTransposed, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile, bool prefetchC)
     {
         int MR = bl.MR, NR = bl.NR;
         for (int jr = 0; jr < nc; jr += NR)
@@ -140,7 +152,20 @@ internal static unsafe class Gemm
                 float* ap = aDirect == null ? pa + (long)ir * kc : pa;
                 float* cp = c + ir * ldc + jr;
                 if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
-                if (aDirect != null && mr == MR)
+                if (aDirect != null && mr == MR && aTransposed)
+                {
+                    // Only the AVX-512 path reads a transposed A in place (see Run).
+                    float* ar = aDirect + ir;
+                    if (nr == NR) MicroKernel512.FullStridedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else if (nr == NR / 2) MicroKernel512.HalfStridedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else
+                    {
+                        if (half) MicroKernel512.HalfStridedA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        else MicroKernel512.FullStridedA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
+                    }
+                }
+                else if (aDirect != null && mr == MR)
                 {
                     // Only the AVX2 path reads A in place (see Run).
                     float* ar = aDirect + ir * lda;

@@ -14,14 +14,24 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// products reach 86-91% of the one-core FMA loop and the K block was timed (Gemm.Avx512), and it
 /// ran on the H100 machine's Xeon (docs/performance.md).
 ///
-/// Operands come packed (see <see cref="Packing"/>): A panel [kc][8], B panel [kc][32].
+/// Operands come packed (see <see cref="Packing"/>): A panel [kc][8], B panel [kc][32]; the
+/// StridedA forms read A's 8 values of one k at any distance from the next k's, which lets the
+/// weight gradient read its transposed A in place (Gemm.Run).
 /// </summary>
 internal static unsafe class MicroKernel512
 {
     public const int MR = 8, NR = 32;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Full(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
+    public static void Full(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate) =>
+        FullStridedA(kc, a, MR, b, c, ldc, alpha, accumulate);
+
+    /// <summary>
+    /// <see cref="Full"/> with A's 8 values of step p at a + p <paramref name="aStep"/>: a packed panel
+    /// (aStep = 8), or a transposed A read in place (aStep = lda; see Gemm.Run).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void FullStridedA(int kc, float* a, long aStep, float* b, float* c, long ldc, float alpha, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -45,7 +55,7 @@ internal static unsafe class MicroKernel512
             c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a[7]);
             c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            a += MR;
+            a += aStep;
             b += NR;
         }
         var al = Vector512.Create(alpha);
@@ -61,7 +71,12 @@ internal static unsafe class MicroKernel512
 
     /// <summary>An 8 x 16 tile from the first half of a 32-wide B panel, for ragged right edges.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Half(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate)
+    public static void Half(int kc, float* a, float* b, float* c, long ldc, float alpha, bool accumulate) =>
+        HalfStridedA(kc, a, MR, b, c, ldc, alpha, accumulate);
+
+    /// <summary><see cref="Half"/> with A's 8 values of step p at a + p <paramref name="aStep"/>, as in <see cref="FullStridedA"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void HalfStridedA(int kc, float* a, long aStep, float* b, float* c, long ldc, float alpha, bool accumulate)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
         for (int p = 0; p < kc; p++)
@@ -75,7 +90,7 @@ internal static unsafe class MicroKernel512
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
             c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6);
             c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
-            a += MR;
+            a += aStep;
             b += NR;
         }
         var al = Vector512.Create(alpha);

@@ -17,7 +17,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// transposed copy of the whole matrix. Packing reads O(mc kc + kc nc) floats for O(mc kc nc)
 /// multiply-adds of work, so it costs a few percent once the blocks are large, except where the
 /// source comes from memory and is read only once: the weight gradients (K = batch x tokens)
-/// spend about 15% of their time here (DealRows).
+/// spent about 15% of their time here (DealRows), which is why the AVX-512 path reads their
+/// transposed A in place (Gemm.Run).
 /// </summary>
 internal static unsafe class Packing
 {
