@@ -52,9 +52,10 @@ internal sealed partial class CpuKernels
             for (int r = s; r < e; r++)
             {
                 var sr = j.Sum.Span.Slice(r * cols, cols);
-                // a + b as AddBroadcast computes it (a fused multiply-add by 1: exact product, one rounding).
-                Simd.AddScaled(j.Path, j.A.Span.Slice(r * cols, cols), j.B.Span.Slice(r * cols, cols), sr, 1f);
-                ForwardRow(j.Path, sr, j.Gamma.Span, j.Beta.Span, j.Y.Span.Slice(r * cols, cols), j.Eps, out j.Mean.Span[r], out j.Rstd.Span[r]);
+                // a + b as AddBroadcast computes it (there a fused multiply-add by 1: exact product,
+                // one rounding, the same sum), and the row's sum as LayerNormForward sums it.
+                float total = Simd.AddAndSum(j.Path, j.A.Span.Slice(r * cols, cols), j.B.Span.Slice(r * cols, cols), sr);
+                NormalizeRow(j.Path, sr, total, j.Gamma.Span, j.Beta.Span, j.Y.Span.Slice(r * cols, cols), j.Eps, out j.Mean.Span[r], out j.Rstd.Span[r]);
             }
         });
     }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace ViTScratch.Kernels.Cpu;
@@ -31,17 +32,31 @@ internal sealed partial class CpuKernels
     // One row of the forward pass (shared with AddLayerNormForward, so the fused and the plain
     // kernel give the same bits for the same row).
     private static void ForwardRow(SimdPath path, ReadOnlySpan<float> xr, ReadOnlySpan<float> g, ReadOnlySpan<float> b, Span<float> yr, float eps,
+        out float mean, out float rstd) =>
+        NormalizeRow(path, xr, Simd.Sum(path, xr), g, b, yr, eps, out mean, out rstd);
+
+    // The rest of a forward row once the sum of xr is known: two passes over the row. It was three,
+    // the last 8 wide on AVX-512 too; with the residual add folded into the sum (Simd.AddAndSum),
+    // the fused add + layernorm (8-12% of a vit-tiny inference step) ran 1.3-2.1x as fast per
+    // call, with the same bits (docs/log/2026-performance-log.md).
+    private static void NormalizeRow(SimdPath path, ReadOnlySpan<float> xr, float sum, ReadOnlySpan<float> g, ReadOnlySpan<float> b, Span<float> yr, float eps,
         out float mean, out float rstd)
     {
         int cols = xr.Length;
-        float mu = Simd.Sum(path, xr) / cols;
-        Simd.AddConstant(path, xr, -mu, yr);                 // yr = x - mean (reused as scratch)
-        float var_ = Simd.Dot(path, yr, yr) / cols;           // two-pass variance: no cancellation
+        float mu = sum / cols;
+        // yr = x - mean (reused as scratch); two-pass variance: no cancellation.
+        float var_ = Simd.CenterAndSumSquares(path, xr, mu, yr) / cols;
         float rinv = 1f / MathF.Sqrt(var_ + eps);
+        ref float y = ref MemoryMarshal.GetReference(yr);
+        ref float gr = ref MemoryMarshal.GetReference(g);
+        ref float br = ref MemoryMarshal.GetReference(b);
         int c = 0;
+        if (path == SimdPath.Vector512)
+            for (; c <= cols - 16; c += 16)
+                Vector512.StoreUnsafe(Vector512.LoadUnsafe(ref y, (nuint)c) * rinv * Vector512.LoadUnsafe(ref gr, (nuint)c) + Vector512.LoadUnsafe(ref br, (nuint)c), ref y, (nuint)c);
         if (Vector256.IsHardwareAccelerated)
             for (; c <= cols - 8; c += 8)
-                (Vector256.Create(yr.Slice(c, 8)) * rinv * Vector256.Create(g.Slice(c, 8)) + Vector256.Create(b.Slice(c, 8))).CopyTo(yr.Slice(c, 8));
+                Vector256.StoreUnsafe(Vector256.LoadUnsafe(ref y, (nuint)c) * rinv * Vector256.LoadUnsafe(ref gr, (nuint)c) + Vector256.LoadUnsafe(ref br, (nuint)c), ref y, (nuint)c);
         for (; c < cols; c++) yr[c] = yr[c] * rinv * g[c] + b[c];
         mean = mu;
         rstd = rinv;

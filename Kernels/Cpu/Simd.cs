@@ -124,6 +124,92 @@ internal static class Simd
         return s;
     }
 
+    /// <summary>
+    /// y[i] = a[i] + b[i], and the sum of y summed exactly as <see cref="Sum"/> sums it (same
+    /// vectors, same order, same bits): the residual add and the mean of the layernorm after it
+    /// in one pass.
+    /// </summary>
+    public static float AddAndSum(SimdPath path, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        int n = y.Length, i = 0;
+        ref float ar = ref MemoryMarshal.GetReference(a);
+        ref float br = ref MemoryMarshal.GetReference(b);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        float s = 0;
+        if (path == SimdPath.Vector512 && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector512.LoadUnsafe(ref ar, (nuint)i) + Vector512.LoadUnsafe(ref br, (nuint)i);
+                Vector512.StoreUnsafe(v, ref yr, (nuint)i);
+                acc += v;
+            }
+            s = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref ar, (nuint)i) + Vector256.LoadUnsafe(ref br, (nuint)i);
+                Vector256.StoreUnsafe(v, ref yr, (nuint)i);
+                acc += v;
+            }
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref ar, i) + Unsafe.Add(ref br, i);
+            Unsafe.Add(ref yr, i) = v;
+            s += v;
+        }
+        return s;
+    }
+
+    /// <summary>
+    /// y[i] = x[i] - c, and the sum of y[i]² summed exactly as <see cref="Dot"/>(y, y) sums it:
+    /// the two-pass variance's centring and its sum of squares in one pass.
+    /// </summary>
+    public static float CenterAndSumSquares(SimdPath path, ReadOnlySpan<float> x, float c, Span<float> y)
+    {
+        int n = y.Length, i = 0;
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        float s = 0;
+        if (path == SimdPath.Vector512 && n >= 16)
+        {
+            var acc = Vector512<float>.Zero;
+            var cv = Vector512.Create(c);
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector512.LoadUnsafe(ref xr, (nuint)i) - cv;
+                Vector512.StoreUnsafe(v, ref yr, (nuint)i);
+                acc = Vector512.FusedMultiplyAdd(v, v, acc);
+            }
+            s = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            var cv = Vector256.Create(c);
+            for (; i <= n - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref xr, (nuint)i) - cv;
+                Vector256.StoreUnsafe(v, ref yr, (nuint)i);
+                acc = Vector256.FusedMultiplyAdd(v, v, acc);
+            }
+            s = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float v = Unsafe.Add(ref xr, i) - c;
+            Unsafe.Add(ref yr, i) = v;
+            s += v * v;
+        }
+        return s;
+    }
+
     public static float Dot(SimdPath path, ReadOnlySpan<float> x, ReadOnlySpan<float> w)
     {
         int n = x.Length, i = 0;
