@@ -22,7 +22,7 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// batch x tokens) already holds the MR values of one k side by side, lda apart from one k to the
 /// next: the packed panel's order with a longer step. The AVX-512 kernel reads it in place
 /// (MicroKernel512.FullStridedA), same arithmetic, same bits: on a Zen 5 the weight gradients ran
-/// 4-12% faster than with A packed, because packing copied each value of A, fetched from memory,
+/// 1.04-1.16x as fast as with A packed (two runs), because packing copied each value of A, fetched from memory,
 /// for only N / NR uses (Benchmarks --interleaved-inplace). On the AVX2 path it made no
 /// difference (0.98-1.02x), so A is packed there. B is always packed: read in place, a B
 /// micro-panel's rows, ldb apart, fall into a few of L1's sets and evict one another (in-place B
