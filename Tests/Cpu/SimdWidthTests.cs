@@ -23,6 +23,14 @@ public sealed class SimdWidthTests
         // Either way the JIT may only use 512-bit vectors where the processor has AVX-512 (it may
         // decline them where it does, on processors that slow down on 512-bit instructions).
         Assert.True(!Vector512.IsHardwareAccelerated || Avx512F.IsSupported);
+        // And the kernels' default width follows it: a CpuKernels made without a path runs
+        // Vector512 exactly where 512-bit vectors are accelerated, so the second pass really runs
+        // the Vector256 kernels (a SimdPaths.Detected that always said Vector512 survived
+        // mutation testing on an AVX-512 host; this pass kills it).
+        if (width >= 256)
+            Assert.Equal(width == 512 ? SimdPath.Vector512 : SimdPath.Vector256, SimdPaths.Detected);
+        using var kernels = new CpuKernels();
+        Assert.Equal(SimdPaths.Detected, kernels.SimdPath);
     }
 
     // The kernel matrix's second CPU row: on an AVX-512 host "cpu" runs the Vector512 kernels and
