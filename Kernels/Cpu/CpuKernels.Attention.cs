@@ -82,6 +82,7 @@ internal sealed partial class CpuKernels
             int ldi = lay.InRow, ldo = lay.OutRow; // row strides of q, k, v and of o
             int qb = Math.Min(QB, n), np = AttentionRows.PaddedKeys(n, path);
             float* S = AttentionRowBuffers.Get(qb * np, np, d, out float* mask, out _, out float* Kt, out _);
+            float* maxes = stackalloc float[qb], sums = stackalloc float[qb];
             fixed (float* q0 = qs.Array, k0 = ks.Array, v0 = vs.Array, o0 = os.Array, l0 = ls.Array)
             {
                 for (int pair = start; pair < end; pair++)
@@ -95,12 +96,17 @@ internal sealed partial class CpuKernels
                         int rows = Math.Min(qb, n - i0);
                         // S [rows, np] = scale Q[i0.., :] Kᵀ
                         SmallGemm.Run(path, rows, np, d, Q + i0 * ldi, ldi, 1, Kt, np, S, np, scale, false);
+                        // Phase by phase over the block's rows, not row by row: the rows of a phase are
+                        // independent, so the core overlaps one row's exp latency with the next row's
+                        // work. Each row gets the same operations, so the same bits; 1-4% faster
+                        // (docs/log/2026-performance-log.md).
+                        for (int r = 0; r < rows; r++) maxes[r] = AttentionRows.Max(S + r * np, n);
+                        for (int r = 0; r < rows; r++) sums[r] = AttentionRows.ExpShifted(S + r * np, n, np, maxes[r], path); // padding -> 0
                         for (int r = 0; r < rows; r++)
                         {
                             float* row = S + r * np;
-                            float max = AttentionRows.Max(row, n);
-                            float sum = AttentionRows.ExpShifted(row, n, np, max, path); // padding -> 0
-                            L[i0 + r] = max + MathF.Log(sum);
+                            float sum = sums[r];
+                            L[i0 + r] = maxes[r] + MathF.Log(sum);
                             if (dropoutP > 0f)
                             {
                                 DropoutRow.Fill(j.Path, j.Seed, (uint)((pair * n + i0 + r) * n), n, dropoutP, keepScale / sum, mask);
@@ -153,12 +159,13 @@ internal sealed partial class CpuKernels
                         float* Qb = Q + i0 * ldi, Gb = dOut + i0 * ldo;
                         SmallGemm.Run(path, rows, np, d, Qb, ldi, 1, Kt, np, S, np, scale, false); // S = scale Q Kᵀ
                         SmallGemm.Run(path, rows, np, d, Gb, ldo, 1, Vt, np, G, np, 1f, false);    // G = dO Vᵀ
+                        // The exps first, for every row of the block (as in the forward pass).
+                        for (int r = 0; r < rows; r++) AttentionRows.ExpShifted(S + r * np, n, np, L[i0 + r], path); // Pd = exp(S - lse), padding -> 0
                         for (int r = 0; r < rows; r++)
                         {
                             int i = i0 + r;
                             float* p = S + r * np, g = G + r * np;
                             float D = Simd.Dot(j.Path, new ReadOnlySpan<float>(dOut + i * ldo, d), new ReadOnlySpan<float>(O + i * ldo, d));
-                            AttentionRows.ExpShifted(p, n, np, L[i], path); // Pd = exp(S - lse), padding -> 0
                             if (dropoutP > 0f)
                             {
                                 DropoutRow.Fill(j.Path, j.Seed, (uint)((pair * n + i) * n), n, dropoutP, keepScale, mask);
