@@ -32,7 +32,7 @@ public unsafe class PackingTests
             foreach (bool blocked in new[] { false, true })
             {
                 long ldb = transB ? K : N;
-                var dst = new float[panels * kc * nr];
+                var dst = new float[panels * kc * nr + Guard]; // then a guard: nothing may be written past the panels
                 Array.Fill(dst, float.NaN); // every element must be written
                 fixed (float* b = stored, d = dst) Packing.PackB(b, ldb, transB, p0, kc, j0, nc, nr, d, blocked, ahead: blocked ? Packing.RowsAhead : 0);
                 for (int panel = 0; panel < panels; panel++)
@@ -44,6 +44,7 @@ public unsafe class PackingTests
                                 : transB ? stored[(j0 + col) * ldb + p0 + p] : stored[(p0 + p) * ldb + j0 + col];
                             Assert.Equal(expected, dst[(panel * kc + p) * nr + j]);
                         }
+                GuardUntouched(dst, panels * kc * nr);
             }
     }
 
@@ -66,7 +67,7 @@ public unsafe class PackingTests
             foreach (bool blocked in new[] { false, true })
             {
                 long lda = transA ? M : K;
-                var dst = new float[panels * kc * mr];
+                var dst = new float[panels * kc * mr + Guard]; // then a guard: nothing may be written past the panels
                 Array.Fill(dst, float.NaN); // every element must be written
                 fixed (float* a = stored, d = dst) Packing.PackA(a, lda, transA, i0, mc, p0, kc, mr, d, blocked, ahead: blocked ? Packing.RowsAhead : 0);
                 for (int panel = 0; panel < panels; panel++)
@@ -78,6 +79,18 @@ public unsafe class PackingTests
                                 : transA ? stored[(p0 + p) * lda + i0 + row] : stored[(i0 + row) * lda + p0 + p];
                             Assert.Equal(expected, dst[(panel * kc + p) * mr + r]);
                         }
+                GuardUntouched(dst, panels * kc * mr);
             }
+    }
+
+    // Floats past the packed panels. A packing loop that runs one k row, one 8 x 8 block or one
+    // panel too far writes there; such writes survived mutation testing (docs/testing.md), since the
+    // next panel overwrote them or the pack buffers had room to spare.
+    private const int Guard = 512;
+
+    private static void GuardUntouched(float[] dst, int packed)
+    {
+        for (int e = packed; e < dst.Length; e++)
+            if (!float.IsNaN(dst[e])) Assert.Fail($"wrote past the packed panels, {e - packed} floats after their end");
     }
 }

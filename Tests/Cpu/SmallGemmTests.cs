@@ -45,7 +45,9 @@ public unsafe class SmallGemmTests
                 long ldb = n + 5, ldc = n + 2;
                 var a = Random(rnd, (transposedA ? k : m) * lda);
                 var b = Random(rnd, k * ldb);
-                var c0 = Random(rnd, m * ldc);
+                // Three guard rows after C's m rows: a kernel that runs a row too far writes there.
+                const int Guard = 3;
+                var c0 = Random(rnd, (m + Guard) * ldc);
                 var c = (float[])c0.Clone();
                 float alpha = accumulate ? -0.37f : 1.3f;
                 fixed (float* pa = a, pb = b, pc = c) SmallGemm.Run(path, m, n, k, pa, ars, acs, pb, ldb, pc, ldc, alpha, accumulate);
@@ -65,10 +67,13 @@ public unsafe class SmallGemmTests
                         if (!(err <= tol))
                             Assert.Fail($"{pathName} m={m} n={n} k={k} transposedA={transposedA} acc={accumulate}: C[{i},{j}] = {c[i * ldc + j]}, want {want} (|err| {err:E3} > {tol:E3})");
                     }
-                // Columns past n and the padding between rows are never written.
+                // Columns past n, the padding between rows and the rows past m are never written.
                 for (int i = 0; i < m; i++)
                     for (long j = n; j < ldc; j++)
                         Assert.Equal(c0[i * ldc + j], c[i * ldc + j]);
+                for (long e = (long)m * ldc; e < c0.Length; e++)
+                    if (c0[e] != c[e])
+                        Assert.Fail($"{pathName} m={m} n={n} k={k} transposedA={transposedA}: wrote past the last row, at row {e / ldc}, column {e % ldc}");
             }
     }
 
