@@ -60,7 +60,8 @@ public class CpuStridedCopyBoundsTests
         using var x = k.Allocate(SrcLength);
         using var y = k.Allocate(DstLength);
         var layout = Bump(field, 1);
-        Assert.Throws<ArgumentOutOfRangeException>(() => k.CopyStrided(x, y, layout, accumulate: false));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => k.CopyStrided(x, y, layout, accumulate: false));
+        Assert.Contains($"reaches outside its buffers ({SrcLength} and {DstLength} floats)", e.Message);
     }
 
     [Theory, MemberData(nameof(OneTooFar))]
@@ -91,5 +92,45 @@ public class CpuStridedCopyBoundsTests
                     for (int j = 0; j < l.Inner; j++)
                         Assert.Equal(src[l.SrcOffset + i0 * l.S0 + i1 * l.S1 + i2 * l.S2 + j],
                                      got[l.DstOffset + i0 * l.D0 + i1 * l.D1 + i2 * l.D2 + j]);
+    }
+
+    // A copy big enough to be cut between the workers, with odd N1 and N2, so that a worker's first
+    // run starts inside a row (i1, i2 not 0): each worker computes its start offsets from the
+    // split run index, and a wrong term there (a sign, a dropped stride) moved the wrong runs while
+    // every smaller copy, run on one thread from run 0, stayed right (mutation testing,
+    // docs/testing.md). Both `=` and `+=`.
+    [Fact]
+    public void ACopyCutBetweenWorkersMovesEveryRun()
+    {
+        var l = new StridedCopy(N0: 3, N1: 7, N2: 1001, Inner: 4,
+            SrcOffset: 3, S0: 7 * 1001 * 5 + 11, S1: 1001 * 5 + 2, S2: 5, DstOffset: 1, D0: 7 * 1001 * 4, D1: 1001 * 4, D2: 4);
+        int srcLength = Footprint(l.SrcOffset, l.S0, l.S1, l.S2, l), dstLength = Footprint(l.DstOffset, l.D0, l.D1, l.D2, l);
+        Assert.True(Par.Workers < 2 || (long)l.N0 * l.N1 * l.N2 * l.Inner > 32_768, "the copy must be big enough to be cut");
+        var rnd = new Random(7);
+        var src = Enumerable.Range(0, srcLength).Select(_ => (float)rnd.NextDouble()).ToArray();
+        var start = Enumerable.Range(0, dstLength).Select(_ => (float)rnd.NextDouble()).ToArray();
+        using var k = new CpuKernels();
+        using var x = k.Allocate(srcLength);
+        using var y = k.Allocate(dstLength);
+        k.Upload(src, x);
+        foreach (bool accumulate in new[] { false, true })
+        {
+            k.Upload(start, y);
+            k.CopyStrided(x, y, l, accumulate);
+            var got = new float[dstLength];
+            k.Download(y, got);
+            var want = (float[])start.Clone();
+            for (int i0 = 0; i0 < l.N0; i0++)
+                for (int i1 = 0; i1 < l.N1; i1++)
+                    for (int i2 = 0; i2 < l.N2; i2++)
+                        for (int j = 0; j < l.Inner; j++)
+                        {
+                            int d = l.DstOffset + i0 * l.D0 + i1 * l.D1 + i2 * l.D2 + j;
+                            float v = src[l.SrcOffset + i0 * l.S0 + i1 * l.S1 + i2 * l.S2 + j];
+                            want[d] = accumulate ? want[d] + v : v;
+                        }
+            for (int e = 0; e < dstLength; e++)
+                if (want[e] != got[e]) Assert.Fail($"accumulate={accumulate}: y[{e}] = {got[e]}, want {want[e]}");
+        }
     }
 }
