@@ -104,9 +104,12 @@ public static class SafeTensors
             if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(t.Data.AsSpan()));
             else
             {
-                var bytes = new byte[t.Data.Length * 4];
-                for (int i = 0; i < t.Data.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4 * i), t.Data[i]);
-                stream.Write(bytes);
+                // A big-endian host writes byte-swapped copies. Written as a swap (not as per-value
+                // little-endian writes, which are right on either host) so that a wrong test of
+                // IsLittleEndian scrambles the file on the hosts the tests run on.
+                var swapped = new int[t.Data.Length];
+                BinaryPrimitives.ReverseEndianness(MemoryMarshal.Cast<float, int>(t.Data.AsSpan()), swapped);
+                stream.Write(MemoryMarshal.AsBytes(swapped.AsSpan()));
             }
         }
     }
@@ -253,8 +256,9 @@ public static class SafeTensors
             {
                 var values = new float[(end - begin) / 4];
                 var raw = data.Slice((int)begin, (int)(end - begin));
-                if (BitConverter.IsLittleEndian) raw.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
-                else for (int i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(4 * i)..]);
+                raw.CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+                if (!BitConverter.IsLittleEndian) // the file is little-endian: swap in place (see WriteTo)
+                    BinaryPrimitives.ReverseEndianness(MemoryMarshal.Cast<float, int>(values.AsSpan()), MemoryMarshal.Cast<float, int>(values.AsSpan()));
                 tensors.Add(new SafeTensor(name, shape, values));
             }
             return new SafeTensorsFile(tensors, metadata, source);

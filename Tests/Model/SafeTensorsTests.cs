@@ -20,7 +20,7 @@ public class SafeTensorsTests : ModelTestBase
     }
 
     /// <summary>A file with a hand-written header followed by <paramref name="dataBytes"/> bytes of data.</summary>
-    private static byte[] Raw(string header, int dataBytes, ulong? claimedHeaderLength = null)
+    internal static byte[] Raw(string header, int dataBytes, ulong? claimedHeaderLength = null)
     {
         var h = Encoding.UTF8.GetBytes(header);
         var bytes = new byte[8 + h.Length + dataBytes];
