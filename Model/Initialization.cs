@@ -54,8 +54,9 @@ public static class Initialization
         return h ^ ((ulong)(uint)seed * 0x9E3779B97F4A7C15UL);
     }
 
-    /// <summary>SplitMix64 (Steele, Lea, Flood 2014): a tiny 64-bit generator that passes BigCrush.</summary>
-    private struct SplitMix64(ulong state)
+    /// <summary>SplitMix64 (Steele, Lea, Flood 2014): a tiny 64-bit generator that passes BigCrush.
+    /// Internal for InitializationReferenceTests.</summary>
+    internal struct SplitMix64(ulong state)
     {
         private ulong _state = state;
 

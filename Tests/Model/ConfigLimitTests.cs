@@ -126,8 +126,8 @@ public class ConfigLimitTests
             edit(m);
             return Assert.Throws<ViTScratchException>(() => ViTConfig.FromMetadata(m)).Message;
         }
-        Assert.StartsWith("model metadata has no 'dim' entry (it needs all of: image_size, patch_size, num_classes, dim, ", refusal(m => m.Remove("dim")));
-        Assert.EndsWith("patch_dropout); was this file written by ViT.Save?", refusal(m => m.Remove("dim")));
+        Assert.Equal("model metadata has no 'dim' entry (it needs all of: image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, " +
+            "channels, dim_head, dropout, emb_dropout, patch_dropout); was this file written by ViT.Save?", refusal(m => m.Remove("dim")));
         Assert.Equal("model metadata 'depth' = '2.0' is not a whole number below 2^31", refusal(m => m["depth"] = "2.0"));
         Assert.Equal("model metadata 'dropout' = 'a tenth' is not a number", refusal(m => m["dropout"] = "a tenth"));
         Assert.Equal("pool 'max' is not one of: cls, mean", refusal(m => m["pool"] = "max"));
@@ -141,6 +141,10 @@ public class ConfigLimitTests
     {
         Assert.Equal("model config JSON is 'null'", Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson("null")).Message);
         Assert.StartsWith("model config JSON is invalid: ", Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson("{")).Message);
+        // A missing argument without a default is named as missing, not read as 0.
+        var missing = Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson(Small.ToJson().Replace("\"depth\": 2,", ""))).Message;
+        Assert.StartsWith("model config JSON is invalid: ", missing);
+        Assert.Contains("'depth'", missing);
         // A well-formed JSON config is range-checked like every other.
         Assert.Equal("depth must be at least 1 (got 0)", Assert.Throws<ViTScratchException>(() => ViTConfig.FromJson(Small.ToJson().Replace("\"depth\": 2", "\"depth\": 0"))).Message);
     }

@@ -64,6 +64,27 @@ public class ParameterCountTests : ModelTestBase
         Assert.Equal(vit.ParameterCount, config.ParameterCount);
     }
 
+    [Theory]
+    [InlineData(1, 8, 16)] // one head narrower than the model
+    [InlineData(2, 16, 16)] // heads as wide as the model, but two of them
+    public void AnyOtherHeadShapeHasAnOutputProjection(int heads, int dimHead, int dim)
+    {
+        var config = new ViTConfig(ImageSize: 12, PatchSize: 4, NumClasses: 7, Dim: dim, Depth: 2, Heads: heads, MlpDim: 24, Channels: 2, DimHead: dimHead);
+        Assert.True(config.ProjectOut);
+        var vit = new ViT(config, Dev);
+        Assert.Contains(vit.NamedParameters(), p => p.Name == "transformer.layers.1.0.to_out.0.weight");
+        Assert.Equal(ClosedForm(2, 12, 4, 7, dim, 2, heads, dimHead, 24), config.ParameterCount);
+    }
+
+    [Fact]
+    public void DescribeIsATable()
+    {
+        var lines = ViTPresets.Describe(3, 32, 32, 10).Split(Environment.NewLine);
+        Assert.Equal("presets for 3x32x32 images, 10 classes:", lines[0]);
+        Assert.Equal("  name        patch  tokens  dim  depth  heads  dim_head  mlp    parameters", lines[1]);
+        Assert.Equal("  vit-micro       4      65  128      4      4        32   256       545,002", lines[2]);
+    }
+
     [Fact]
     public void DescribeListsEveryPreset()
     {

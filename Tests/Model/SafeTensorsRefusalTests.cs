@@ -43,6 +43,16 @@ public class SafeTensorsRefusalTests : ModelTestBase
     }
 
     [Fact]
+    public void HeaderLengthAgainstWhatFollows()
+    {
+        Assert.Empty(SafeTensors.Parse(Raw("{}", 0), Source).Tensors); // exactly the bytes that follow
+        Refused(Raw("{}", 0, claimedHeaderLength: 3), "is truncated: its header length is 3 bytes but only 2 bytes follow");
+        // Eight bytes are a whole length prefix: an empty header is then not JSON, not a short file.
+        Refused(new byte[8], "has a header that is not valid JSON (");
+        Refused(new byte[7], "is truncated: 7 bytes, fewer than the 8-byte header length that starts a safetensors file");
+    }
+
+    [Fact]
     public void InvalidUtf8InsideAStringIsNamed()
     {
         // {"a\xFF": ...}: the JSON structure is fine; only the text inside the name is not UTF-8.
@@ -106,6 +116,14 @@ public class SafeTensorsRefusalTests : ModelTestBase
     }
 
     [Fact]
+    public void ByteCountAgainstTheShape()
+    {
+        // A second tensor (not starting at 0) of rank 2: the message shows the whole shape and the span.
+        var header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[4,12]}}";
+        Refused(Raw(header, 12), "gives tensor 'b' of shape [2, 3] (6 float32 = 24 bytes) data offsets [4, 12] spanning 8 bytes");
+    }
+
+    [Fact]
     public void OffsetsThatAreNotAPair()
     {
         Refused(Tensor("[1]", "[0,4,8]", 8), "gives tensor 'a' no \"data_offsets\" pair [begin, end]");
@@ -136,6 +154,11 @@ public class SafeTensorsRefusalTests : ModelTestBase
         Refused(Raw(two("[4,8]", "[8,12]"), 12), "has a gap in its data: bytes [0, 4) between the start of the data and 'a' belong to no tensor");
         Refused(Raw(two("[0,4]", "[8,12]"), 12), "has a gap in its data: bytes [4, 8) between 'a' and 'b' belong to no tensor");
         Refused(Raw(two("[0,4]", "[4,8]"), 10), "has 2 bytes of data after 'b' that belong to no tensor (data is 10 bytes, tensors cover 8)");
+        // An empty tensor may share its start with another, before it or after it in the header.
+        const string Full = "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}";
+        const string Empty = "\"e\":{\"dtype\":\"F32\",\"shape\":[0,2],\"data_offsets\":[0,0]}";
+        Assert.Equal(2, SafeTensors.Parse(Raw($"{{{Full},{Empty}}}", 4), Source).Tensors.Count);
+        Assert.Equal(2, SafeTensors.Parse(Raw($"{{{Empty},{Full}}}", 4), Source).Tensors.Count);
         // The check sorts by where tensors begin, so the header's order does not matter; the
         // tensors come back in the header's order, each with its own bytes.
         var file = SafeTensors.Parse(Raw(two("[4,8]", "[0,4]"), 8), Source);
@@ -158,6 +181,14 @@ public class SafeTensorsRefusalTests : ModelTestBase
         Assert.Equal("tensor 'a' has a negative dimension in its shape",
             Assert.Throws<ViTScratchException>(() => SafeTensors.Write(path, [new SafeTensor("a", [-2, -2], new float[4])])).Message);
         Assert.Empty(Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void WriteCreatesTheDirectory()
+    {
+        string path = Path.Combine(_dir, "runs", "new", "last.safetensors");
+        SafeTensors.Write(path, [new SafeTensor("a", [1], [2f])]);
+        Assert.Equal([2f], SafeTensors.Read(path).ByName["a"].Data);
     }
 
     [Fact]

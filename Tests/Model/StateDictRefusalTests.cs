@@ -49,6 +49,8 @@ public class StateDictRefusalTests : ModelTestBase
         var nan = Good().Select(t => t.Name == "mlp_head.weight" ? t with { Data = [.. t.Data[..5], float.NaN, .. t.Data[6..]] } : t).ToList();
         Assert.Equal($"{Source}: tensor 'mlp_head.weight' holds NaN at index 5; the weights are corrupt or come from a run that diverged. " +
             "Use an earlier checkpoint (or retrain with a lower --lr)", Refusal(nan));
+        var first = Good().Select(t => t.Name == "cls_token" ? t with { Data = [float.PositiveInfinity, .. t.Data[1..]] } : t).ToList();
+        Assert.Contains("tensor 'cls_token' holds Infinity at index 0;", Refusal(first));
     }
 
     [Fact]
@@ -93,6 +95,13 @@ public class StateDictRefusalTests : ModelTestBase
         var wide = new ViT(Config with { MlpDim = 24 }, Dev, seed: 3).StateDict();
         Assert.Equal($"checkpoint '{Source}': metadata says mlp_dim = 16, dim = 8, so tensor 'transformer.layers.0.1.net.1.weight' should be [16, 8], " +
             "but the file stores [24, 8]; its metadata does not match its weights (the file is corrupt or was edited)", load(wide, meta).Message);
+
+        // One head as wide as the model has no to_out: shapes that fit that config, a count that does not.
+        var oneHead = new ViT(Config with { Heads = 1, DimHead = 8 }, Dev, seed: 3).StateDict();
+        var twoHeads = Config with { Heads = 2, DimHead = 4 };
+        var twoHeadsMeta = twoHeads.ToMetadata();
+        Assert.Equal($"checkpoint '{Source}': its metadata describes a model of {twoHeads.ParameterCount} parameters but the file stores " +
+            $"{oneHead.Sum(t => t.Data.Length)} values; its metadata does not match its weights (the file is corrupt or was edited)", load(oneHead, twoHeadsMeta).Message);
 
         // Layer numbers are read from names "transformer.layers.<n>.": a name without the second dot,
         // or with a sign, names no layer.
