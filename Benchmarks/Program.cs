@@ -20,7 +20,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-fusions [kernels|step]  (A/B, fused against unfused)
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
-///   dotnet run -c Release --project Benchmarks -- --attention-loop 20                  (for a profiler)
+///   dotnet run -c Release --project Benchmarks -- --attention-loop 20 [vit-micro] [forward] (for a profiler)
 ///   dotnet run -c Release --project Benchmarks -- --onnx-vs-ours                       (inference, ours vs ONNX Runtime)
 ///   dotnet run -c Release --project Benchmarks -- --folder-stream DIR [--make 1000]       (image-folder loader vs the step)
 ///   dotnet run -c Release --project Benchmarks -- --lab matmul [--device cuda|ilgpu-cpu] (every GPU matmul version, validated + timed)
@@ -51,7 +51,7 @@ public static class Program
         // What limits the AVX2 micro-kernel on one core (loads against FMAs).
         if (args is [MicroKernelProbes.Flag]) { MicroKernelProbes.Run(); return; }
         // A steady workload to profile (tools/perf-top.sh).
-        if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20); return; }
+        if (args is [AttentionLoop.Flag, ..]) { AttentionLoop.Run(args[1..]); return; }
         // Our CPU inference against ONNX Runtime on the exported graph, alternated.
         if (args is [OnnxVsOurs.Flag, ..]) { OnnxVsOurs.Run(args[1..]); return; }
         // An image folder streamed by the loader's workers against the training step it feeds.

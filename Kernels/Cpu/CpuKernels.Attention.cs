@@ -100,8 +100,8 @@ internal sealed partial class CpuKernels
                         // independent, so the core overlaps one row's exp latency with the next row's
                         // work. Each row gets the same operations, so the same bits; 1-4% faster
                         // (docs/log/2026-performance-log.md).
-                        for (int r = 0; r < rows; r++) maxes[r] = AttentionRows.Max(S + r * np, n);
-                        for (int r = 0; r < rows; r++) sums[r] = AttentionRows.ExpShifted(S + r * np, n, np, maxes[r], path); // padding -> 0
+                        for (int r = 0; r < rows; r++) maxes[r] = AttentionRows.Max(S + r * np, n, np, path);
+                        for (int r = 0; r < rows; r++) sums[r] = AttentionRows.ExpShifted(S + r * np, n, np, maxes[r], path, shiftIsRowMax: true); // padding -> 0
                         for (int r = 0; r < rows; r++)
                         {
                             float* row = S + r * np;

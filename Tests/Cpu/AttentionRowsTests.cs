@@ -63,7 +63,11 @@ public unsafe class AttentionRowsTests
     [InlineData("V256", 1)]
     [InlineData("V256", 17)]
     [InlineData("V256", 65)]
+    [InlineData("V256", 8)]
+    [InlineData("V512", 1)]
+    [InlineData("V512", 16)]
     [InlineData("V512", 17)]
+    [InlineData("V512", 31)]
     [InlineData("V512", 65)]
     public void ExpShiftedZeroesThePaddingAndSumsTheRow(string pathName, int n)
     {
@@ -76,9 +80,15 @@ public unsafe class AttentionRowsTests
         var scores = row[..n];
         fixed (float* p = row)
         {
-            float max = AttentionRows.Max(p, n);
+            float max = AttentionRows.Max(p, n, np, path);
             Assert.Equal(scores.Max(), max);
+            // The forward's cheaper exp (shift = the row max) gives the general one's bits.
+            var copy = (float[])row.Clone();
+            float sumFromMax;
+            fixed (float* c = copy) sumFromMax = AttentionRows.ExpShifted(c, n, np, max, path, shiftIsRowMax: true);
             float sum = AttentionRows.ExpShifted(p, n, np, max, path);
+            Assert.Equal(sum, sumFromMax);
+            Assert.Equal(row, copy);
             double expected = 0;
             for (int j = 0; j < n; j++)
             {

@@ -57,6 +57,60 @@ public class SimdExpTests
         Assert.True(float.IsNaN(y[12]));                       // a NaN score must not turn into a number
     }
 
+    /// <summary>
+    /// The attention forward's exp (scores minus the row max, so never above 0) skips the top of
+    /// the range: it must give Exp's bits wherever it is defined, x &lt;= 88. Checked at every 61st
+    /// float from -inf to 88 (a prime step, so every exponent and many mantissas), and at every
+    /// float from -87.4 to -86, where p · 2^n lands below 2^-126 and is rounded to a denormal
+    /// (the one place where one factor and two could differ), with -0, -inf and NaN.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void ExpBelow88GivesExpsBits(int width)
+    {
+        static IEnumerable<uint> Bits()
+        {
+            uint top = BitConverter.SingleToUInt32Bits(88f);
+            for (ulong b = 0; b <= top; b += 61) yield return (uint)b;                         // +0 .. 88
+            for (ulong b = 0x80000000; b <= 0xFF800000; b += 61) yield return (uint)b;         // -0 .. -inf
+            uint from = BitConverter.SingleToUInt32Bits(-86f), to = BitConverter.SingleToUInt32Bits(-87.4f);
+            for (uint b = from; b <= to; b++) yield return b;                                   // every float in [-87.4, -86]
+            yield return 0x80000000; yield return 0xFF800000; yield return 0x7FC00000; yield return 0xFFC00001; // -0, -inf, NaNs
+        }
+        var chunk = new float[width];
+        int filled = 0, checkedCount = 0;
+        foreach (uint b in Bits())
+        {
+            chunk[filled++] = BitConverter.UInt32BitsToSingle(b);
+            if (filled < width) continue;
+            Compare(chunk, width);
+            checkedCount += width;
+            filled = 0;
+        }
+        Array.Fill(chunk, 0f, filled, width - filled);
+        Compare(chunk, width);
+        Assert.True(checkedCount > 40_000_000 / 61);
+
+        static void Compare(float[] x, int width)
+        {
+            uint[] a = new uint[width], b = new uint[width];
+            if (width == 8)
+            {
+                var v = Vector256.Create(x);
+                Simd.Exp(v).AsUInt32().CopyTo(a);
+                Simd.ExpBelow88(v).AsUInt32().CopyTo(b);
+            }
+            else
+            {
+                var v = Vector512.Create(x);
+                Simd.Exp(v).AsUInt32().CopyTo(a);
+                Simd.ExpBelow88(v).AsUInt32().CopyTo(b);
+            }
+            for (int i = 0; i < width; i++)
+                if (a[i] != b[i]) Assert.Fail($"exp({x[i]:R}): Exp gives 0x{a[i]:X8}, ExpBelow88 0x{b[i]:X8}");
+        }
+    }
+
     private static float[] Eval(float[] x, int width)
     {
         int n = (x.Length + width - 1) / width * width;
