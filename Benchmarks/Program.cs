@@ -17,6 +17,7 @@ namespace ViTScratch.Benchmarks;
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-small-gemm             (A/B, interleaved)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-kc [KC]                (A/B, interleaved: the AVX-512 K block)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-inplace                (A/B, interleaved: the AVX-512 weight gradient with A in place or packed)
+///   dotnet run -c Release --project Benchmarks -- --interleaved-rows-inplace           (A/B, interleaved: the AVX-512 forward and dx products with A rows in place or packed)
 ///   dotnet run -c Release --project Benchmarks -- --interleaved-fusions [kernels|step]  (A/B, fused against unfused)
 ///   dotnet run -c Release --project Benchmarks -- --roofline                          (ceilings + every kernel)
 ///   dotnet run -c Release --project Benchmarks -- --microkernel-probes                 (one core, vs an FMA loop)
@@ -40,6 +41,7 @@ public static class Program
         if (args is [SmallGemmSplitInterleaved.Flag]) { SmallGemmSplitInterleaved.Run(); return; }
         if (args is [KcInterleaved.Flag, ..]) { KcInterleaved.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 128); return; }
         if (args is [InPlaceInterleaved.Flag]) { InPlaceInterleaved.Run(); return; }
+        if (args is [RowsInPlaceInterleaved.Flag]) { RowsInPlaceInterleaved.Run(); return; }
         if (args is [FusionsInterleaved.Flag, ..])
         {
             try { FusionsInterleaved.Run(args); }

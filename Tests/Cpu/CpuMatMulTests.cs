@@ -164,6 +164,32 @@ public class CpuMatMulTests
         }
     }
 
+    // The AVX-512 path reads a row-major A in place too (Gemm.Avx512.RowsAInPlace, the forward and
+    // input-gradient products); with the switch off it packs A into 8-row panels. The same bits,
+    // over ragged rows, ragged and half-width columns, several K blocks, B either way, `+=` and bias.
+    [Theory]
+    [InlineData(8, 32, 256, false, false)]
+    [InlineData(129, 45, 700, false, true)]
+    [InlineData(37, 16, 513, true, true)]
+    [InlineData(264, 96, 300, true, false)]
+    public unsafe void ARowMajorAReadInPlaceGivesThePackedBits(int m, int n, int k, bool accumulate, bool transB)
+    {
+        var rnd = new Random(m + n + k + 1);
+        float[] a = Random(rnd, (long)m * k), b = Random(rnd, (long)k * n), bias = Random(rnd, n), start = Random(rnd, (long)m * n);
+        float[] inPlace = (float[])start.Clone(), packed = (float[])start.Clone();
+        Assert.True(Gemm.Avx512.RowsAInPlace);
+        long ldb = transB ? k : n;
+        fixed (float* pa = a, pb = b, pbias = bias, pi = inPlace, pp = packed)
+        {
+            Gemm.Run(SimdPath.Vector512, Gemm.Avx512, m, n, k, pa, k, false, pb, ldb, transB, pi, n, 0.7f, accumulate, pbias);
+            Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { RowsAInPlace = false }, m, n, k, pa, k, false, pb, ldb, transB, pp, n, 0.7f, accumulate, pbias);
+        }
+        for (int i = 0; i < inPlace.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(inPlace[i]) == BitConverter.SingleToInt32Bits(packed[i]),
+                $"C[{i / n},{i % n}]: {inPlace[i]} in place, {packed[i]} packed");
+        Assert.NotEqual(start, inPlace);
+    }
+
     // The refusals name what is wrong: the tile against the micro-kernel's, the largest blocks the
     // pack buffers hold (MC: the larger of the two paths' 120 and 128).
     [Fact]

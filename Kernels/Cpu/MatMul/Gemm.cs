@@ -41,7 +41,8 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 internal static unsafe class Gemm
 {
     /// <param name="TransposedAInPlace">read a transposed A in place instead of packing it (AVX-512 only: see the summary)</param>
-    internal readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC, bool TransposedAInPlace = false);
+    /// <param name="RowsAInPlace">read a row-major A in place instead of packing it (the AVX2 kernel always does; for AVX-512 this switch)</param>
+    internal readonly record struct Blocking(int MR, int NR, int KC, int MC, int NC, bool TransposedAInPlace = false, bool RowsAInPlace = false);
 
     // KC 384 on AVX2: vit-tiny's products with K = 384 ran 1.15-1.23x and with K = 576 1.06-1.09x
     // faster than with 256 on the Zen 3 host (one pass over C instead of two for K = 384; the
@@ -51,7 +52,11 @@ internal static unsafe class Gemm
     // where the 256 x 32 B micro-panel alone fills L1): KC 128 ran 0.93-1.02x and 384 0.98-1.02x
     // as fast on one thread (Benchmarks --interleaved-kc; docs/log/2026-performance-log.md).
     internal static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
-    internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048, TransposedAInPlace: true);
+    // Both A layouts are read in place on AVX-512 (only a ragged last group of rows is packed): the
+    // weight gradients' transposed A 1.04-1.16x, the forward and input-gradient products' row-major
+    // A 1.00-1.12x against packing it first (Zen 5; Benchmarks --interleaved-inplace and
+    // --interleaved-rows-inplace, docs/log/2026-performance-log.md). The flags stay for those A/Bs.
+    internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048, TransposedAInPlace: true, RowsAInPlace: true);
 
     // The larger of the two paths' K blocks: the per-thread scratch is sized for it.
     private const int MaxBlockK = 384;
@@ -100,7 +105,7 @@ internal static unsafe class Gemm
         // A read in place instead of packed: a row-major A by the AVX2 kernel (MicroKernel256.FullUnpackedA),
         // a transposed A by the AVX-512 one (MicroKernel512.FullStridedA). Only a ragged last group
         // of rows (< MR) is still packed, so the kernel can zero-pad it.
-        bool direct = transA ? bl.TransposedAInPlace : path == SimdPath.Vector256;
+        bool direct = transA ? bl.TransposedAInPlace : path == SimdPath.Vector256 || bl.RowsAInPlace;
         int ahead = Packing.RowsAhead;       // rows of a k-major source prefetched while packing
         for (int jc = 0; jc < n; jc += bl.NC)
         {
@@ -165,9 +170,20 @@ internal static unsafe class Gemm
                         CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                     }
                 }
+                else if (aDirect != null && mr == MR && path == SimdPath.Vector512)
+                {
+                    float* ar = aDirect + ir * lda;
+                    if (nr == NR) MicroKernel512.FullRowsA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else if (nr == NR / 2) MicroKernel512.HalfRowsA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    else
+                    {
+                        if (half) MicroKernel512.HalfRowsA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        else MicroKernel512.FullRowsA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
+                    }
+                }
                 else if (aDirect != null && mr == MR)
                 {
-                    // Only the AVX2 path reads A in place (see Run).
                     float* ar = aDirect + ir * lda;
                     if (nr == NR) MicroKernel256.FullUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
                     else if (nr == NR / 2) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);

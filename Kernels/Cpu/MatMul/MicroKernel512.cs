@@ -104,6 +104,86 @@ internal static unsafe class MicroKernel512
         Store(c, c7, al, accumulate);
     }
 
+    /// <summary>
+    /// <see cref="Full"/> reading 8 rows of a row-major A in place: A(r, p) = a[r lda + p] (the
+    /// forward and input-gradient products, whose A is an activation or a gradient). The same
+    /// FMAs in the same order as on a packed panel, so the same bits; only the addresses differ.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void FullRowsA(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        float* a0 = a, a4 = a + 4 * lda; // rows 0-3 at a0 + {0, 1, 2, 3} lda, rows 4-7 at a4 + the same
+        long l2 = 2 * lda, l3 = 3 * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a0[0]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a0[lda]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a0[l2]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a0[l3]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[0]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a4[lda]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a4[l2]);
+            c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a4[l3]);
+            c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            a0++;
+            a4++;
+            b += NR;
+        }
+        var al = Vector512.Create(alpha);
+        Store(c, c00, al, accumulate); Store(c + 16, c01, al, accumulate); c += ldc;
+        Store(c, c10, al, accumulate); Store(c + 16, c11, al, accumulate); c += ldc;
+        Store(c, c20, al, accumulate); Store(c + 16, c21, al, accumulate); c += ldc;
+        Store(c, c30, al, accumulate); Store(c + 16, c31, al, accumulate); c += ldc;
+        Store(c, c40, al, accumulate); Store(c + 16, c41, al, accumulate); c += ldc;
+        Store(c, c50, al, accumulate); Store(c + 16, c51, al, accumulate); c += ldc;
+        Store(c, c60, al, accumulate); Store(c + 16, c61, al, accumulate); c += ldc;
+        Store(c, c70, al, accumulate); Store(c + 16, c71, al, accumulate);
+    }
+
+    /// <summary><see cref="Half"/> reading 8 rows of a row-major A in place, as in <see cref="FullRowsA"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void HalfRowsA(int kc, float* a, long lda, float* b, float* c, long ldc, float alpha, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        float* a0 = a, a4 = a + 4 * lda;
+        long l2 = 2 * lda, l3 = 3 * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[lda]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[l2]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a0[l3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[0]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[lda]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[l2]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a4[l3]), b0, c7);
+            a0++;
+            a4++;
+            b += NR;
+        }
+        var al = Vector512.Create(alpha);
+        Store(c, c0, al, accumulate); c += ldc;
+        Store(c, c1, al, accumulate); c += ldc;
+        Store(c, c2, al, accumulate); c += ldc;
+        Store(c, c3, al, accumulate); c += ldc;
+        Store(c, c4, al, accumulate); c += ldc;
+        Store(c, c5, al, accumulate); c += ldc;
+        Store(c, c6, al, accumulate); c += ldc;
+        Store(c, c7, al, accumulate);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, Vector512<float> acc, Vector512<float> alpha, bool accumulate)
     {
