@@ -14,9 +14,10 @@ namespace ViTScratch.Kernels.Cpu.MatMul;
 /// products reach 86-91% of the one-core FMA loop and the K block was timed (Gemm.Avx512), and it
 /// ran on the H100 machine's Xeon (docs/performance.md).
 ///
-/// Operands come packed (see <see cref="Packing"/>): A panel [kc][8], B panel [kc][32]; the
-/// StridedA forms read A's 8 values of one k at any distance from the next k's, which lets the
-/// weight gradient read its transposed A in place (Gemm.Run).
+/// Operands come packed (see <see cref="Packing"/>): A panel [kc][8], B panel [kc][32]. Gemm.Run
+/// packs A only for a ragged last group of rows: the StridedA forms read A's 8 values of one k at
+/// any distance from the next k's (the weight gradient's transposed A, in place), and the RowsA
+/// forms read 8 rows of a row-major A in place (the forward and input-gradient products).
 /// </summary>
 internal static unsafe class MicroKernel512
 {
