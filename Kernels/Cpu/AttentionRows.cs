@@ -125,6 +125,8 @@ internal static unsafe class AttentionRows
     public static float Max(float* row, int n, int np, SimdPath path)
     {
         if (n <= 0) return float.NegativeInfinity;
+        // The masked load reads up to the next whole vector past n: the row must be padded that far.
+        System.Diagnostics.Debug.Assert(np >= PaddedKeys(n, path), "Max reads the row's padding up to a whole vector");
         int j = 0;
         Vector256<float> acc256;
         if (path == SimdPath.Vector512)
