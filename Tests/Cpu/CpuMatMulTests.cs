@@ -151,9 +151,7 @@ public class CpuMatMulTests
             Gemm.Run(SimdPath.Vector512, Gemm.Avx512, m, n, k, pa, m, true, pb, n, false, pi, n, 0.7f, accumulate, pbias);
             Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { TransposedAInPlace = false }, m, n, k, pa, m, true, pb, n, false, pp, n, 0.7f, accumulate, pbias);
         }
-        for (int i = 0; i < inPlace.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(inPlace[i]) == BitConverter.SingleToInt32Bits(packed[i]),
-                $"C[{i / n},{i % n}]: {inPlace[i]} in place, {packed[i]} packed");
+        AssertSameBits(inPlace, packed, n);
         Assert.NotEqual(start, inPlace);
         float[] x = new float[64 * 64];
         fixed (float* px = x)
@@ -162,6 +160,13 @@ public class CpuMatMulTests
             var refused = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Run(SimdPath.Vector256, Gemm.Avx2 with { TransposedAInPlace = true }, 8, 8, 8, q, 8, true, q, 8, false, q + 64, 8, 1f, false));
             Assert.Contains("only the Vector512 micro-kernel reads a transposed A in place", refused.Message);
         }
+    }
+
+    private static void AssertSameBits(float[] inPlace, float[] packed, int n)
+    {
+        for (int i = 0; i < inPlace.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(inPlace[i]) == BitConverter.SingleToInt32Bits(packed[i]),
+                $"C[{i / n},{i % n}]: {inPlace[i]} in place, {packed[i]} packed");
     }
 
     // The AVX-512 path reads a row-major A in place too (Gemm.Avx512.RowsAInPlace, the forward and
@@ -184,9 +189,7 @@ public class CpuMatMulTests
             Gemm.Run(SimdPath.Vector512, Gemm.Avx512, m, n, k, pa, k, false, pb, ldb, transB, pi, n, 0.7f, accumulate, pbias);
             Gemm.Run(SimdPath.Vector512, Gemm.Avx512 with { RowsAInPlace = false }, m, n, k, pa, k, false, pb, ldb, transB, pp, n, 0.7f, accumulate, pbias);
         }
-        for (int i = 0; i < inPlace.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(inPlace[i]) == BitConverter.SingleToInt32Bits(packed[i]),
-                $"C[{i / n},{i % n}]: {inPlace[i]} in place, {packed[i]} packed");
+        AssertSameBits(inPlace, packed, n);
         Assert.NotEqual(start, inPlace);
     }
 

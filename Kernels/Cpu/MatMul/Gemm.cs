@@ -54,7 +54,7 @@ internal static unsafe class Gemm
     internal static readonly Blocking Avx2 = new(MicroKernel256.MR, MicroKernel256.NR, KC: 384, MC: 120, NC: 2048);
     // Both A layouts are read in place on AVX-512 (only a ragged last group of rows is packed): the
     // weight gradients' transposed A 1.04-1.16x, the forward and input-gradient products' row-major
-    // A 1.00-1.12x against packing it first (Zen 5; Benchmarks --interleaved-inplace and
+    // A 1.00-1.12x (in a second run 0.99-1.08x) against packing it first (Zen 5; Benchmarks --interleaved-inplace and
     // --interleaved-rows-inplace, docs/log/2026-performance-log.md). The flags stay for those A/Bs.
     internal static readonly Blocking Avx512 = new(MicroKernel512.MR, MicroKernel512.NR, KC: 256, MC: 128, NC: 2048, TransposedAInPlace: true, RowsAInPlace: true);
 
@@ -146,6 +146,13 @@ internal static unsafe class Gemm
         float* pa, float* aDirect, long lda, bool aTransposed, float* pb, float* c, long ldc, float alpha, bool accumulate, float* tile, bool prefetchC)
     {
         int MR = bl.MR, NR = bl.NR;
+        // The micro-kernels that read A in place, for its layout and the path (Run refuses a
+        // transposed A in place on AVX2), and how far apart A's rows start.
+        delegate*<int, float*, long, float*, float*, long, float, bool, void> fullInPlace, halfInPlace;
+        if (aTransposed) { fullInPlace = &MicroKernel512.FullStridedA; halfInPlace = &MicroKernel512.HalfStridedA; }
+        else if (path == SimdPath.Vector512) { fullInPlace = &MicroKernel512.FullRowsA; halfInPlace = &MicroKernel512.HalfRowsA; }
+        else { fullInPlace = &MicroKernel256.FullUnpackedA; halfInPlace = &MicroKernel256.HalfUnpackedA; }
+        long rowStep = aTransposed ? 1 : lda;
         for (int jr = 0; jr < nc; jr += NR)
         {
             int nr = Math.Min(NR, nc - jr);
@@ -157,40 +164,14 @@ internal static unsafe class Gemm
                 float* ap = aDirect == null ? pa + (long)ir * kc : pa;
                 float* cp = c + ir * ldc + jr;
                 if (prefetchC) PrefetchTile(cp, ldc, mr, nr);
-                if (aDirect != null && mr == MR && aTransposed)
+                if (aDirect != null && mr == MR)
                 {
-                    // Only the AVX-512 path reads a transposed A in place (see Run).
-                    float* ar = aDirect + ir;
-                    if (nr == NR) MicroKernel512.FullStridedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else if (nr == NR / 2) MicroKernel512.HalfStridedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
+                    var inPlace = half ? halfInPlace : fullInPlace;
+                    float* ar = aDirect + ir * rowStep;
+                    if (nr == NR || nr == NR / 2) inPlace(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
                     else
                     {
-                        if (half) MicroKernel512.HalfStridedA(kc, ar, lda, bp, tile, NR, alpha, false);
-                        else MicroKernel512.FullStridedA(kc, ar, lda, bp, tile, NR, alpha, false);
-                        CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
-                    }
-                }
-                else if (aDirect != null && mr == MR && path == SimdPath.Vector512)
-                {
-                    float* ar = aDirect + ir * lda;
-                    if (nr == NR) MicroKernel512.FullRowsA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else if (nr == NR / 2) MicroKernel512.HalfRowsA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else
-                    {
-                        if (half) MicroKernel512.HalfRowsA(kc, ar, lda, bp, tile, NR, alpha, false);
-                        else MicroKernel512.FullRowsA(kc, ar, lda, bp, tile, NR, alpha, false);
-                        CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
-                    }
-                }
-                else if (aDirect != null && mr == MR)
-                {
-                    float* ar = aDirect + ir * lda;
-                    if (nr == NR) MicroKernel256.FullUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else if (nr == NR / 2) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, cp, ldc, alpha, accumulate);
-                    else
-                    {
-                        if (half) MicroKernel256.HalfUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
-                        else MicroKernel256.FullUnpackedA(kc, ar, lda, bp, tile, NR, alpha, false);
+                        inPlace(kc, ar, lda, bp, tile, NR, alpha, false);
                         CopyOut(tile, NR, cp, ldc, mr, nr, accumulate);
                     }
                 }
